@@ -1,0 +1,37 @@
+# noosphere: the two commands are `make demo` and `make test`; everything else is a helper.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint fmt bench-gossip clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned Python dependencies into $(VENV) (first run only)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@$(VENV)/bin/noosphere demo
+
+test: $(STAMP)
+	@$(PY) -m ruff check noosphere tests bench
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@$(PY) -m ruff check noosphere tests bench
+	@$(PY) -m ruff format --check noosphere tests bench
+
+fmt: $(STAMP)
+	@$(PY) -m ruff format noosphere tests bench
+	@$(PY) -m ruff check --fix noosphere tests bench
+
+bench-gossip: $(STAMP)
+	@$(PY) bench/gossip.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

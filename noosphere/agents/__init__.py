@@ -1,0 +1,1 @@
+"""Publish and Execute: agents (persona, toolbox, memory) and the cards that advertise them."""

@@ -1,0 +1,115 @@
+"""Publish: the agent file. A TOML, YAML or JSON file describes one agent (name, description,
+persona, skills with tags and examples, price, attributes); the node turns it into a signed card."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.-]*:[A-Za-z0-9_.@-]+$")
+
+
+class AgentFileError(ValueError):
+    """The agent file cannot be read or does not describe a valid agent."""
+
+
+def slugify(text: str) -> str:
+    return _SLUG.sub("-", text.lower()).strip("-") or "agent"
+
+
+class SkillSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field(min_length=1, max_length=2000)
+    tags: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
+    input_modes: list[str] = Field(default_factory=list)
+    output_modes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _default_id(self) -> SkillSpec:
+        if not self.id:
+            self.id = slugify(self.name)
+        return self
+
+
+class PriceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(0, ge=0, description="in the token's smallest unit")
+    token: str = "NOOS"
+    unit: str = "task"
+
+
+class AgentSpec(BaseModel):
+    """One agent as its operator describes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field(min_length=1, max_length=4000)
+    version: str = "1.0.0"
+    organization: str = "noosphere community"
+    organization_url: str = "https://github.com/noosphere"
+    persona: str = ""
+    skills: list[SkillSpec] = Field(min_length=1)
+    price: PriceSpec = Field(default_factory=PriceSpec)
+    attributes: list[str] = Field(default_factory=list)
+    input_modes: list[str] = Field(default_factory=lambda: ["text/plain"])
+    output_modes: list[str] = Field(default_factory=lambda: ["text/plain"])
+
+    @model_validator(mode="after")
+    def _default_id(self) -> AgentSpec:
+        if not self.id:
+            self.id = slugify(self.name)
+        elif self.id != slugify(self.id):
+            raise ValueError(f"id {self.id!r} must be lowercase letters, digits and dashes")
+        skill_ids = [s.id for s in self.skills]
+        if len(set(skill_ids)) != len(skill_ids):
+            raise ValueError("skill ids must be unique")
+        return self
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: list[str]) -> list[str]:
+        for attr in value:
+            if not _ATTRIBUTE.match(attr):
+                raise ValueError(f"attribute {attr!r} must look like name:value (e.g. org:acme)")
+        return sorted(set(value))
+
+
+def load_agent_spec(path: Path) -> AgentSpec:
+    """Read an agent file (.toml, .yaml/.yml or .json); errors name the file and the field."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise AgentFileError(f"{path}: cannot read agent file: {exc.strerror}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise AgentFileError(f"{path}: agent files are .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise AgentFileError(f"{path}: not valid {suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentFileError(f"{path}: the agent file must be a mapping of fields")
+    try:
+        return AgentSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise AgentFileError(f"{path}: {where}: {first['msg']}") from exc

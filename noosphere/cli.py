@@ -1,0 +1,292 @@
+"""The ``noosphere`` command line (all phases): run a node, inspect what it sees, run the demo.
+
+Every command that talks to a node takes ``--rpc URL`` (or ``NOOSPHERE_RPC``); ``--json`` prints
+machine-readable output. Failures print one line to stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from noosphere import __version__
+
+app = typer.Typer(
+    help="noosphere: a decentralized network where AI agents find each other, work and get paid.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+node_app = typer.Typer(help="Run a node and query its status.", no_args_is_help=True)
+cards_app = typer.Typer(
+    help="Agent Cards this node knows (its own and gossiped).", no_args_is_help=True
+)
+agent_app = typer.Typer(
+    help="Agent files: check them and preview their cards.", no_args_is_help=True
+)
+app.add_typer(node_app, name="node")
+app.add_typer(cards_app, name="cards")
+app.add_typer(agent_app, name="agent")
+
+out = Console()
+err = Console(stderr=True)
+
+RpcOption = Annotated[
+    str,
+    typer.Option(
+        "--rpc", envvar="NOOSPHERE_RPC", help="JSON-RPC URL of the node.", show_default=True
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _client(rpc: str) -> Iterator[Any]:
+    from noosphere.node.client import NodeClient, NodeUnreachable
+    from noosphere.protocol import RpcError
+
+    try:
+        with NodeClient(rpc) as client:
+            yield client
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except RpcError as exc:
+        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+
+
+def _print_json(value: Any) -> None:
+    def plain(v: Any) -> Any:
+        if isinstance(v, BaseModel):
+            return v.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(v, list):
+            return [plain(i) for i in v]
+        return v
+
+    sys.stdout.write(json.dumps(plain(value), indent=2) + "\n")
+
+
+def _ago(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")
+
+
+def _query(rpc: str, fetch: Callable[[Any], T]) -> T:
+    with _client(rpc) as client:
+        return fetch(client)
+
+
+# ---- node -------------------------------------------------------------------------------------
+
+
+@node_app.command("start")
+def node_start(
+    home: Annotated[
+        Path, typer.Option("--home", help="Node home: key, config, store.", envvar="NOOSPHERE_HOME")
+    ],
+    p2p_port: Annotated[
+        int | None, typer.Option("--p2p-port", help="libp2p TCP port (0 = any free).")
+    ] = None,
+    rpc_port: Annotated[
+        int | None, typer.Option("--rpc-port", help="JSON-RPC HTTP port (0 = any free).")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Interface to listen on.")] = None,
+    bootstrap: Annotated[
+        list[str] | None,
+        typer.Option("--bootstrap", help="Multiaddr of a peer to join through (repeatable)."),
+    ] = None,
+    agent: Annotated[
+        list[Path] | None,
+        typer.Option("--agent", help="Agent file (TOML/YAML) to run (repeatable)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Human-friendly node name.")] = None,
+    card_ttl: Annotated[
+        int | None, typer.Option("--card-ttl", help="Seconds a card lives unless refreshed.")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = None,
+    log_format: Annotated[str | None, typer.Option("--log-format", help="console or json.")] = None,
+) -> None:
+    """Run a node in the foreground until Ctrl-C. The first start creates HOME/node.key (0600)
+    and HOME/config.toml; later starts reuse them, so the peer id stays the same."""
+    from noosphere.agents.spec import AgentFileError
+    from noosphere.node.config import ConfigError, load_config
+    from noosphere.node.daemon import Node, NodeStartError
+    from noosphere.node.keystore import KeyFileError
+    from noosphere.node.logging import configure_logging
+    from noosphere.node.store import StoreError
+
+    home = home.expanduser().resolve()
+    for path in agent or []:
+        if not path.is_file():
+            fail(f"agent file not found: {path}")
+    overrides = {
+        "p2p_port": p2p_port,
+        "rpc_port": rpc_port,
+        "host": host,
+        "bootstrap": bootstrap or None,
+        "agents": [p.resolve() for p in agent] if agent else None,
+        "name": name,
+        "card_ttl_s": card_ttl,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        config, _created = load_config(home, overrides)
+        configure_logging(config.log_level, config.log_format)
+        node = Node(home, config)
+    except (ConfigError, AgentFileError, NodeStartError, OSError) as exc:
+        fail(str(exc))
+
+    async def main() -> None:
+        node.install_signal_handlers()
+        task = asyncio.create_task(node.run())
+        while node.runtime is None and not task.done():
+            await asyncio.sleep(0.02)
+        if node.runtime is not None:
+            rt = node.runtime
+            lines = [f"noosphere {__version__} node {rt.name}", f"  peer id   {rt.peer_id}"]
+            lines += [f"  multiaddr {addr}" for addr in rt.multiaddrs]
+            lines += [
+                f"  rpc       {rt.rpc_url}",
+                f"  home      {home}" + (" (new identity)" if node.key_created else ""),
+            ]
+            print("\n".join(lines), flush=True)
+        await task
+
+    try:
+        asyncio.run(main())
+    except (NodeStartError, KeyFileError, StoreError) as exc:
+        fail(str(exc))
+
+
+@node_app.command("status")
+def node_status(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = False) -> None:
+    """Show a running node's identity, addresses, agents and counts."""
+    status = _query(rpc, lambda c: c.status())
+    if as_json:
+        return _print_json(status)
+    table = Table(show_header=False, box=None)
+    table.add_row("name", status.name)
+    table.add_row("peer id", status.peer_id)
+    for addr in status.multiaddrs:
+        table.add_row("multiaddr", addr)
+    table.add_row("rpc", status.rpc_url)
+    table.add_row("version", status.version)
+    table.add_row("uptime", f"{status.uptime_s:.0f} s")
+    table.add_row("peers", str(status.peers_connected))
+    table.add_row("cards", str(status.cards_known))
+    table.add_row("agents", ", ".join(a.name for a in status.agents) or "-")
+    out.print(table)
+
+
+# ---- peers and cards --------------------------------------------------------------------------
+
+
+@app.command("peers")
+def peers(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = False) -> None:
+    """List the peers a node knows: connected now, or learned from cards and earlier runs."""
+    entries = _query(rpc, lambda c: c.peers())
+    if as_json:
+        return _print_json(entries)
+    table = Table("peer id", "connected", "cards", "last seen", "address")
+    for p in entries:
+        table.add_row(
+            p.peer_id,
+            "yes" if p.connected else "no",
+            str(p.cards),
+            _ago(p.last_seen),
+            p.addrs[0] if p.addrs else "-",
+        )
+    out.print(table)
+
+
+@cards_app.command("list")
+def cards_list(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = False) -> None:
+    """List the unexpired cards a node holds."""
+    entries = _query(rpc, lambda c: c.cards())
+    if as_json:
+        return _print_json(entries)
+    table = Table("card id", "name", "skills", "price", "attributes", "expires", "")
+    for c in entries:
+        short_id = f"{c.peer_id[:8]}…{c.peer_id[-6:]}/{c.agent_id}"
+        table.add_row(
+            short_id,
+            c.name,
+            ", ".join(c.skills),
+            c.price,
+            ", ".join(c.attributes),
+            _ago(c.expires_at),
+            "local" if c.local else "",
+        )
+    out.print(table)
+
+
+@cards_app.command("show")
+def cards_show(
+    card_id: Annotated[str, typer.Argument(help="Card id (PEER_ID/AGENT_ID) or a unique prefix.")],
+    rpc: RpcOption = "http://127.0.0.1:7070",
+) -> None:
+    """Print one card as JSON (the signed A2A Agent Card)."""
+    entry = _query(rpc, lambda c: c.card(card_id))
+    _print_json(entry.card)
+
+
+@agent_app.command("check")
+def agent_check(
+    file: Annotated[Path, typer.Argument(help="Agent file (.toml, .yaml, .json).")],
+) -> None:
+    """Validate an agent file and print what its card will advertise."""
+    from noosphere.agents.spec import AgentFileError, load_agent_spec
+
+    try:
+        spec = load_agent_spec(file)
+    except AgentFileError as exc:
+        fail(str(exc))
+    _print_json(spec)
+
+
+@app.command("demo")
+def demo(
+    nodes: Annotated[int, typer.Option("--nodes", min=2, max=10, help="How many local nodes.")] = 3,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the nodes running when done.")
+    ] = False,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Where node homes go.")] = Path(
+        ".noosphere-demo"
+    ),
+) -> None:
+    """Start local nodes with the example agents and show each node's view of the network."""
+    from noosphere.demo import DemoError, run_demo
+
+    try:
+        run_demo(nodes=nodes, keep=keep, workdir=workdir, console=out)
+    except DemoError as exc:
+        fail(str(exc))
+
+
+@app.command("version")
+def version() -> None:
+    """Print the noosphere version."""
+    out.print(__version__)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,109 @@
+"""Discover (node API): the ``noosphere.node.status``, ``noosphere.peers``, ``noosphere.cards.list``
+and ``noosphere.cards.get`` JSON-RPC methods, read-only views of the node's state."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from noosphere import __version__
+from noosphere.protocol import AgentCard, ErrorCode, RpcError
+from noosphere.protocol.api import (
+    AgentSummary,
+    CardEntry,
+    CardsGetParams,
+    CardsListParams,
+    EmptyParams,
+    NodeStatus,
+    PeerEntry,
+)
+
+from .gossip import now_ms
+from .store import StoredCard
+
+if TYPE_CHECKING:
+    from .daemon import Node
+    from .rpc import JsonRpcDispatcher
+
+
+def card_entry(stored: StoredCard, *, full: bool) -> CardEntry:
+    card = AgentCard.model_validate(stored.card)
+    ext = card.noosphere()
+    return CardEntry(
+        card_id=stored.card_id,
+        peer_id=stored.peer_id,
+        agent_id=stored.agent_id,
+        name=card.name,
+        description=card.description,
+        skills=[s.name for s in card.skills],
+        price=f"{ext.price.amount} {ext.price.token}/{ext.price.unit}",
+        attributes=ext.attributes,
+        seq=stored.seq,
+        expires_at=stored.expires_at,
+        received_at=stored.received_at,
+        local=stored.local,
+        card=stored.card if full else None,
+    )
+
+
+def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
+    async def status(_: EmptyParams) -> NodeStatus:
+        runtime = node.runtime
+        assert runtime is not None
+        now = now_ms()
+        local = [c for c in node.cards.list(now) if c.local]
+        return NodeStatus(
+            peer_id=runtime.peer_id,
+            name=runtime.name,
+            version=__version__,
+            multiaddrs=runtime.multiaddrs,
+            rpc_url=runtime.rpc_url,
+            uptime_s=round(time.monotonic() - node.started_at, 3),
+            peers_connected=len(await node.p2p.connected_peers()),
+            cards_known=len(node.cards.list(now)),
+            agents=[
+                AgentSummary(card_id=e.card_id, agent_id=e.agent_id, name=e.name)
+                for e in (card_entry(c, full=False) for c in local)
+            ],
+        )
+
+    async def peers(_: EmptyParams) -> list[PeerEntry]:
+        connected = {p.peer_id: p for p in await node.p2p.connected_peers()}
+        cards_per_peer: dict[str, int] = {}
+        for c in node.cards.list(now_ms()):
+            cards_per_peer[c.peer_id] = cards_per_peer.get(c.peer_id, 0) + 1
+        return [
+            PeerEntry(
+                peer_id=p.peer_id,
+                addrs=p.addrs,
+                connected=p.peer_id in connected,
+                first_seen=p.first_seen,
+                last_seen=p.last_seen,
+                cards=cards_per_peer.get(p.peer_id, 0),
+            )
+            for p in node.store.list_peers()
+            if p.peer_id != node.key.peer_id
+        ]
+
+    async def cards_list(params: CardsListParams) -> list[CardEntry]:
+        stored = node.cards.list(now_ms())[params.offset : params.offset + params.limit]
+        return [card_entry(c, full=params.full) for c in stored]
+
+    async def cards_get(params: CardsGetParams) -> CardEntry:
+        stored = node.cards.get(params.id, now_ms())
+        if stored is None:
+            matches = [c for c in node.cards.list(now_ms()) if c.card_id.startswith(params.id)]
+            if not matches:
+                raise RpcError(ErrorCode.CARD_NOT_FOUND, f"no card with id {params.id!r}")
+            if len(matches) > 1:
+                raise RpcError(
+                    ErrorCode.CARD_NOT_FOUND,
+                    f"card id prefix {params.id!r} matches {len(matches)} cards; give more",
+                )
+            stored = matches[0]
+        return card_entry(stored, full=True)
+
+    dispatcher.register("noosphere.node.status", EmptyParams, status)
+    dispatcher.register("noosphere.peers", EmptyParams, peers)
+    dispatcher.register("noosphere.cards.list", CardsListParams, cards_list)
+    dispatcher.register("noosphere.cards.get", CardsGetParams, cards_get)

@@ -1,0 +1,122 @@
+"""The node daemon's configuration: defaults < ``HOME/config.toml`` < ``NOOSPHERE_*`` environment
+variables < command-line flags. The first start writes the effective file; later starts reuse it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_FILENAME = "config.toml"
+ENV_PREFIX = "NOOSPHERE_"
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid; the message says which field and why."""
+
+
+class GossipConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    degree: int = Field(6, ge=1, le=64)
+    degree_low: int = Field(4, ge=1, le=64)
+    degree_high: int = Field(12, ge=1, le=128)
+    heartbeat_interval: int = Field(1, ge=1, le=60, description="seconds")
+    max_batch_bytes: int = Field(256 * 1024, ge=1024, le=900 * 1024)
+    max_envelopes_per_sender_per_s: float = Field(
+        50.0, gt=0, description="per-sender rate limit after verification"
+    )
+    inbound_queue: int = Field(10_000, ge=16)
+
+
+class NodeConfig(BaseModel):
+    """Everything a node needs to start. ``home`` holds keys, config, the SQLite store and logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", description="human-friendly node name (default: derived from peer id)")
+    host: str = "127.0.0.1"
+    p2p_port: int = Field(4001, ge=0, le=65535)
+    rpc_port: int = Field(7070, ge=0, le=65535)
+    public_host: str = Field("", description="host advertised in cards (default: host)")
+    bootstrap: list[str] = Field(default_factory=list)
+    agents: list[Path] = Field(default_factory=list)
+    card_ttl_s: int = Field(60, ge=5, le=86_400, description="cards expire unless re-announced")
+    announce_interval_s: float = Field(0, ge=0, description="0 = a third of card_ttl_s")
+    sweep_interval_s: float = Field(1.0, gt=0)
+    envelope_ttl_s: int = Field(300, ge=5, le=86_400)
+    max_clock_skew_s: int = Field(30, ge=0, le=3600)
+    target_peers: int = Field(
+        8, ge=0, le=256, description="dial peers learned from cards up to this"
+    )
+    max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    max_batch_requests: int = Field(100, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    gossip: GossipConfig = Field(default_factory=GossipConfig)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _p2p_addrs(cls, value: list[str]) -> list[str]:
+        for addr in value:
+            if "/p2p/" not in addr or not addr.startswith("/"):
+                raise ValueError(
+                    f"bootstrap address {addr!r} must be a multiaddr ending in /p2p/<id>"
+                )
+        return value
+
+    @property
+    def effective_announce_interval_s(self) -> float:
+        return self.announce_interval_s or self.card_ttl_s / 3
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or ("127.0.0.1" if self.host == "0.0.0.0" else self.host)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``NOOSPHERE_RPC_PORT=1`` -> {"rpc_port": "1"}; lists are comma-separated."""
+    overrides: dict[str, Any] = {}
+    for field, info in NodeConfig.model_fields.items():
+        raw = environ.get(ENV_PREFIX + field.upper())
+        if raw is None or field == "gossip":
+            continue
+        overrides[field] = (
+            [v for v in raw.split(",") if v]
+            if info.annotation
+            in (
+                list[str],
+                list[Path],
+            )
+            else raw
+        )
+    return overrides
+
+
+def load_config(
+    home: Path, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> tuple[NodeConfig, bool]:
+    """Build the node config for ``home``; returns it and whether the config file was created."""
+    path = home / CONFIG_FILENAME
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data |= _env_overrides(dict(os.environ if environ is None else environ))
+    data |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        config = NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid node config: {where}: {first['msg']}") from exc
+    created = not path.exists()
+    if created:
+        path.write_text(tomli_w.dumps(config.model_dump(mode="json")))
+    return config, created

@@ -1,0 +1,332 @@
+"""Publish and Discover (the daemon): one node process. Owns the key, the store, the libp2p host,
+the gossip router, the card index and the JSON-RPC server; announces its agents' cards, learns
+everyone else's, dials peers it learns about, and shuts down cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from noosphere.agents.publish import NodeEndpoint, build_card
+from noosphere.agents.spec import AgentSpec, load_agent_spec
+from noosphere.protocol import EnvelopeKind, NodeKey
+
+from .api import register_node_api
+from .cards import CardIndex
+from .config import NodeConfig
+from .gossip import GossipRouter, now_ms
+from .keystore import load_or_create_node_key
+from .metrics import NodeMetrics
+from .p2p import GossipParams, P2PError, P2PHost
+from .rpc import JsonRpcDispatcher
+from .store import STORE_FILENAME, NodeStore
+
+log = structlog.get_logger("noosphere.node")
+
+RUNTIME_FILENAME = "runtime.json"
+MAX_DIALS_PER_ROUND = 4
+
+
+class NodeStartError(RuntimeError):
+    """The node cannot start (port in use, bad agent file, corrupt store); the message says why."""
+
+
+@dataclass
+class NodeRuntime:
+    """Facts known once the node listens; written to ``HOME/runtime.json`` for tools and tests."""
+
+    peer_id: str
+    name: str
+    multiaddrs: list[str]
+    rpc_url: str
+    pid: int = field(default_factory=os.getpid)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the node owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+class Node:
+    def __init__(self, home: Path, config: NodeConfig) -> None:
+        self.home = home
+        self.config = config
+        self.key: NodeKey
+        self.key_created = False
+        self.metrics = NodeMetrics()
+        self.started_at = time.monotonic()
+        self.stopping = asyncio.Event()
+        self.runtime: NodeRuntime | None = None
+        self.specs: list[AgentSpec] = [load_agent_spec(p) for p in config.agents]
+        ids = [s.id for s in self.specs]
+        if len(set(ids)) != len(ids):
+            raise NodeStartError(f"two agent files define the same agent id: {sorted(ids)}")
+        self.store: NodeStore
+        self.cards: CardIndex
+        self.gossip: GossipRouter
+        self.p2p: P2PHost
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start everything, serve until stopped, then shut down in reverse order."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.key, self.key_created = load_or_create_node_key(self.home)
+        self.store = NodeStore(self.home / STORE_FILENAME)
+        try:
+            await self._serve()
+        finally:
+            self.store.close()
+
+    async def _serve(self) -> None:
+        cfg = self.config
+        self.cards = CardIndex(self.store, self.metrics)
+        self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
+        self.gossip.on(EnvelopeKind.CARD, self._on_card)
+        self.p2p = P2PHost(
+            seed=self.key.seed,
+            listen_host=cfg.host,
+            listen_port=cfg.p2p_port,
+            topics=self.gossip.topics,
+            on_message=self.gossip.deliver,
+            validator=self.gossip.validate,
+            params=GossipParams(
+                degree=cfg.gossip.degree,
+                degree_low=cfg.gossip.degree_low,
+                degree_high=cfg.gossip.degree_high,
+                heartbeat_interval=cfg.gossip.heartbeat_interval,
+                target_peers=cfg.target_peers,
+            ),
+        )
+        rpc_socket = self._bind_rpc_socket()
+        try:
+            await self.p2p.start()
+        except P2PError as exc:
+            rpc_socket.close()
+            raise NodeStartError(str(exc)) from exc
+        server = _Server(
+            uvicorn.Config(
+                self._rpc_app(),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                limit_concurrency=1000,
+                timeout_graceful_shutdown=3,
+            )
+        )
+        server_task = asyncio.create_task(server.serve(sockets=[rpc_socket]), name="rpc-server")
+        try:
+            self._write_runtime(rpc_socket.getsockname()[1])
+            self._spawn(self.gossip.run_receiver(), "gossip-receiver")
+            for topic in self.gossip.topics:
+                self._spawn(
+                    self.gossip.run_publisher(topic, self.p2p.publish), f"publisher:{topic}"
+                )
+            self._spawn(self._announce_loop(), "announce")
+            self._spawn(self._sweep_loop(), "sweep")
+            self._spawn(self._connect_loop(), "connect")
+            await self.stopping.wait()
+        finally:
+            log.info("node stopping", peer_id=self.key.peer_id)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server_task, 5)
+            await self.p2p.stop()
+            with contextlib.suppress(FileNotFoundError):
+                (self.home / RUNTIME_FILENAME).unlink()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "node task crashed; stopping", task=task.get_name(), error=repr(task.exception())
+            )
+            self.stop()
+
+    def _rpc_app(self) -> Starlette:
+        dispatcher = JsonRpcDispatcher(
+            self.metrics,
+            max_body_bytes=self.config.max_request_bytes,
+            max_batch=self.config.max_batch_requests,
+        )
+        register_node_api(dispatcher, self)
+        return Starlette(
+            routes=[
+                Route("/", dispatcher.handle_http, methods=["POST"]),
+                Route("/.well-known/agent-card.json", self._agent_card, methods=["GET"]),
+                Route(
+                    "/agents/{agent_id}/.well-known/agent-card.json",
+                    self._agent_card,
+                    methods=["GET"],
+                ),
+                Route("/metrics", self._metrics_endpoint, methods=["GET"]),
+                Route("/healthz", self._healthz, methods=["GET"]),
+            ]
+        )
+
+    def _bind_rpc_socket(self) -> socket.socket:
+        """Bind the RPC port up front so a busy port is a clear error, and port 0 works."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.host, self.config.rpc_port))
+        except OSError as exc:
+            sock.close()
+            raise NodeStartError(
+                f"cannot listen for JSON-RPC on {self.config.host}:{self.config.rpc_port}:"
+                f" {exc.strerror}"
+            ) from exc
+        sock.set_inheritable(True)
+        return sock
+
+    def _write_runtime(self, port: int) -> None:
+        host = self.config.advertised_host
+        self.runtime = NodeRuntime(
+            peer_id=self.key.peer_id,
+            name=self.config.name or f"node-{self.key.peer_id[-6:]}",
+            multiaddrs=[_advertise(a, host) for a in self.p2p.listen_addrs],
+            rpc_url=f"http://{host}:{port}",
+        )
+        path = self.home / RUNTIME_FILENAME
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.runtime.__dict__, indent=2))
+        tmp.replace(path)
+        log.info(
+            "node started",
+            peer_id=self.runtime.peer_id,
+            multiaddr=self.runtime.multiaddrs[0] if self.runtime.multiaddrs else None,
+            rpc_url=self.runtime.rpc_url,
+            agents=[s.id for s in self.specs],
+            new_identity=self.key_created,
+        )
+
+    # ---- HTTP endpoints ----------------------------------------------------------------------
+
+    async def _agent_card(self, request: Request) -> Response:
+        agent_id = request.path_params.get("agent_id") or (self.specs[0].id if self.specs else None)
+        stored = (
+            None if agent_id is None else self.cards.get(f"{self.key.peer_id}/{agent_id}", now_ms())
+        )
+        if stored is None or not stored.local:
+            return JSONResponse({"error": "no such agent on this node"}, status_code=404)
+        return JSONResponse(stored.card)
+
+    async def _metrics_endpoint(self, _request: Request) -> Response:
+        self.metrics.peers_connected.set(len(await self.p2p.connected_peers()))
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def _healthz(self, _request: Request) -> Response:
+        return JSONResponse({"ok": True, "peerId": self.key.peer_id})
+
+    # ---- gossip and discovery ----------------------------------------------------------------
+
+    def _on_card(self, envelope: Any) -> None:
+        params = self.cards.accept_gossiped(envelope, now_ms())
+        self.store.touch_peer(params.peer_id, params.multiaddrs, now_ms())
+
+    def announce_cards(self) -> None:
+        """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""
+        assert self.runtime is not None
+        endpoint = NodeEndpoint(rpc_url=self.runtime.rpc_url, multiaddrs=self.runtime.multiaddrs)
+        now = now_ms()
+        keep = set()
+        with self.store.transaction():
+            for spec in self.specs:
+                card = build_card(
+                    spec,
+                    self.key,
+                    endpoint,
+                    seq=self.gossip.next_seq(),
+                    issued_at_ms=now,
+                    ttl_ms=self.config.card_ttl_s * 1000,
+                )
+                params = self.cards.put_local(card, now)
+                keep.add(params.card_id)
+                self.gossip.publish(EnvelopeKind.CARD, {"card": card.to_wire()})
+            self.store.delete_local_cards_except(keep)
+
+    async def _announce_loop(self) -> None:
+        while True:
+            self.announce_cards()
+            await asyncio.sleep(self.config.effective_announce_interval_s)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            removed = self.cards.sweep(now_ms())
+            if removed:
+                log.info("cards expired", count=len(removed))
+            await asyncio.sleep(self.config.sweep_interval_s)
+
+    async def _connect_loop(self) -> None:
+        """Keep bootstrap peers connected, and up to ``target_peers`` connections to peers learned
+        from cards or remembered from earlier runs; failed dials back off per peer."""
+        own = self.key.peer_id
+        failures: dict[str, int] = {}
+        retry_at: dict[str, float] = {}
+        while True:
+            connected = {p.peer_id for p in await self.p2p.connected_peers()}
+            self.metrics.peers_connected.set(len(connected))
+            for peer in connected:
+                self.store.touch_peer(peer, [], now_ms())
+            wanted = [(a.rsplit("/p2p/", 1)[1], a) for a in self.config.bootstrap]
+            if len(connected) < self.config.target_peers:
+                wanted += [(p.peer_id, p.addrs[0]) for p in self.store.list_peers() if p.addrs]
+            now = time.monotonic()
+            todo = [
+                (pid, addr)
+                for pid, addr in dict(wanted).items()
+                if pid != own and pid not in connected and retry_at.get(pid, 0) <= now
+            ]
+            for peer_id, addr in todo[:MAX_DIALS_PER_ROUND]:
+                try:
+                    await self.p2p.connect(addr, timeout=5)
+                except P2PError as exc:
+                    failures[peer_id] = failures.get(peer_id, 0) + 1
+                    retry_at[peer_id] = now + min(60.0, 2.0 ** failures[peer_id])
+                    log.debug("dial failed", peer=peer_id, addr=addr, error=str(exc))
+                else:
+                    failures.pop(peer_id, None)
+                    log.info("connected", peer=peer_id, addr=addr)
+            await asyncio.sleep(1.0 if not connected or todo else 5.0)
+
+
+def _advertise(addr: str, host: str) -> str:
+    """Replace the listen IP in ``/ip4/<ip>/tcp/...`` with the advertised host."""
+    parts = addr.split("/")
+    if len(parts) > 2 and parts[1] == "ip4" and parts[2] in ("0.0.0.0", "127.0.0.1"):
+        parts[2] = host
+    return "/".join(parts)

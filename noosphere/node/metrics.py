@@ -1,0 +1,68 @@
+"""All phases (observability): the node's Prometheus metrics, served at ``/metrics``. Each node
+owns its registry so several nodes can live in one process (tests) without sharing counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from noosphere.protocol import RejectReason
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)  # CPU seconds, RSS, open fds
+        self.gossip_messages_received = Counter(
+            "noosphere_gossip_messages_received_total",
+            "Gossip messages delivered",
+            ["topic"],
+            registry=r,
+        )
+        self.gossip_messages_published = Counter(
+            "noosphere_gossip_messages_published_total",
+            "Gossip messages published",
+            ["topic"],
+            registry=r,
+        )
+        self.gossip_bytes_published = Counter(
+            "noosphere_gossip_bytes_published_total",
+            "Bytes of gossip data published",
+            ["topic"],
+            registry=r,
+        )
+        self.envelopes_accepted = Counter(
+            "noosphere_gossip_envelopes_accepted_total", "Envelopes accepted", ["kind"], registry=r
+        )
+        self.envelopes_rejected = Counter(
+            "noosphere_gossip_envelopes_rejected_total",
+            "Envelopes rejected, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.inbound_overflow = Counter(
+            "noosphere_gossip_inbound_overflow_total",
+            "Gossip messages dropped because the inbound queue was full",
+            registry=r,
+        )
+        self.cards_known = Gauge(
+            "noosphere_cards_known", "Unexpired cards in the index", registry=r
+        )
+        self.cards_expired = Counter(
+            "noosphere_cards_expired_total", "Cards removed after their TTL", registry=r
+        )
+        self.peers_connected = Gauge(
+            "noosphere_peers_connected", "Connected libp2p peers", registry=r
+        )
+        self.rpc_requests = Counter(
+            "noosphere_rpc_requests_total", "JSON-RPC calls", ["method", "outcome"], registry=r
+        )
+        self.rpc_latency = Histogram(
+            "noosphere_rpc_latency_seconds", "JSON-RPC call latency", ["method"], registry=r
+        )
+        for reason in RejectReason:
+            self.envelopes_rejected.labels(reason=reason.value)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,308 @@
+"""Discover (transport): the libp2p host and GossipSub, the ONLY module that imports trio/libp2p.
+
+py-libp2p is trio-only while the node is asyncio, so the host lives in one dedicated thread under
+``trio.run``. asyncio -> trio calls go through ``trio.from_thread`` on a worker thread; trio ->
+asyncio delivery uses ``loop.call_soon_threadsafe``. Two libp2p pitfalls are designed around here:
+each subscription is drained at once by its own task (its channel holds 32 and drops when full),
+and GossipSub's per-peer spam limit (10 msg/s per topic, counted on *forwarders*) is disabled in
+favour of noosphere's own per-sender limits, which the gossip layer applies after verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+log = logging.getLogger("noosphere.p2p")
+
+# libp2p's per-peer outbound queue holds 32 RPCs and drops the newest when full; we publish only
+# while every queue is below this mark, so our own bursts wait instead of being dropped.
+OUTBOUND_HIGH_WATER = 16
+PUBLISH_BACKPRESSURE_TIMEOUT = 5.0
+
+
+def quiet_libp2p_loggers(level: int = logging.WARNING) -> None:
+    """libp2p modules pin their own loggers to INFO at import; hold them at ``level``."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("libp2p", "multiaddr"):
+            logger = logging.getLogger(name)
+            if logger.level < level:
+                logger.setLevel(level)
+
+
+class P2PError(RuntimeError):
+    """A libp2p operation failed (bad multiaddr, unreachable peer, host not running)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GossipParams:
+    """GossipSub mesh parameters (names as in the GossipSub v1.1 spec)."""
+
+    degree: int = 6
+    degree_low: int = 4
+    degree_high: int = 12
+    heartbeat_interval: int = 1
+    gossip_window: int = 3
+    gossip_history: int = 5
+    fanout_ttl: int = 60
+    target_peers: int = 8  # libp2p's auto-connector redials known peers up to about this
+    max_peers: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A gossip message that passed the topic validator, as delivered to asyncio."""
+
+    topic: str
+    origin: str  # peer id of the publisher (authenticated by pubsub strict signing)
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    peer_id: str
+    addrs: list[str]
+
+
+TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, data)
+
+
+class P2PHost:
+    """A libp2p host with GossipSub running in its own trio thread.
+
+    ``validator(topic, origin, data)`` runs in the trio thread before a message is forwarded or
+    delivered (it must be fast and thread-safe); ``on_message`` runs in the asyncio loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: bytes,
+        listen_host: str,
+        listen_port: int,
+        topics: Sequence[str],
+        on_message: Callable[[InboundMessage], None],
+        validator: TopicValidator | None = None,
+        params: GossipParams | None = None,
+    ) -> None:
+        self._seed = seed
+        self._listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
+        self._topics = list(topics)
+        self._on_message = on_message
+        self._validator = validator
+        self._params = params or GossipParams()
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._host: Any = None
+        self._pubsub: Pubsub | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.peer_id = ""
+        self.listen_addrs: list[str] = []
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, timeout: float = 20.0) -> None:
+        """Start the trio thread and wait until the host listens and topics are subscribed."""
+        quiet_libp2p_loggers()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._thread_main, name="libp2p", daemon=True)
+        self._thread.start()
+        ready = await asyncio.to_thread(self._ready.wait, timeout)
+        if self._failure is not None:
+            raise P2PError(f"libp2p host failed to start: {self._failure}") from self._failure
+        if not ready:
+            raise P2PError(f"libp2p host did not start within {timeout:.0f}s")
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._token is not None and self._stop is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                await asyncio.to_thread(
+                    trio.from_thread.run_sync, self._stop.set, trio_token=self._token
+                )
+        await asyncio.to_thread(self._thread.join, 10.0)
+        self._thread = None
+
+    def _thread_main(self) -> None:
+        try:
+            trio.run(self._trio_main)
+        except BaseException as exc:  # surfaced to start() or logged at shutdown
+            self._failure = exc
+            log.error("libp2p thread ended with an error: %r", exc)
+        finally:
+            self._ready.set()
+
+    async def _trio_main(self) -> None:
+        key_pair = create_new_key_pair(self._seed)
+        p = self._params
+        connections = ConnectionConfig(
+            min_connections=0,
+            low_watermark=p.target_peers,
+            high_watermark=max(p.target_peers, p.max_peers // 2),
+            max_connections=p.max_peers,
+        )
+        host = new_host(
+            key_pair=key_pair, listen_addrs=[self._listen], connection_config=connections
+        )
+        router = GossipSub(
+            protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
+            degree=p.degree,
+            degree_low=p.degree_low,
+            degree_high=p.degree_high,
+            time_to_live=p.fanout_ttl,
+            gossip_window=p.gossip_window,
+            gossip_history=p.gossip_history,
+            heartbeat_initial_delay=0.1,
+            heartbeat_interval=p.heartbeat_interval,
+            spam_protection_enabled=False,
+            eclipse_protection_enabled=False,
+        )
+        pubsub = Pubsub(host, router, strict_signing=True)
+        self._stop = trio.Event()
+        async with (
+            host.run(listen_addrs=[self._listen]),
+            trio.open_nursery() as nursery,
+            background_trio_service(pubsub),
+            background_trio_service(router),
+        ):
+            await pubsub.wait_until_ready()
+            for topic in self._topics:
+                if self._validator is not None:
+                    pubsub.set_topic_validator(topic, self._make_validator(topic), False)
+                subscription = await pubsub.subscribe(topic)
+                nursery.start_soon(self._drain, topic, subscription)
+            self._host, self._pubsub = host, pubsub
+            self.peer_id = host.get_id().to_base58()
+            self.listen_addrs = [
+                f"{addr}" if "/p2p/" in str(addr) else f"{addr}/p2p/{self.peer_id}"
+                for addr in host.get_addrs()
+            ]
+            self._token = trio.lowlevel.current_trio_token()
+            self._ready.set()
+            await self._stop.wait()
+            nursery.cancel_scope.cancel()
+
+    def _make_validator(self, topic: str) -> Callable[[ID, Any], bool]:
+        validator = self._validator
+        assert validator is not None
+
+        def validate(_forwarder: ID, msg: Any) -> bool:
+            try:
+                return validator(topic, ID(msg.from_id).to_base58(), bytes(msg.data))
+            except Exception:  # a validator bug must not kill the router
+                log.exception("gossip validator raised")
+                return False
+
+        return validate
+
+    async def _drain(self, topic: str, subscription: Any) -> None:
+        """Hand each delivered message to asyncio at once: libp2p's 32-slot channel never fills."""
+        assert self._loop is not None
+        own = self.peer_id
+        while True:
+            msg = await subscription.get()
+            try:
+                origin = ID(msg.from_id).to_base58()
+            except Exception:
+                continue
+            if origin == own:
+                continue  # pubsub hands a publisher its own messages
+            inbound = InboundMessage(topic=topic, origin=origin, data=bytes(msg.data))
+            self._loop.call_soon_threadsafe(self._on_message, inbound)
+
+    # ---- operations (called from asyncio) ----------------------------------------------------
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._token is None:
+            raise P2PError("libp2p host is not running")
+        try:
+            return await asyncio.to_thread(trio.from_thread.run, fn, *args, trio_token=self._token)
+        except trio.RunFinishedError as exc:
+            raise P2PError("libp2p host has stopped") from exc
+
+    async def _call_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._token is None:
+            raise P2PError("libp2p host is not running")
+        try:
+            return await asyncio.to_thread(
+                trio.from_thread.run_sync, fn, *args, trio_token=self._token
+            )
+        except trio.RunFinishedError as exc:
+            raise P2PError("libp2p host has stopped") from exc
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish once every peer's outbound queue has room (libp2p drops when one is full)."""
+        await self._call(self._publish_when_room, topic, data)
+
+    async def _publish_when_room(self, topic: str, data: bytes) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None
+        with trio.move_on_after(PUBLISH_BACKPRESSURE_TIMEOUT):
+            while any(len(q) >= OUTBOUND_HIGH_WATER for q in pubsub.peer_queues.values()):
+                await trio.sleep(0.002)
+        await pubsub.publish(topic, data)
+
+    async def connect(self, address: str, timeout: float = 10.0) -> str:
+        """Dial a ``/ip4/.../tcp/.../p2p/<id>`` multiaddr; returns the remote peer id."""
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception as exc:
+            raise P2PError(f"not a dialable multiaddr with /p2p/ id: {address!r}") from exc
+        host = self._host
+
+        async def dial() -> None:
+            with trio.fail_after(timeout):
+                await host.connect(info)
+
+        try:
+            await self._call(dial)
+        except P2PError:
+            raise
+        except Exception as exc:
+            raise P2PError(f"cannot connect to {address}: {exc!r}") from exc
+        return info.peer_id.to_base58()
+
+    async def connected_peers(self) -> list[PeerView]:
+        host = self._host
+
+        def snapshot() -> list[PeerView]:
+            store = host.get_peerstore()
+            views = []
+            for pid in host.get_connected_peers():
+                try:
+                    addrs = [str(a) for a in store.addrs(pid)]
+                except Exception:
+                    addrs = []
+                views.append(PeerView(peer_id=pid.to_base58(), addrs=addrs))
+            return views
+
+        return await self._call_sync(snapshot)
+
+    async def mesh_size(self, topic: str) -> int:
+        pubsub = self._pubsub
+
+        def size() -> int:
+            assert pubsub is not None
+            return len(getattr(pubsub.router, "mesh", {}).get(topic, ()))
+
+        return await self._call_sync(size)

@@ -1,0 +1,232 @@
+"""Discover (state): the node's SQLite store in WAL mode: known cards, known peers, replay-guard
+high-water marks and node metadata. Every write commits before the node acknowledges it, so a
+``kill -9`` loses nothing that was acknowledged; a corrupt file refuses to open."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STORE_FILENAME = "node.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cards (
+    card_id    TEXT PRIMARY KEY,
+    peer_id    TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    local      INTEGER NOT NULL DEFAULT 0,
+    card_json  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cards_expiry ON cards (expires_at);
+CREATE INDEX IF NOT EXISTS cards_peer ON cards (peer_id);
+CREATE TABLE IF NOT EXISTS peers (
+    peer_id    TEXT PRIMARY KEY,
+    addrs_json TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replay (sender TEXT PRIMARY KEY, high_seq INTEGER NOT NULL);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used (corruption, newer schema, disk error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCard:
+    card_id: str
+    peer_id: str
+    agent_id: str
+    seq: int
+    expires_at: int
+    received_at: int
+    local: bool
+    card: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPeer:
+    peer_id: str
+    addrs: list[str]
+    first_seen: int
+    last_seen: int
+
+
+class NodeStore:
+    """Synchronous SQLite access; used from the node's event-loop thread only (writes are small)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(
+                    f"{path} is corrupted ({check}); restore it from a backup or move it aside"
+                )
+            self._db.executescript(_SCHEMA)
+            self._check_schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path} is not a usable noosphere store ({exc});"
+                " restore it from a backup or move it aside"
+            ) from exc
+
+    def _check_schema_version(self) -> None:
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer noosphere (schema {version})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- meta --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ---- cards -------------------------------------------------------------------------------
+
+    def card_seq(self, card_id: str) -> int | None:
+        row = self._db.execute("SELECT seq FROM cards WHERE card_id = ?", (card_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def put_card(
+        self,
+        *,
+        card_id: str,
+        peer_id: str,
+        agent_id: str,
+        seq: int,
+        expires_at: int,
+        received_at: int,
+        card: dict[str, Any],
+        local: bool = False,
+    ) -> bool:
+        """Insert or replace a card if ``seq`` is newer than the stored one; True when written."""
+        cursor = self._db.execute(
+            "INSERT INTO cards (card_id, peer_id, agent_id, seq, expires_at, received_at, local,"
+            " card_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(card_id) DO UPDATE SET seq = excluded.seq,"
+            " expires_at = excluded.expires_at,"
+            " received_at = excluded.received_at, local = excluded.local,"
+            " card_json = excluded.card_json WHERE excluded.seq > cards.seq",
+            (
+                card_id,
+                peer_id,
+                agent_id,
+                seq,
+                expires_at,
+                received_at,
+                int(local),
+                json.dumps(card, separators=(",", ":")),
+            ),
+        )
+        return cursor.rowcount > 0
+
+    def get_card(self, card_id: str) -> StoredCard | None:
+        row = self._db.execute(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE card_id = ?", (card_id,)
+        ).fetchone()
+        return None if row is None else _card_from_row(row)
+
+    def list_cards(self, *, now_ms: int, include_expired: bool = False) -> list[StoredCard]:
+        where = "" if include_expired else "WHERE expires_at > ?"
+        args: tuple[Any, ...] = () if include_expired else (now_ms,)
+        rows = self._db.execute(
+            f"SELECT {_CARD_COLUMNS} FROM cards {where} ORDER BY peer_id, agent_id", args
+        ).fetchall()
+        return [_card_from_row(r) for r in rows]
+
+    def count_cards(self, *, now_ms: int) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM cards WHERE expires_at > ?", (now_ms,)
+        ).fetchone()[0]
+
+    def delete_expired_cards(self, now_ms: int) -> list[str]:
+        rows = self._db.execute(
+            "DELETE FROM cards WHERE expires_at <= ? AND local = 0 RETURNING card_id", (now_ms,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_local_cards_except(self, keep: set[str]) -> None:
+        """Forget this node's own cards for agents it no longer runs."""
+        for (cid,) in self._db.execute("SELECT card_id FROM cards WHERE local = 1").fetchall():
+            if cid not in keep:
+                self._db.execute("DELETE FROM cards WHERE card_id = ?", (cid,))
+
+    # ---- peers -------------------------------------------------------------------------------
+
+    def touch_peer(self, peer_id: str, addrs: list[str], now_ms: int) -> None:
+        self._db.execute(
+            "INSERT INTO peers (peer_id, addrs_json, first_seen, last_seen) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(peer_id) DO UPDATE SET last_seen = excluded.last_seen,"
+            " addrs_json = CASE WHEN excluded.addrs_json = '[]' THEN peers.addrs_json"
+            " ELSE excluded.addrs_json END",
+            (peer_id, json.dumps(addrs), now_ms, now_ms),
+        )
+
+    def list_peers(self) -> list[StoredPeer]:
+        rows = self._db.execute(
+            "SELECT peer_id, addrs_json, first_seen, last_seen FROM peers ORDER BY last_seen DESC"
+        ).fetchall()
+        return [StoredPeer(r[0], json.loads(r[1]), r[2], r[3]) for r in rows]
+
+    # ---- replay guard ------------------------------------------------------------------------
+
+    def replay_marks(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT sender, high_seq FROM replay").fetchall())
+
+    def set_replay_mark(self, sender: str, high_seq: int) -> None:
+        self._db.execute(
+            "INSERT INTO replay (sender, high_seq) VALUES (?, ?) ON CONFLICT(sender) DO UPDATE"
+            " SET high_seq = max(replay.high_seq, excluded.high_seq)",
+            (sender, high_seq),
+        )
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``with store.transaction():`` groups writes into one commit (one fsync)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+_CARD_COLUMNS = "card_id, peer_id, agent_id, seq, expires_at, received_at, local, card_json"
+
+
+def _card_from_row(row: tuple[Any, ...]) -> StoredCard:
+    return StoredCard(
+        row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), json.loads(row[7])
+    )

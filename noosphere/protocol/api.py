@@ -1,0 +1,67 @@
+"""Wire formats (node API): results of the ``noosphere.*`` JSON-RPC methods, shared by the node's
+server and the client, so neither side passes loose dicts around."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from .base import WireModel
+
+
+class AgentSummary(WireModel):
+    card_id: str
+    agent_id: str
+    name: str
+
+
+class NodeStatus(WireModel):
+    peer_id: str
+    name: str
+    version: str
+    multiaddrs: list[str]
+    rpc_url: str
+    uptime_s: float
+    peers_connected: int
+    cards_known: int
+    agents: list[AgentSummary] = Field(default_factory=list)
+
+
+class PeerEntry(WireModel):
+    peer_id: str
+    addrs: list[str]
+    connected: bool
+    first_seen: int
+    last_seen: int
+    cards: int
+
+
+class CardEntry(WireModel):
+    card_id: str
+    peer_id: str
+    agent_id: str
+    name: str
+    description: str
+    skills: list[str]
+    price: str
+    attributes: list[str]
+    seq: int
+    expires_at: int
+    received_at: int
+    local: bool
+    card: dict[str, Any] | None = None
+
+
+class CardsListParams(WireModel):
+    limit: int = Field(1000, ge=1, le=10_000)
+    offset: int = Field(0, ge=0)
+    full: bool = False
+
+
+class CardsGetParams(WireModel):
+    id: str = Field(min_length=1, max_length=200)
+
+
+class EmptyParams(WireModel):
+    pass
