@@ -64,7 +64,6 @@ from dataclasses import asdict, dataclass, field
 
 _MASK64 = (1 << 64) - 1
 _DATA = 0
-_HEARTBEAT = 1
 _IHAVE = 2
 
 
@@ -309,11 +308,17 @@ def _ihave_total(p: SimParams, mesh: _Mesh, delivered: bytearray) -> int:
 
 
 _LATENCY_BITS = 16
+TICKS_PER_MS = 1 << 20  # simulation clock: integer ticks of ~1 ns
+_NEVER = 1 << 62
+
+
+def _ticks(ms: float) -> int:
+    return round(ms * TICKS_PER_MS)
 
 
 @functools.lru_cache(maxsize=8)
-def latency_table(median_ms: float, sigma: float) -> tuple[float, ...]:
-    """2**16 equiprobable quantiles of the lognormal hop latency (ms).
+def latency_table(median_ms: float, sigma: float) -> tuple[int, ...]:
+    """2**16 equiprobable quantiles of the lognormal hop latency, in ticks.
 
     Drawing an entry with ``getrandbits(16)`` is ~10x faster than ``gauss``; the
     tail is cut at the 1 - 2**-17 quantile (about 4.3 sigma).
@@ -321,16 +326,43 @@ def latency_table(median_ms: float, sigma: float) -> tuple[float, ...]:
     size = 1 << _LATENCY_BITS
     normal = statistics.NormalDist()
     return tuple(
-        median_ms * math.exp(sigma * normal.inv_cdf((i + 0.5) / size)) for i in range(size)
+        _ticks(median_ms * math.exp(sigma * normal.inv_cdf((i + 0.5) / size)))
+        for i in range(size)
     )
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Packing of heap entries into single ints (cheaper to compare and store than tuples).
+
+    Event key:     ticks | sender | node | kind   (kind: _DATA or _IHAVE)
+    Heartbeat key: ticks | node | heartbeat index
+    """
+
+    node_bits: int
+    index_bits: int
+
+    @property
+    def event_shift(self) -> int:
+        return 2 * self.node_bits + 2
+
+    @property
+    def heartbeat_shift(self) -> int:
+        return self.node_bits + self.index_bits
+
+    def event(self, ticks: int, sender: int, node: int, kind: int) -> int:
+        return (((ticks << self.node_bits | sender) << self.node_bits | node) << 2) | kind
+
+    def heartbeat(self, ticks: int, node: int, index: int) -> int:
+        return (ticks << self.node_bits | node) << self.index_bits | index
 
 
 class _Run:
     """State of one simulated publication; `run()` drives the event loop.
 
-    Two heaps: `events` holds data arrivals and IHAVE arrivals, `heartbeats`
-    holds gossip heartbeats (mostly far in the future, so kept apart to keep
-    `events` small).  Entries are (time_ms, node << 2 | kind[, extra]).
+    Two heaps of packed int keys (see `_Keys`): `events` holds data and IHAVE
+    arrivals, `heartbeats` holds gossip heartbeats (mostly far in the future,
+    so kept apart to keep `events` small).  Times are integer ticks.
     """
 
     def __init__(self, p: SimParams, seed: int) -> None:
@@ -340,39 +372,34 @@ class _Run:
         self.mesh = build_mesh(p, self.rng)
         self.key = self.rng.getrandbits(64)
         self.lat = latency_table(p.hop_latency_ms, p.latency_sigma)
+        self.processing = _ticks(p.processing_ms)
+        self.interval = max(1, _ticks(p.heartbeat_interval * 1000.0))
         n = p.nodes
-        self.best = array("d", [math.inf]) * n
+        self.keys = _Keys(max(1, (n - 1).bit_length()), max(1, p.gossip_history.bit_length()))
+        self.best = array("q", [_NEVER]) * n
         self.parent = array("i", [-1]) * n
         self.hops = array("i", bytes(4 * n))
         self.via_iwant = bytearray(n)
         self.delivered = bytearray(n)
-        self.delivery_times = array("d")
-        self.events: list[tuple] = []
-        self.heartbeats: list[tuple] = []
+        self.delivery_times = array("q")
+        self.events: list[int] = []
+        self.heartbeats: list[int] = []
         self.gossips_by_degree = [
             p.gossip_history > 0 and _gossip_fanout(p, _known_count(p, d)) > 0
             for d in range(self.mesh.stride + 1)
         ]
         self.c = _Counters()
 
-    def latency(self) -> float:
-        """One transmission's latency in ms."""
+    def latency(self) -> int:
+        """One transmission's latency in ticks."""
         return self.lat[self.rng.getrandbits(_LATENCY_BITS)]
 
     def lost(self) -> bool:
         """Whether one transmission is lost."""
         return self.p.loss > 0.0 and self.rng.random() < self.p.loss
 
-    def offer(self, v: int, at: float, sender: int, lazy: bool) -> None:
-        """Queue an arrival at v unless an earlier one is already queued."""
-        if at < self.best[v]:
-            self.best[v] = at
-            self.parent[v] = sender
-            self.via_iwant[v] = lazy
-            heapq.heappush(self.events, (at, v << 2 | _DATA))
-
-    def record(self, u: int, t: float) -> None:
-        """Record u's first receipt at time t and update the hop histogram."""
+    def record(self, u: int, t: int) -> None:
+        """Record u's first receipt at tick t and update the hop histogram."""
         self.delivered[u] = 1
         self.delivery_times.append(t)
         sender = self.parent[u]
@@ -385,16 +412,18 @@ class _Run:
         if self.via_iwant[u]:
             self.c.lazy_deliveries += 1
 
-    def forward(self, u: int, t: float) -> None:
+    def forward(self, u: int, t: int) -> None:
         """Eager push from u (received at t) to its mesh peers except the sender.
 
-        Written with local names only: it runs once per node.  A copy to a node
-        that already has the message is counted but needs no event.
+        Uses local names only and queues an arrival only when it beats the best
+        one already queued: it runs once per node.  A copy to a node that
+        already has the message is counted but needs no event.
         """
-        p, delivered, best, lat = self.p, self.delivered, self.best, self.lat
-        loss, rand, bits = p.loss, self.rng.random, self.rng.getrandbits
-        sender = self.parent[u]
-        start = t + p.processing_ms
+        delivered, best, parent, via_iwant = self.delivered, self.best, self.parent, self.via_iwant
+        lat, bits, rand, loss = self.lat, self.rng.getrandbits, self.rng.random, self.p.loss
+        events, push, shift = self.events, heapq.heappush, self.keys.event_shift
+        sender = parent[u]
+        start = t + self.processing
         base = u * self.mesh.stride
         sent = lost = 0
         for v in self.mesh.adj[base : base + self.mesh.deg[u]]:
@@ -406,73 +435,83 @@ class _Run:
             elif not delivered[v]:
                 at = start + lat[bits(_LATENCY_BITS)]
                 if at < best[v]:
-                    self.offer(v, at, u, False)
+                    best[v], parent[v], via_iwant[v] = at, u, 0
+                    push(events, at << shift | v << 2)
         self.c.data_sent += sent
         self.c.data_lost += lost
 
-    def on_delivery(self, u: int, t: float) -> None:
+    def on_delivery(self, u: int, t: int) -> None:
         """Handle u's first receipt: record, forward, start gossiping."""
         self.record(u, t)
         self.forward(u, t)
         if self.gossips_by_degree[self.mesh.deg[u]]:
-            offset = self.rng.random() * self.p.heartbeat_interval * 1000.0
-            heapq.heappush(self.heartbeats, (t + offset, u << 2 | _HEARTBEAT, 1))
+            first = t + int(self.rng.random() * self.interval)
+            heapq.heappush(self.heartbeats, self.keys.heartbeat(first, u, 1))
 
-    def heartbeat(self, u: int, t: float, index: int) -> None:
+    def heartbeat(self, u: int, t: int, index: int) -> None:
         """Send IHAVE to a random subset of u's known peers; queue the next heartbeat."""
         p = self.p
         peers = known_peers(p, self.mesh, u, self.key)
         for w in self.rng.sample(peers, _gossip_fanout(p, len(peers))):
             if not self.delivered[w] and not self.lost():
-                heapq.heappush(self.events, (t + self.latency(), w << 2 | _IHAVE, u))
+                key = self.keys.event(t + self.latency(), u, w, _IHAVE)
+                heapq.heappush(self.events, key)
         if index < p.gossip_history:
-            entry = (t + p.heartbeat_interval * 1000.0, u << 2 | _HEARTBEAT, index + 1)
-            heapq.heappush(self.heartbeats, entry)
+            key = self.keys.heartbeat(t + self.interval, u, index + 1)
+            heapq.heappush(self.heartbeats, key)
 
-    def ihave(self, w: int, t: float, holder: int) -> None:
+    def ihave(self, w: int, t: int, holder: int) -> None:
         """w got IHAVE from holder at t: ask with IWANT and take the answer."""
         if self.delivered[w]:
             return
         self.c.iwant_sent += 1
         if self.lost():
             return
-        proc = self.p.processing_ms
-        at_holder = t + proc + self.latency()
+        at_holder = t + self.processing + self.latency()
         self.c.data_sent += 1
         if self.lost():
             self.c.data_lost += 1
             return
-        self.offer(w, at_holder + proc + self.latency(), holder, True)
+        at = at_holder + self.processing + self.latency()
+        if at < self.best[w]:
+            self.best[w], self.parent[w], self.via_iwant[w] = at, holder, 1
+            heapq.heappush(self.events, self.keys.event(at, 0, w, _DATA))
 
-    def next_entry(self) -> tuple | None:
-        """Pop the earliest entry of either heap (None when both are empty)."""
-        events, heartbeats = self.events, self.heartbeats
-        if events and (not heartbeats or events[0][0] <= heartbeats[0][0]):
-            return heapq.heappop(events)
-        if heartbeats:
-            return heapq.heappop(heartbeats)
-        return None
+    def next_heap(self) -> list[int] | None:
+        """The heap holding the earliest entry (None when both are empty)."""
+        events, heartbeats, keys = self.events, self.heartbeats, self.keys
+        if events and (
+            not heartbeats
+            or events[0] >> keys.event_shift <= heartbeats[0] >> keys.heartbeat_shift
+        ):
+            return events
+        return heartbeats or None
 
     def run(self) -> SimResult:
         """Publish from a random node and process events until everyone has it."""
         n = self.p.nodes
         publisher = self.rng.randrange(n)
-        self.best[publisher] = 0.0
-        self.on_delivery(publisher, 0.0)
-        times, delivered, best = self.delivery_times, self.delivered, self.best
+        self.best[publisher] = 0
+        self.on_delivery(publisher, 0)
+        times, delivered, best, events = self.delivery_times, self.delivered, self.best, self.events
+        nb, pop = self.keys.node_bits, heapq.heappop
+        node_mask, event_shift = (1 << nb) - 1, self.keys.event_shift
+        index_bits, heartbeat_shift = self.keys.index_bits, self.keys.heartbeat_shift
         while len(times) < n:
-            entry = self.next_entry()
-            if entry is None:
+            heap = self.next_heap()
+            if heap is None:
                 break
-            t, code = entry[0], entry[1]
-            u, kind = code >> 2, code & 3
-            if kind == _DATA:
-                if not delivered[u] and t == best[u]:
-                    self.on_delivery(u, t)
-            elif kind == _HEARTBEAT:
-                self.heartbeat(u, t, entry[2])
+            key = pop(heap)
+            if heap is events:
+                u, t = key >> 2 & node_mask, key >> event_shift
+                if key & 3 == _DATA:
+                    if not delivered[u] and t == best[u]:
+                        self.on_delivery(u, t)
+                else:
+                    self.ihave(u, t, key >> (nb + 2) & node_mask)
             else:
-                self.ihave(u, t, entry[2])
+                u = key >> index_bits & node_mask
+                self.heartbeat(u, key >> heartbeat_shift, key & ((1 << index_bits) - 1))
         return self.result()
 
     def result(self) -> SimResult:
@@ -489,8 +528,8 @@ class _Run:
             coverage=count / n,
             reached_99=count >= target_99,
             reached_100=count == n,
-            time_to_99_ms=times[target_99 - 1] if count >= target_99 else None,
-            time_to_100_ms=times[-1] if count == n else None,
+            time_to_99_ms=times[target_99 - 1] / TICKS_PER_MS if count >= target_99 else None,
+            time_to_100_ms=times[-1] / TICKS_PER_MS if count == n else None,
             rounds_to_99=_rounds_to(c.hop_histogram, target_99),
             max_hops=len(c.hop_histogram) - 1,
             data_msgs_per_node=c.data_sent / n,

@@ -16,10 +16,12 @@ class SignatureError(ValueError):
 
 
 def sign_detached(
-    payload: bytes, key: NodeKey, extra_header: dict[str, Any] | None = None
+    payload: bytes, key: NodeKey, header: dict[str, Any] | None = None
 ) -> tuple[str, str]:
-    """Sign ``payload``; returns the (protected, signature) parts of the compact JWS."""
-    header = {"alg": "EdDSA", "kid": key.peer_id, "typ": "JOSE", **(extra_header or {})}
+    """Sign ``payload``; returns the (protected, signature) parts of the compact JWS. The default
+    protected header is ``{"alg": "EdDSA", "kid": <peer id>, "typ": "JOSE"}``."""
+    if header is None:
+        header = {"alg": "EdDSA", "kid": key.peer_id, "typ": "JOSE"}
     protected = b64url_encode(canonical_json(header))
     signing_input = f"{protected}.{b64url_encode(payload)}".encode("ascii")
     return protected, b64url_encode(key.sign(signing_input))

@@ -1,0 +1,64 @@
+"""Helpers for multi-process tests: real node daemons on 127.0.0.1, stopped after each test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from noosphere.node.launcher import LocalNode, spawn_node
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "agents"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # the node may be restarting
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+class Cluster:
+    """Starts nodes in per-test homes and always stops them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.nodes: list[LocalNode] = []
+
+    def start(self, name: str, **kwargs: Any) -> LocalNode:
+        node = spawn_node(self.root / name, **kwargs)
+        self.nodes.append(node)
+        return node
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def card_ids(node: LocalNode) -> set[str]:
+    with node.client() as client:
+        return {c.card_id for c in client.cards()}
+
+
+def metric(node: LocalNode, name: str, **labels: str) -> float:
+    """Read one sample from the node's /metrics with prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with node.client() as client:
+        text = client.metrics_text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0

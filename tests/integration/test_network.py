@@ -1,0 +1,75 @@
+"""Three real node processes on loopback: cards spread by gossip, expire, and come back."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from .support import EXAMPLES, Cluster, card_ids, wait_until
+
+pytestmark = pytest.mark.integration
+
+TTL = ["--card-ttl", "6"]
+
+
+def test_three_nodes_see_every_card(cluster: Cluster) -> None:
+    a = cluster.start("a", agents=[EXAMPLES / "calculator.yaml"], extra_args=TTL)
+    b = cluster.start(
+        "b", agents=[EXAMPLES / "summarizer.toml"], bootstrap=[a.multiaddr], extra_args=TTL
+    )
+    c = cluster.start(
+        "c",
+        agents=[EXAMPLES / "data-wrangler.toml", EXAMPLES / "scheduler.yaml"],
+        bootstrap=[a.multiaddr],
+        extra_args=TTL,
+    )
+    expected = {
+        f"{a.peer_id}/exact-calculator",
+        f"{b.peer_id}/document-summarizer",
+        f"{c.peer_id}/data-wrangler",
+        f"{c.peer_id}/time-zone-scheduler",
+    }
+    for node in (a, b, c):
+        wait_until(lambda node=node: card_ids(node) == expected, timeout=30)
+    with b.client() as client:
+        card = client.card(f"{c.peer_id}/data-wrangler")
+        status = client.status()
+        peers = {p.peer_id for p in client.peers() if p.connected}
+    assert card.card is not None and card.card["name"] == "Data Wrangler"
+    assert status.peer_id == b.peer_id and status.cards_known == 4
+    assert a.peer_id in peers
+
+
+def test_killed_node_expires_and_restart_keeps_identity(cluster: Cluster) -> None:
+    a = cluster.start("a", agents=[EXAMPLES / "calculator.yaml"], extra_args=TTL)
+    b = cluster.start(
+        "b", agents=[EXAMPLES / "summarizer.toml"], bootstrap=[a.multiaddr], extra_args=TTL
+    )
+    b_card = f"{b.peer_id}/document-summarizer"
+    wait_until(lambda: b_card in card_ids(a))
+
+    b.kill()
+    wait_until(lambda: b_card not in card_ids(a), timeout=6 + 5)
+
+    # The restarted node reuses key, config (agents, bootstrap, TTL) and store from its home.
+    key_mode = stat.S_IMODE(os.stat(b.home / "node.key").st_mode)
+    b2 = cluster.start("b")
+    assert b2.peer_id == b.peer_id
+    assert key_mode == 0o600
+    wait_until(lambda: b_card in card_ids(a), timeout=30)
+
+
+def test_kill_9_loses_no_acknowledged_card(cluster: Cluster) -> None:
+    a = cluster.start("a", agents=[EXAMPLES / "calculator.yaml"], extra_args=["--card-ttl", "600"])
+    b = cluster.start("b", agents=[EXAMPLES / "summarizer.toml"], bootstrap=[a.multiaddr])
+    wait_until(lambda: f"{b.peer_id}/document-summarizer" in card_ids(a))
+    before = card_ids(a)
+    a.kill()
+    b.kill()
+    # Restart only A, alone: everything it had acknowledged must still be there.
+    a2 = cluster.start("a")
+    assert card_ids(a2) == before
+    with a2.client() as client:
+        assert b.peer_id in {p.peer_id for p in client.peers()}
