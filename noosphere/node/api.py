@@ -69,13 +69,16 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
 
     async def peers(_: EmptyParams) -> list[PeerEntry]:
         connected = {p.peer_id: p for p in await node.p2p.connected_peers()}
+        now = now_ms()
+        for view in connected.values():
+            node.store.touch_peer(view.peer_id, [], now)
         cards_per_peer: dict[str, int] = {}
-        for c in node.cards.list(now_ms()):
+        for c in node.cards.list(now):
             cards_per_peer[c.peer_id] = cards_per_peer.get(c.peer_id, 0) + 1
         return [
             PeerEntry(
                 peer_id=p.peer_id,
-                addrs=p.addrs,
+                addrs=p.addrs or (connected[p.peer_id].addrs if p.peer_id in connected else []),
                 connected=p.peer_id in connected,
                 first_seen=p.first_seen,
                 last_seen=p.last_seen,

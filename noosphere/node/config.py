@@ -26,7 +26,7 @@ class GossipConfig(BaseModel):
     degree_low: int = Field(4, ge=1, le=64)
     degree_high: int = Field(12, ge=1, le=128)
     heartbeat_interval: int = Field(1, ge=1, le=60, description="seconds")
-    max_batch_bytes: int = Field(256 * 1024, ge=1024, le=900 * 1024)
+    max_batch_bytes: int = Field(48 * 1024, ge=1024, le=900 * 1024)
     max_envelopes_per_sender_per_s: float = Field(
         50.0, gt=0, description="per-sender rate limit after verification"
     )

@@ -247,6 +247,7 @@ class Node:
 
     async def _metrics_endpoint(self, _request: Request) -> Response:
         self.metrics.peers_connected.set(len(await self.p2p.connected_peers()))
+        self.metrics.p2p_restarts.set(self.p2p.restarts)
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def _healthz(self, _request: Request) -> Response:
@@ -320,6 +321,7 @@ class Node:
                     log.debug("dial failed", peer=peer_id, addr=addr, error=str(exc))
                 else:
                     failures.pop(peer_id, None)
+                    self.store.touch_peer(peer_id, [addr], now_ms())
                     log.info("connected", peer=peer_id, addr=addr)
             await asyncio.sleep(1.0 if not connected or todo else 5.0)
 

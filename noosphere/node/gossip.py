@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import structlog
 
 from noosphere.protocol import (
+    MAX_BATCH_ENVELOPES,
     TOPIC_FOR_KIND,
     Envelope,
     EnvelopeBatch,
@@ -30,13 +32,14 @@ from noosphere.protocol import (
 
 from .config import NodeConfig
 from .metrics import NodeMetrics
-from .p2p import InboundMessage
+from .p2p import InboundMessage, P2PError
 from .store import NodeStore
 
 log = structlog.get_logger("noosphere.gossip")
 
 KIND_FOR_TOPIC = {topic: kind for kind, topic in TOPIC_FOR_KIND.items()}
-REPLAY_MEMORY = 4096  # sequence numbers remembered per sender
+REPLAY_MEMORY = 4096
+PUBLISH_RETRY_DELAY = 0.5  # sequence numbers remembered per sender
 Handler = Callable[[Envelope], None]
 Publish = Callable[[str, bytes], Any]
 
@@ -98,7 +101,7 @@ class GossipRouter:
         self._replay = ReplayGuard(store.replay_marks())
         self._buckets: dict[str, _TokenBucket] = {}
         self._inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(config.gossip.inbound_queue)
-        self._outbound: dict[str, list[Envelope]] = {t: [] for t in TOPIC_FOR_KIND.values()}
+        self._outbound: dict[str, deque[Envelope]] = {t: deque() for t in TOPIC_FOR_KIND.values()}
         self._outbound_ready: dict[str, asyncio.Event] = {
             t: asyncio.Event() for t in TOPIC_FOR_KIND.values()
         }
@@ -138,7 +141,8 @@ class GossipRouter:
         return envelope
 
     async def run_publisher(self, topic: str, publish: Publish) -> None:
-        """Drain the topic's queue, packing envelopes into batches of at most max_batch_bytes."""
+        """Drain the topic's queue, packing envelopes into batches of at most max_batch_bytes.
+        A failed publish puts its batch back; only envelopes that expired meanwhile are dropped."""
         ready = self._outbound_ready[topic]
         pending = self._outbound[topic]
         limit = self._config.gossip.max_batch_bytes
@@ -148,17 +152,26 @@ class GossipRouter:
             while pending:
                 batch: list[Envelope] = []
                 size = 0
-                while pending and len(batch) < 256:
+                now = now_ms()
+                while pending and len(batch) < MAX_BATCH_ENVELOPES:
+                    if pending[0].expires_at <= now:
+                        log.warning("dropping an envelope that expired before it could be sent")
+                        pending.popleft()
+                        continue
                     item_size = len(pending[0].model_dump_json())
                     if batch and size + item_size > limit:
                         break
-                    batch.append(pending.pop(0))
+                    batch.append(pending.popleft())
                     size += item_size
+                if not batch:
+                    continue
                 data = EnvelopeBatch(envelopes=batch).encode()
                 try:
                     await publish(topic, data)
-                except Exception as exc:
-                    log.warning("gossip publish failed", topic=topic, error=str(exc))
+                except P2PError as exc:
+                    log.warning("gossip publish failed; will retry", topic=topic, error=str(exc))
+                    pending.extendleft(reversed(batch))
+                    await asyncio.sleep(PUBLISH_RETRY_DELAY)
                     continue
                 self._metrics.gossip_messages_published.labels(topic=topic).inc()
                 self._metrics.gossip_bytes_published.labels(topic=topic).inc(len(data))

@@ -86,8 +86,19 @@ def spawn_node(
     home.mkdir(parents=True, exist_ok=True)
     (home / RUNTIME_FILENAME).unlink(missing_ok=True)
     cmd = [
-        sys.executable, "-m", "noosphere.cli", "node", "start", "--home", str(home),
-        "--p2p-port", str(p2p_port), "--rpc-port", str(rpc_port), "--log-format", "json",
+        sys.executable,
+        "-m",
+        "noosphere.cli",
+        "node",
+        "start",
+        "--home",
+        str(home),
+        "--p2p-port",
+        str(p2p_port),
+        "--rpc-port",
+        str(rpc_port),
+        "--log-format",
+        "json",
     ]
     for agent in agents:
         cmd += ["--agent", str(agent)]

@@ -55,6 +55,9 @@ class NodeMetrics:
         self.peers_connected = Gauge(
             "noosphere_peers_connected", "Connected libp2p peers", registry=r
         )
+        self.p2p_restarts = Gauge(
+            "noosphere_p2p_restarts", "Times the libp2p host crashed and was restarted", registry=r
+        )
         self.rpc_requests = Counter(
             "noosphere_rpc_requests_total", "JSON-RPC calls", ["method", "outcome"], registry=r
         )

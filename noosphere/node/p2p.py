@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.network.config import ConnectionConfig
@@ -35,6 +37,7 @@ log = logging.getLogger("noosphere.p2p")
 # while every queue is below this mark, so our own bursts wait instead of being dropped.
 OUTBOUND_HIGH_WATER = 16
 PUBLISH_BACKPRESSURE_TIMEOUT = 5.0
+RESTART_DELAY = 1.0
 
 
 def quiet_libp2p_loggers(level: int = logging.WARNING) -> None:
@@ -83,6 +86,21 @@ class PeerView:
 TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, data)
 
 
+class _HardenedPubsub(Pubsub):
+    """Pubsub that drops a peer sending an undecodable RPC frame instead of letting the protobuf
+    DecodeError escape into the swarm's nursery, which in libp2p 0.8.1 stops the whole host."""
+
+    async def continuously_read_stream(self, stream: Any) -> None:
+        try:
+            await super().continuously_read_stream(stream)
+        except DecodeError:
+            peer_id = stream.muxed_conn.peer_id
+            log.warning("peer %s sent an undecodable pubsub frame; dropping it", peer_id)
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self._handle_dead_peer(peer_id)
+
+
 class P2PHost:
     """A libp2p host with GossipSub running in its own trio thread.
 
@@ -115,6 +133,8 @@ class P2PHost:
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self.restarts = 0
         self.peer_id = ""
         self.listen_addrs: list[str] = []
 
@@ -135,6 +155,7 @@ class P2PHost:
     async def stop(self) -> None:
         if self._thread is None:
             return
+        self._stopping = True
         if self._token is not None and self._stop is not None:
             with contextlib.suppress(trio.RunFinishedError):
                 await asyncio.to_thread(
@@ -144,13 +165,22 @@ class P2PHost:
         self._thread = None
 
     def _thread_main(self) -> None:
-        try:
-            trio.run(self._trio_main)
-        except BaseException as exc:  # surfaced to start() or logged at shutdown
-            self._failure = exc
-            log.error("libp2p thread ended with an error: %r", exc)
-        finally:
-            self._ready.set()
+        """Run the trio host; if it dies after a successful start, restart it on the same port."""
+        while True:
+            try:
+                trio.run(self._trio_main)
+                return
+            except BaseException as exc:
+                if not self._ready.is_set() or self._stopping:
+                    self._failure = exc
+                    if not self._stopping:
+                        log.error("libp2p host failed: %r", exc)
+                    self._ready.set()
+                    return
+                self.restarts += 1
+                log.error("libp2p host crashed (%r); restarting it", exc)
+                self._token = None
+                time.sleep(RESTART_DELAY)
 
     async def _trio_main(self) -> None:
         key_pair = create_new_key_pair(self._seed)
@@ -177,7 +207,7 @@ class P2PHost:
             spam_protection_enabled=False,
             eclipse_protection_enabled=False,
         )
-        pubsub = Pubsub(host, router, strict_signing=True)
+        pubsub = _HardenedPubsub(host, router, strict_signing=True)
         self._stop = trio.Event()
         async with (
             host.run(listen_addrs=[self._listen]),
@@ -197,6 +227,8 @@ class P2PHost:
                 f"{addr}" if "/p2p/" in str(addr) else f"{addr}/p2p/{self.peer_id}"
                 for addr in host.get_addrs()
             ]
+            if self.listen_addrs:  # a restart must come back on the same port
+                self._listen = multiaddr.Multiaddr(self.listen_addrs[0].split("/p2p/")[0])
             self._token = trio.lowlevel.current_trio_token()
             self._ready.set()
             await self._stop.wait()
@@ -233,22 +265,23 @@ class P2PHost:
     # ---- operations (called from asyncio) ----------------------------------------------------
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._token is None:
-            raise P2PError("libp2p host is not running")
-        try:
-            return await asyncio.to_thread(trio.from_thread.run, fn, *args, trio_token=self._token)
-        except trio.RunFinishedError as exc:
-            raise P2PError("libp2p host has stopped") from exc
+        return await self._in_trio(trio.from_thread.run, fn, *args)
 
     async def _call_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._token is None:
+        return await self._in_trio(trio.from_thread.run_sync, fn, *args)
+
+    async def _in_trio(self, runner: Callable[..., Any], fn: Callable[..., Any], *args: Any) -> Any:
+        token = self._token
+        if token is None:
             raise P2PError("libp2p host is not running")
         try:
-            return await asyncio.to_thread(
-                trio.from_thread.run_sync, fn, *args, trio_token=self._token
-            )
-        except trio.RunFinishedError as exc:
-            raise P2PError("libp2p host has stopped") from exc
+            return await asyncio.to_thread(runner, fn, *args, trio_token=token)
+        except (trio.RunFinishedError, trio.Cancelled) as exc:
+            raise P2PError("libp2p host stopped during the call") from exc
+        except BaseExceptionGroup as exc:
+            if exc.subgroup((KeyboardInterrupt, SystemExit)) is not None:
+                raise
+            raise P2PError(f"libp2p call failed: {exc!r}") from exc
 
     async def publish(self, topic: str, data: bytes) -> None:
         """Publish once every peer's outbound queue has room (libp2p drops when one is full)."""
@@ -283,6 +316,7 @@ class P2PHost:
         return info.peer_id.to_base58()
 
     async def connected_peers(self) -> list[PeerView]:
+        """Peers connected now; empty while the host is down or restarting."""
         host = self._host
 
         def snapshot() -> list[PeerView]:
@@ -296,7 +330,10 @@ class P2PHost:
                 views.append(PeerView(peer_id=pid.to_base58(), addrs=addrs))
             return views
 
-        return await self._call_sync(snapshot)
+        try:
+            return await self._call_sync(snapshot)
+        except P2PError:
+            return []
 
     async def mesh_size(self, topic: str) -> int:
         pubsub = self._pubsub

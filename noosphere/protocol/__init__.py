@@ -21,6 +21,7 @@ from .card import (
     verify_card,
 )
 from .envelope import (
+    MAX_BATCH_ENVELOPES,
     TOPIC_FOR_KIND,
     Envelope,
     EnvelopeBatch,
@@ -42,6 +43,7 @@ from .jsonrpc import ErrorCode, JsonRpcError, JsonRpcRequest, JsonRpcResponse, R
 from .jws import SignatureError, sign_detached, verify_detached
 
 __all__ = [
+    "MAX_BATCH_ENVELOPES",
     "NOOSPHERE_EXTENSION_URI",
     "TOPIC_FOR_KIND",
     "AgentCapabilities",
