@@ -39,6 +39,7 @@ def card_entry(stored: StoredCard, *, full: bool) -> CardEntry:
         price=f"{ext.price.amount} {ext.price.token}/{ext.price.unit}",
         attributes=ext.attributes,
         seq=stored.seq,
+        issued_at=ext.issued_at,
         expires_at=stored.expires_at,
         received_at=stored.received_at,
         local=stored.local,

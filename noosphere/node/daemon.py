@@ -109,6 +109,7 @@ class Node:
             topics=self.gossip.topics,
             on_message=self.gossip.deliver,
             validator=self.gossip.validate,
+            on_sent=self.metrics.record_sent,
             params=GossipParams(
                 degree=cfg.gossip.degree,
                 degree_low=cfg.gossip.degree_low,

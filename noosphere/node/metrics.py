@@ -55,6 +55,17 @@ class NodeMetrics:
         self.peers_connected = Gauge(
             "noosphere_peers_connected", "Connected libp2p peers", registry=r
         )
+        self.p2p_rpcs_sent = Counter(
+            "noosphere_p2p_rpcs_sent_total", "Pubsub RPC frames written to peers", registry=r
+        )
+        self.p2p_messages_sent = Counter(
+            "noosphere_p2p_messages_sent_total",
+            "Pubsub messages written to peers (own and forwarded)",
+            registry=r,
+        )
+        self.p2p_bytes_sent = Counter(
+            "noosphere_p2p_bytes_sent_total", "Bytes of pubsub RPC frames written", registry=r
+        )
         self.p2p_restarts = Gauge(
             "noosphere_p2p_restarts", "Times the libp2p host crashed and was restarted", registry=r
         )
@@ -66,6 +77,12 @@ class NodeMetrics:
         )
         for reason in RejectReason:
             self.envelopes_rejected.labels(reason=reason.value)
+
+    def record_sent(self, messages: int, size: int) -> None:
+        """Called from the libp2p thread per RPC written (prometheus counters are thread-safe)."""
+        self.p2p_rpcs_sent.inc()
+        self.p2p_messages_sent.inc(messages)
+        self.p2p_bytes_sent.inc(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

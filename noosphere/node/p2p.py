@@ -86,9 +86,18 @@ class PeerView:
 TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, data)
 
 
-class _HardenedPubsub(Pubsub):
-    """Pubsub that drops a peer sending an undecodable RPC frame instead of letting the protobuf
-    DecodeError escape into the swarm's nursery, which in libp2p 0.8.1 stops the whole host."""
+class _NoospherePubsub(Pubsub):
+    """Pubsub that (1) drops a peer sending an undecodable RPC frame instead of letting the
+    protobuf DecodeError escape into the swarm's nursery, which in libp2p 0.8.1 stops the whole
+    host, and (2) reports every RPC it writes (own and forwarded messages, control traffic)."""
+
+    on_sent: Callable[[int, int], None] | None = None
+
+    async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
+        ok = await super().write_msg(stream, rpc_msg)
+        if ok and self.on_sent is not None:
+            self.on_sent(len(rpc_msg.publish), rpc_msg.ByteSize())
+        return ok
 
     async def continuously_read_stream(self, stream: Any) -> None:
         try:
@@ -105,7 +114,8 @@ class P2PHost:
     """A libp2p host with GossipSub running in its own trio thread.
 
     ``validator(topic, origin, data)`` runs in the trio thread before a message is forwarded or
-    delivered (it must be fast and thread-safe); ``on_message`` runs in the asyncio loop.
+    delivered (it must be fast and thread-safe); ``on_message`` runs in the asyncio loop;
+    ``on_sent(messages, bytes)`` runs in the trio thread for every RPC written to a peer.
     """
 
     def __init__(
@@ -118,12 +128,14 @@ class P2PHost:
         on_message: Callable[[InboundMessage], None],
         validator: TopicValidator | None = None,
         params: GossipParams | None = None,
+        on_sent: Callable[[int, int], None] | None = None,
     ) -> None:
         self._seed = seed
         self._listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
         self._topics = list(topics)
         self._on_message = on_message
         self._validator = validator
+        self._on_sent = on_sent
         self._params = params or GossipParams()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -207,7 +219,8 @@ class P2PHost:
             spam_protection_enabled=False,
             eclipse_protection_enabled=False,
         )
-        pubsub = _HardenedPubsub(host, router, strict_signing=True)
+        pubsub = _NoospherePubsub(host, router, strict_signing=True)
+        pubsub.on_sent = self._on_sent
         self._stop = trio.Event()
         async with (
             host.run(listen_addrs=[self._listen]),

@@ -47,6 +47,7 @@ class CardEntry(WireModel):
     price: str
     attributes: list[str]
     seq: int
+    issued_at: int
     expires_at: int
     received_at: int
     local: bool
