@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from noosphere.protocol.base import describe_validation_error, one_line
+
 _SLUG = re.compile(r"[^a-z0-9]+")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.-]*:[A-Za-z0-9_.@-]+$")
 
@@ -90,9 +92,11 @@ class AgentSpec(BaseModel):
 def load_agent_spec(path: Path) -> AgentSpec:
     """Read an agent file (.toml, .yaml/.yml or .json); errors name the file and the field."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AgentFileError(f"{path}: cannot read agent file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise AgentFileError(f"{path}: agent files must be UTF-8 text ({exc.reason})") from exc
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -104,12 +108,12 @@ def load_agent_spec(path: Path) -> AgentSpec:
         else:
             raise AgentFileError(f"{path}: agent files are .toml, .yaml, .yml or .json")
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise AgentFileError(f"{path}: not valid {suffix[1:].upper()}: {exc}") from exc
+        raise AgentFileError(
+            f"{path}: not valid {suffix[1:].upper()}: {one_line(str(exc))}"
+        ) from exc
     if not isinstance(data, dict):
         raise AgentFileError(f"{path}: the agent file must be a mapping of fields")
     try:
         return AgentSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise AgentFileError(f"{path}: {where}: {first['msg']}") from exc
+        raise AgentFileError(f"{path}: {describe_validation_error(exc)}") from exc

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from noosphere.protocol.base import describe_validation_error, one_line
+
 CONFIG_FILENAME = "config.toml"
 ENV_PREFIX = "NOOSPHERE_"
 
@@ -105,17 +107,15 @@ def load_config(
     data: dict[str, Any] = {}
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid UTF-8 TOML: {one_line(str(exc))}") from exc
     data |= _env_overrides(dict(os.environ if environ is None else environ))
     data |= {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         config = NodeConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid node config: {where}: {first['msg']}") from exc
+        raise ConfigError(f"invalid node config: {describe_validation_error(exc)}") from exc
     created = not path.exists()
     if created:
         path.write_text(tomli_w.dumps(config.model_dump(mode="json")))

@@ -38,8 +38,8 @@ from .store import NodeStore
 log = structlog.get_logger("noosphere.gossip")
 
 KIND_FOR_TOPIC = {topic: kind for kind, topic in TOPIC_FOR_KIND.items()}
-REPLAY_MEMORY = 4096
-PUBLISH_RETRY_DELAY = 0.5  # sequence numbers remembered per sender
+REPLAY_MEMORY = 4096  # sequence numbers remembered per sender
+PUBLISH_RETRY_DELAY = 0.5
 Handler = Callable[[Envelope], None]
 Publish = Callable[[str, bytes], Any]
 

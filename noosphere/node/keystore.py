@@ -40,5 +40,5 @@ def load_or_create_node_key(home: Path) -> tuple[NodeKey, bool]:
         )
     try:
         return NodeKey.from_pem(path.read_bytes()), False
-    except ValueError as exc:
-        raise KeyFileError(f"{path} is not a valid Ed25519 private key: {exc}") from exc
+    except (ValueError, TypeError) as exc:  # TypeError: an encrypted (passphrase) key
+        raise KeyFileError(f"{path} is not an unencrypted Ed25519 private key: {exc}") from exc

@@ -14,9 +14,10 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from noosphere.protocol import ErrorCode, JsonRpcRequest, JsonRpcResponse, RpcError
+from noosphere.protocol.base import describe_validation_error
 
 from .metrics import NodeMetrics
 
@@ -58,7 +59,7 @@ class JsonRpcDispatcher:
             )
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad JSON or UTF-8, huge ints, deep nesting
             return _error_response(
                 None, ErrorCode.PARSE_ERROR, "Parse error: body is not valid JSON"
             )
@@ -76,11 +77,11 @@ class JsonRpcDispatcher:
             responses = [r for item in payload if (r := await self.handle_one(item)) is not None]
             if not responses:
                 return Response(status_code=204)
-            return JSONResponse([r.to_wire() for r in responses])
+            return _json([r.to_wire() for r in responses])
         response = await self.handle_one(payload)
         if response is None:
             return Response(status_code=204)
-        return JSONResponse(response.to_wire())
+        return _json(response.to_wire())
 
     async def handle_one(self, item: Any) -> JsonRpcResponse | None:
         """One call; None for a valid notification."""
@@ -125,10 +126,8 @@ class JsonRpcDispatcher:
         try:
             parsed = method.params.model_validate(params or {})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "params"
             raise RpcError(
-                ErrorCode.INVALID_PARAMS, f"Invalid params: {where}: {first['msg']}"
+                ErrorCode.INVALID_PARAMS, f"Invalid params: {describe_validation_error(exc)}"
             ) from exc
         result = await method.handler(parsed)
         if isinstance(result, BaseModel):
@@ -162,5 +161,11 @@ def _error(request_id: Any, code: int, message: str) -> JsonRpcResponse:
     return JsonRpcResponse(id=request_id, error=RpcError(code, message).to_error())
 
 
-def _error_response(request_id: Any, code: int, message: str, status: int = 200) -> JSONResponse:
-    return JSONResponse(_error(request_id, code, message).to_wire(), status_code=status)
+def _json(content: Any, status: int = 200) -> Response:
+    """JSON with non-ASCII escaped, so any text a client sent (even a lone surrogate) serializes."""
+    body = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _error_response(request_id: Any, code: int, message: str, status: int = 200) -> Response:
+    return _json(_error(request_id, code, message).to_wire(), status)

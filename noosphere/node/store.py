@@ -66,19 +66,23 @@ class NodeStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
+                check = check.splitlines()[0]
                 raise StoreError(
                     f"{path} is corrupted ({check}); restore it from a backup or move it aside"
                 )
             self._db.executescript(_SCHEMA)
             self._check_schema_version()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self._db.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(
                 f"{path} is not a usable noosphere store ({exc});"
                 " restore it from a backup or move it aside"
@@ -88,6 +92,8 @@ class NodeStore:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif not version.isdigit():
+            raise StoreError(f"{self.path} has an unreadable schema version {version!r}")
         elif int(version) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer noosphere (schema {version})")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import rfc8785
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 
 
 class EncodingError(ValueError):
@@ -35,6 +35,9 @@ def b64url_decode(text: str) -> bytes:
     if not isinstance(text, str) or not _B64URL.match(text) or len(text) % 4 == 1:
         raise EncodingError("not unpadded base64url text")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex screens first
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
         raise EncodingError(f"invalid base64url: {exc}") from exc
+    if b64url_encode(data) != text:  # non-zero trailing bits: one value, one encoding
+        raise EncodingError("non-canonical base64url")
+    return data

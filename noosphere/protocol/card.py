@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from .base import WireModel
-from .canonical import canonical_json
+from .canonical import EncodingError, canonical_json
 from .identity import InvalidPeerId, NodeKey, public_key_from_peer_id
 from .jws import SignatureError, sign_detached, verify_detached
 
@@ -39,6 +39,7 @@ class AgentExtension(WireModel):
     description: str | None = None
     required: bool | None = None
     params: dict[str, Any] | None = None
+
 
 
 class AgentCapabilities(WireModel):
@@ -168,10 +169,18 @@ def _drop_empty(value: Any) -> Any:
 
 
 def card_signing_payload(card: AgentCard) -> bytes:
-    """The bytes a card signature covers: canonical JSON of the card minus its signatures."""
-    wire = card.to_wire()
-    wire.pop("signatures", None)
-    return canonical_json(_drop_empty(wire) or {})
+    """The bytes a card signature covers: canonical JSON of the card minus its signatures.
+    Raises CardError when the card has no canonical form (non-finite or huge numbers)."""
+    fields = card.to_signable()
+    fields.pop("signatures", None)
+    for extension in fields.get("capabilities", {}).get("extensions", []):
+        # A2A's proto field has no presence, so the SDK never sees (or signs) required=false.
+        if extension.get("required") is False:
+            del extension["required"]
+    try:
+        return canonical_json(_drop_empty(fields) or {})
+    except EncodingError as exc:
+        raise CardError(f"card has no canonical form: {exc}") from exc
 
 
 def sign_card(card: AgentCard, key: NodeKey) -> AgentCard:

@@ -15,6 +15,7 @@ from .canonical import EncodingError, b64url_decode, b64url_encode, canonical_js
 from .identity import NodeKey, verify_signature
 
 ENVELOPE_DOMAIN = b"noosphere/envelope/v1\n"
+MAX_SAFE_INTEGER = 2**53 - 1
 MAX_BATCH_ENVELOPES = 256
 
 
@@ -60,15 +61,18 @@ class Envelope(WireModel):
     kind: EnvelopeKind
     body: dict[str, Any]
     sender: str
-    seq: int = Field(ge=1, lt=2**63)
-    issued_at: int = Field(ge=0)  # unix milliseconds
-    expires_at: int = Field(ge=0)  # unix milliseconds
+    # Integers stay within what canonical JSON (and JavaScript peers) represent exactly.
+    seq: int = Field(ge=1, le=MAX_SAFE_INTEGER, strict=True)
+    issued_at: int = Field(ge=0, le=MAX_SAFE_INTEGER, strict=True)  # unix milliseconds
+    expires_at: int = Field(ge=0, le=MAX_SAFE_INTEGER, strict=True)  # unix milliseconds
     signature: str = ""
 
     def signing_payload(self) -> bytes:
-        wire = self.to_wire()
-        wire.pop("signature", None)
-        return ENVELOPE_DOMAIN + canonical_json(wire)
+        """Domain tag + canonical JSON of every field but the signature; raises EncodingError
+        for values with no canonical form (non-finite or out-of-range numbers)."""
+        fields = self.to_signable()
+        fields.pop("signature", None)
+        return ENVELOPE_DOMAIN + canonical_json(fields)
 
 
 class EnvelopeBatch(WireModel):
@@ -104,7 +108,11 @@ def check_envelope(envelope: Envelope, *, now_ms: int, max_skew_ms: int) -> None
         signature = b64url_decode(envelope.signature)
     except EncodingError as exc:
         raise EnvelopeRejected(RejectReason.BAD_SIGNATURE, "signature is not base64url") from exc
-    if not verify_signature(envelope.sender, envelope.signing_payload(), signature):
+    try:
+        payload = envelope.signing_payload()
+    except EncodingError as exc:
+        raise EnvelopeRejected(RejectReason.MALFORMED, str(exc)) from exc
+    if not verify_signature(envelope.sender, payload, signature):
         raise EnvelopeRejected(RejectReason.BAD_SIGNATURE, "signature does not verify")
     if envelope.expires_at <= now_ms:
         raise EnvelopeRejected(RejectReason.EXPIRED, "envelope has expired")

@@ -116,11 +116,6 @@ def test_unknown_suffix_is_refused(tmp_path: Path) -> None:
     assert ".toml, .yaml, .yml or .json" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG spec.load_agent_spec: the YAMLError text is embedded verbatim, so the message "
-    "spans several lines (PyYAML's 'in \"<unicode string>\", line N, column M' blocks)",
-)
 def test_invalid_yaml_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "YAML" in load_error(write(tmp_path, "agent.yaml", "name: [unclosed\nskills: x\n"))
 
@@ -194,11 +189,5 @@ def test_directory_path_is_refused(tmp_path: Path) -> None:
     assert "cannot read agent file" in load_error(directory)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG spec.load_agent_spec: path.read_text() on non-UTF-8 bytes raises "
-    "UnicodeDecodeError, which is not an OSError and escapes as a non-AgentFileError",
-)
 def test_non_utf8_file_is_refused(tmp_path: Path) -> None:
     load_error(write(tmp_path, "a.json", b'{"name": "\xff"}'))

@@ -146,12 +146,6 @@ def test_invalid_config_does_not_write_file(tmp_path: Path) -> None:
     assert not (tmp_path / CONFIG_FILENAME).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG config.load_config: path.read_text() on a non-UTF-8 config.toml raises "
-    "UnicodeDecodeError; only TOMLDecodeError is turned into ConfigError",
-)
 def test_non_utf8_config_file_raises_config_error(tmp_path: Path) -> None:
     (tmp_path / CONFIG_FILENAME).write_bytes(b'name = "\xff\xfe"\n')
     assert CONFIG_FILENAME in config_error(tmp_path)

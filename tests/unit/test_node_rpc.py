@@ -427,22 +427,12 @@ def test_invalid_requests_are_not_counted_as_calls() -> None:
 # ---- bugs: inputs that still produce HTTP 500 ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG rpc.handle_http: json.loads raises RecursionError on deeply nested arrays; "
-    "it is not caught, so the server answers HTTP 500",
-)
 def test_deeply_nested_json_is_an_error_object_not_500(client: TestClient) -> None:
     response = post_raw(client, b"[" * 1500 + b"]" * 1500)
     assert response.status_code == 200
     assert response.json()["error"]["code"] in (-32700, -32600)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG rpc.handle_http: a JSON integer longer than 4300 digits makes json.loads raise "
-    "ValueError (int max str digits), which is not a JSONDecodeError, so the answer is HTTP 500",
-)
 def test_huge_integer_literal_is_an_error_object_not_500() -> None:
     with make_client(make_dispatcher(max_body_bytes=1 << 20)) as test_client:
         body = b'{"jsonrpc": "2.0", "method": "echo", "id": ' + b"1" * 5000 + b"}"
@@ -451,12 +441,6 @@ def test_huge_integer_literal_is_an_error_object_not_500() -> None:
     assert response.json()["error"]["code"] in (-32700, -32600)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG rpc: a lone UTF-16 surrogate (\\ud800) decoded from the request and echoed "
-    "in the response (result, 'Method not found' message or id) makes starlette's "
-    "JSONResponse raise UnicodeEncodeError, so the answer is HTTP 500",
-)
 @pytest.mark.parametrize(
     "body",
     [

@@ -260,12 +260,6 @@ def test_newer_schema_version_raises_store_error(db_path: Path) -> None:
     assert str(db_path) in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG store._check_schema_version: int(version) on a damaged meta value raises a bare "
-    "ValueError outside the sqlite3.DatabaseError handler instead of StoreError",
-)
 def test_non_numeric_schema_version_raises_store_error(db_path: Path) -> None:
     store = NodeStore(db_path)
     store.set_meta("schema_version", "garbage")

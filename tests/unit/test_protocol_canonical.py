@@ -226,12 +226,6 @@ def test_b64url_decode_of_arbitrary_text_returns_bytes_or_raises_encoding_error(
     assert isinstance(result, bytes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG noosphere/protocol/canonical.py: b64url_decode ignores non-zero trailing bits "
-    "('AB' decodes like 'AA'), so it is not the strict inverse its docstring promises and "
-    "signature strings (JWS, envelopes) are malleable in their last character",
-)
 def test_b64url_decode_rejects_non_canonical_trailing_bits():
     assert b64url_encode(b"\x00") == "AA"
     with pytest.raises(EncodingError):

@@ -1,0 +1,223 @@
+"""Card index: which gossiped cards are accepted, why others are rejected, and expiry sweeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from noosphere.agents.publish import NodeEndpoint, build_card
+from noosphere.agents.spec import AgentSpec, load_agent_spec
+from noosphere.node.cards import CardIndex
+from noosphere.node.metrics import NodeMetrics
+from noosphere.node.store import NodeStore
+from noosphere.protocol import (
+    AgentCard,
+    Envelope,
+    EnvelopeKind,
+    EnvelopeRejected,
+    NodeKey,
+    RejectReason,
+    seal,
+)
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "agents"
+CALCULATOR = load_agent_spec(EXAMPLES / "calculator.yaml")
+SCHEDULER = load_agent_spec(EXAMPLES / "scheduler.yaml")
+KEY_A = NodeKey.from_seed(b"a" * 32)
+KEY_B = NodeKey.from_seed(b"b" * 32)
+NOW = 1_800_000_000_000
+TTL = 60_000
+
+
+def card_for(
+    spec: AgentSpec = CALCULATOR,
+    key: NodeKey = KEY_A,
+    *,
+    seq: int = 1,
+    issued_at: int = NOW,
+    ttl_ms: int = TTL,
+) -> AgentCard:
+    endpoint = NodeEndpoint(
+        rpc_url="http://127.0.0.1:7070/",
+        multiaddrs=[f"/ip4/127.0.0.1/tcp/4001/p2p/{key.peer_id}"],
+    )
+    return build_card(spec, key, endpoint, seq=seq, issued_at_ms=issued_at, ttl_ms=ttl_ms)
+
+
+def envelope_with(body: dict[str, Any], sender: NodeKey = KEY_A, seq: int = 1) -> Envelope:
+    return seal(EnvelopeKind.CARD, body, sender, seq=seq, now_ms=NOW, ttl_ms=TTL)
+
+
+def card_envelope(card: AgentCard, sender: NodeKey = KEY_A) -> Envelope:
+    return envelope_with({"card": card.to_wire()}, sender)
+
+
+def rejection(index: CardIndex, envelope: Envelope, now: int = NOW) -> RejectReason:
+    with pytest.raises(EnvelopeRejected) as info:
+        index.accept_gossiped(envelope, now)
+    return info.value.reason
+
+
+def gauge(metrics: NodeMetrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[NodeStore]:
+    opened = NodeStore(tmp_path / "node.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def metrics() -> NodeMetrics:
+    return NodeMetrics()
+
+
+@pytest.fixture
+def index(store: NodeStore, metrics: NodeMetrics) -> CardIndex:
+    return CardIndex(store, metrics)
+
+
+def test_good_card_is_accepted_and_stored(index: CardIndex) -> None:
+    card = card_for(seq=3)
+    params = index.accept_gossiped(card_envelope(card), NOW)
+    assert params.card_id == f"{KEY_A.peer_id}/{CALCULATOR.id}"
+    assert params.seq == 3
+    stored = index.get(params.card_id, NOW)
+    assert stored is not None
+    assert stored.local is False
+    assert stored.card == card.to_wire()
+    assert stored.expires_at == NOW + TTL
+
+
+def test_cards_from_every_example_are_accepted(index: CardIndex) -> None:
+    for path in sorted(EXAMPLES.iterdir()):
+        index.accept_gossiped(card_envelope(card_for(load_agent_spec(path))), NOW)
+    assert len(index.list(NOW)) == len(list(EXAMPLES.iterdir()))
+
+
+def test_card_inside_envelope_from_another_node_is_sender_mismatch(index: CardIndex) -> None:
+    envelope = card_envelope(card_for(key=KEY_A), sender=KEY_B)
+    assert rejection(index, envelope) is RejectReason.SENDER_MISMATCH
+    assert index.list(NOW) == []
+
+
+@pytest.mark.parametrize("resent_seq", [5, 4])
+def test_same_or_older_seq_is_stale_version(index: CardIndex, resent_seq: int) -> None:
+    index.accept_gossiped(card_envelope(card_for(seq=5)), NOW)
+    assert rejection(index, card_envelope(card_for(seq=resent_seq))) is RejectReason.STALE_VERSION
+
+
+def test_newer_seq_replaces_held_card(index: CardIndex) -> None:
+    index.accept_gossiped(card_envelope(card_for(seq=5)), NOW)
+    params = index.accept_gossiped(card_envelope(card_for(seq=6, issued_at=NOW + 1)), NOW + 1)
+    stored = index.get(params.card_id, NOW + 1)
+    assert stored is not None
+    assert stored.seq == 6
+
+
+def test_expired_card_is_rejected(index: CardIndex) -> None:
+    card = card_for(issued_at=NOW - 2 * TTL, ttl_ms=TTL)
+    assert rejection(index, card_envelope(card)) is RejectReason.EXPIRED
+
+
+def test_card_expiring_exactly_now_is_rejected(index: CardIndex) -> None:
+    card = card_for(issued_at=NOW - TTL, ttl_ms=TTL)
+    assert rejection(index, card_envelope(card)) is RejectReason.EXPIRED
+
+
+def test_card_with_tampered_name_is_bad_signature(index: CardIndex) -> None:
+    wire = card_for().to_wire()
+    wire["name"] = "Totally Legit Calculator"
+    assert rejection(index, envelope_with({"card": wire})) is RejectReason.BAD_SIGNATURE
+
+
+def test_card_with_tampered_price_is_bad_signature(index: CardIndex) -> None:
+    wire = card_for().to_wire()
+    params = wire["capabilities"]["extensions"][0]["params"]
+    params["price"]["amount"] = "0"
+    assert rejection(index, envelope_with({"card": wire})) is RejectReason.BAD_SIGNATURE
+
+
+def test_card_re_signed_by_another_node_is_bad_signature(index: CardIndex) -> None:
+    wire = card_for(key=KEY_A).to_wire()
+    wire["signatures"] = card_for(key=KEY_B).to_wire()["signatures"]
+    assert rejection(index, envelope_with({"card": wire})) is RejectReason.BAD_SIGNATURE
+
+
+def test_unsigned_card_is_bad_signature(index: CardIndex) -> None:
+    wire = card_for().to_wire()
+    del wire["signatures"]
+    assert rejection(index, envelope_with({"card": wire})) is RejectReason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"card": None}, {"card": "not a card"}, {"card": {"name": "x"}}],
+    ids=["no-card", "null-card", "string-card", "incomplete-card"],
+)
+def test_body_without_a_valid_card_is_invalid_body(index: CardIndex, body: dict[str, Any]) -> None:
+    assert rejection(index, envelope_with(body)) is RejectReason.INVALID_BODY
+
+
+def test_card_without_noosphere_extension_is_invalid_body(index: CardIndex) -> None:
+    wire = card_for().to_wire()
+    wire["capabilities"]["extensions"] = []
+    assert rejection(index, envelope_with({"card": wire})) is RejectReason.INVALID_BODY
+
+
+def test_card_without_canonical_form_is_rejected(index: CardIndex) -> None:
+    wire = card_for().to_wire()
+    wire["x-big"] = 2**60
+    envelope = Envelope.model_validate_json(
+        json.dumps({**envelope_with({}).to_wire(), "body": {"card": wire}})
+    )
+    assert rejection(index, envelope) in (RejectReason.INVALID_BODY, RejectReason.BAD_SIGNATURE)
+
+
+def test_rejected_card_does_not_replace_held_one(index: CardIndex) -> None:
+    params = index.accept_gossiped(card_envelope(card_for(seq=1)), NOW)
+    wire = card_for(seq=2).to_wire()
+    wire["name"] = "Evil"
+    rejection(index, envelope_with({"card": wire}))
+    stored = index.get(params.card_id, NOW)
+    assert stored is not None
+    assert stored.seq == 1
+
+
+def test_sweep_removes_expired_gossiped_cards_and_updates_gauges(
+    index: CardIndex, metrics: NodeMetrics
+) -> None:
+    short = index.accept_gossiped(card_envelope(card_for(CALCULATOR, ttl_ms=1_000)), NOW)
+    long = index.accept_gossiped(card_envelope(card_for(SCHEDULER, ttl_ms=TTL)), NOW)
+    local = index.put_local(card_for(SCHEDULER, KEY_B, ttl_ms=1_000), NOW)
+
+    assert index.sweep(NOW) == []
+    assert gauge(metrics, "noosphere_cards_known") == 3
+
+    later = NOW + 2_000
+    assert index.sweep(later) == [short.card_id]
+    # the expired local card stays in the store but no longer counts as known
+    assert gauge(metrics, "noosphere_cards_known") == 1
+    assert gauge(metrics, "noosphere_cards_expired_total") == 1
+    assert [c.card_id for c in index.list(later)] == [long.card_id]
+    assert index.get(short.card_id, later) is None
+    assert index.get(local.card_id, later) is None
+
+
+def test_get_hides_expired_card_before_sweep(index: CardIndex) -> None:
+    params = index.accept_gossiped(card_envelope(card_for(ttl_ms=1_000)), NOW)
+    assert index.get(params.card_id, NOW) is not None
+    assert index.get(params.card_id, NOW + 1_000) is None
+
+
+def test_put_local_stores_card_as_local(index: CardIndex, store: NodeStore) -> None:
+    params = index.put_local(card_for(), NOW)
+    stored = store.get_card(params.card_id)
+    assert stored is not None
+    assert stored.local is True
