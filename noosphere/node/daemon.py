@@ -93,9 +93,24 @@ class Node:
         self.key, self.key_created = load_or_create_node_key(self.home)
         self.store = NodeStore(self.home / STORE_FILENAME)
         try:
+            self._bind_identity()
             await self._serve()
         finally:
             self.store.close()
+
+    def _bind_identity(self) -> None:
+        """Record the key's identity in the store on first start; refuse a swapped key file."""
+        known = self.store.get_meta("peer_id")
+        if known is None:
+            with self.store.transaction():
+                self.store.set_meta("peer_id", self.key.peer_id)
+                self.store.set_meta("public_key", self.key.public_key.hex())
+                self.store.set_meta("key_created_at", str(now_ms()))
+        elif known != self.key.peer_id:
+            raise NodeStartError(
+                f"{self.home}/node.key is not the key this node's store belongs to "
+                f"(store: {known}, key: {self.key.peer_id}); restore the original key"
+            )
 
     async def _serve(self) -> None:
         cfg = self.config

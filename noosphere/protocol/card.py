@@ -41,7 +41,6 @@ class AgentExtension(WireModel):
     params: dict[str, Any] | None = None
 
 
-
 class AgentCapabilities(WireModel):
     streaming: bool | None = None
     push_notifications: bool | None = None

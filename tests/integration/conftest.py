@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .support import Cluster
+from noosphere.node.launcher import LocalNode, spawn_node
+
+from .support import EXAMPLES, Cluster
 
 
 @pytest.fixture
@@ -17,3 +19,15 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def running_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
+    """One node shared by a module's read-only tests."""
+    node = spawn_node(
+        tmp_path_factory.mktemp("shared") / "node", agents=[EXAMPLES / "calculator.yaml"]
+    )
+    try:
+        yield node
+    finally:
+        node.kill()

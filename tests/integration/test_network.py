@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 
+import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from noosphere.node.launcher import LaunchError
 
 from .support import EXAMPLES, Cluster, card_ids, wait_until
 
@@ -73,3 +79,62 @@ def test_kill_9_loses_no_acknowledged_card(cluster: Cluster) -> None:
     assert card_ids(a2) == before
     with a2.client() as client:
         assert b.peer_id in {p.peer_id for p in client.peers()}
+
+
+def test_sigint_stops_cleanly(cluster: Cluster) -> None:
+    a = cluster.start("a", agents=[EXAMPLES / "calculator.yaml"])
+    a.process.send_signal(signal.SIGINT)
+    assert a.process.wait(15) == 0
+    assert not (a.home / "runtime.json").exists()
+    assert "node stopping" in (a.home / "node.log").read_text()
+
+
+def test_swapped_key_file_is_refused(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    a.stop()
+    (a.home / "node.key").unlink()
+    with pytest.raises(LaunchError, match="not the key this node's store belongs to"):
+        cluster.start("a")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+    | st.fixed_dictionaries(
+        {
+            "jsonrpc": st.just("2.0"),
+            "method": st.sampled_from(
+                [
+                    "noosphere.node.status",
+                    "noosphere.peers",
+                    "noosphere.cards.list",
+                    "noosphere.cards.get",
+                    "x",
+                ]
+            ),
+        },
+        optional={
+            "id": st.integers() | st.text() | st.none(),
+            "params": st.dictionaries(
+                st.sampled_from(["id", "limit", "offset", "full", "x"]),
+                st.integers() | st.text() | st.booleans() | st.none(),
+            ),
+        },
+    )
+)
+def test_random_json_at_a_running_node_never_breaks_it(running_node, payload) -> None:
+    response = httpx.post(running_node.rpc_url + "/", json=payload, timeout=10)
+    assert response.status_code in (200, 204)
+    if response.status_code == 200:
+        body = response.json()
+        for item in body if isinstance(body, list) else [body]:
+            assert item["jsonrpc"] == "2.0"
+            assert ("result" in item) != ("error" in item)
