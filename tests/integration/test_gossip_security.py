@@ -44,16 +44,22 @@ def _batch(*envelopes) -> bytes:
     return EnvelopeBatch(envelopes=list(envelopes)).encode()
 
 
-async def _hostile_session(target: str, send: list[bytes]) -> None:
-    """Join the network as a real libp2p peer and publish raw gossip data, paced."""
+async def _start_peer(key: NodeKey) -> P2PHost:
+    """A bare libp2p peer in this test process, subscribed to the cards topic."""
     host = P2PHost(
-        seed=HOSTILE.seed,
+        seed=key.seed,
         listen_host="127.0.0.1",
         listen_port=0,
         topics=[CARDS],
         on_message=lambda _m: None,
     )
     await host.start()
+    return host
+
+
+async def _hostile_session(target: str, send: list[bytes]) -> None:
+    """Join the network as a real libp2p peer and publish raw gossip data, paced."""
+    host = await _start_peer(HOSTILE)
     try:
         await host.connect(target)
         for _ in range(100):
@@ -151,14 +157,7 @@ async def _send_garbage_frame(target: str) -> None:
     from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
     from libp2p.utils.varint import encode_uvarint
 
-    host = P2PHost(
-        seed=NodeKey.generate().seed,
-        listen_host="127.0.0.1",
-        listen_port=0,
-        topics=[CARDS],
-        on_message=lambda _m: None,
-    )
-    await host.start()
+    host = await _start_peer(NodeKey.generate())
     try:
         peer = await host.connect(target)
         garbage = b"\xff" * 64

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +63,6 @@ def rejection(index: CardIndex, envelope: Envelope, now: int = NOW) -> RejectRea
 
 def gauge(metrics: NodeMetrics, name: str) -> float:
     return metrics.registry.get_sample_value(name) or 0.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[NodeStore]:
-    opened = NodeStore(tmp_path / "node.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def metrics() -> NodeMetrics:
-    return NodeMetrics()
 
 
 @pytest.fixture

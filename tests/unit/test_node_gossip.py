@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -93,18 +92,6 @@ async def running(coro: Any) -> Any:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[NodeStore]:
-    opened = NodeStore(tmp_path / "node.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def metrics() -> NodeMetrics:
-    return NodeMetrics()
 
 
 @pytest.fixture
