@@ -10,6 +10,8 @@ from noosphere import __version__
 from noosphere.protocol import AgentCard, ErrorCode, RpcError
 from noosphere.protocol.api import (
     AgentSummary,
+    CardArrival,
+    CardArrivalsParams,
     CardEntry,
     CardsGetParams,
     CardsListParams,
@@ -72,7 +74,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
         connected = {p.peer_id: p for p in await node.p2p.connected_peers()}
         now = now_ms()
         for view in connected.values():
-            node.store.touch_peer(view.peer_id, [], now)
+            node.peers.seen(view.peer_id, [], now)
         cards_per_peer: dict[str, int] = {}
         for c in node.cards.list(now):
             cards_per_peer[c.peer_id] = cards_per_peer.get(c.peer_id, 0) + 1
@@ -85,7 +87,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
                 last_seen=p.last_seen,
                 cards=cards_per_peer.get(p.peer_id, 0),
             )
-            for p in node.store.list_peers()
+            for p in node.peers.list()
             if p.peer_id != node.key.peer_id
         ]
 
@@ -110,4 +112,10 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
     dispatcher.register("noosphere.node.status", EmptyParams, status)
     dispatcher.register("noosphere.peers", EmptyParams, peers)
     dispatcher.register("noosphere.cards.list", CardsListParams, cards_list)
+
+    async def cards_arrivals(params: CardArrivalsParams) -> list[CardArrival]:
+        fresh = [a for a in node.cards.arrivals if a.received_at > params.since]
+        return fresh[: params.limit]
+
     dispatcher.register("noosphere.cards.get", CardsGetParams, cards_get)
+    dispatcher.register("noosphere.cards.arrivals", CardArrivalsParams, cards_arrivals)

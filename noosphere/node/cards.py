@@ -4,6 +4,8 @@ not expired, and its version is newer than the one held; cards expire unless re-
 
 from __future__ import annotations
 
+from collections import deque
+
 from pydantic import ValidationError
 
 from noosphere.protocol import (
@@ -16,15 +18,19 @@ from noosphere.protocol import (
     RejectReason,
     verify_card,
 )
+from noosphere.protocol.api import CardArrival
 
 from .metrics import NodeMetrics
 from .store import NodeStore, StoredCard
+
+ARRIVALS_KEPT = 20_000
 
 
 class CardIndex:
     def __init__(self, store: NodeStore, metrics: NodeMetrics) -> None:
         self._store = store
         self._metrics = metrics
+        self.arrivals: deque[CardArrival] = deque(maxlen=ARRIVALS_KEPT)
 
     def accept_gossiped(self, envelope: Envelope, now_ms: int) -> NoosphereCardParams:
         """Validate and store a card from a card envelope; raises EnvelopeRejected."""
@@ -45,6 +51,15 @@ class CardIndex:
                 RejectReason.STALE_VERSION, f"card seq {params.seq} <= held {held}"
             )
         self._put(card, params, now_ms, local=False)
+        self.arrivals.append(
+            CardArrival(
+                card_id=params.card_id,
+                seq=params.seq,
+                issued_at=params.issued_at,
+                received_at=now_ms,
+            )
+        )
+        self._metrics.card_propagation.observe(max(0, now_ms - params.issued_at) / 1000)
         return params
 
     def put_local(self, card: AgentCard, now_ms: int) -> NoosphereCardParams:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from noosphere.protocol import RpcError
-from noosphere.protocol.api import CardEntry, NodeStatus, PeerEntry
+from noosphere.protocol.api import CardArrival, CardEntry, NodeStatus, PeerEntry
 
 DEFAULT_RPC_URL = "http://127.0.0.1:7070"
 
@@ -69,6 +69,10 @@ class NodeClient:
 
     def card(self, card_id: str) -> CardEntry:
         return CardEntry.model_validate(self.call("noosphere.cards.get", {"id": card_id}))
+
+    def arrivals(self, since: int = 0) -> list[CardArrival]:
+        result = self.call("noosphere.cards.arrivals", {"since": since})
+        return [CardArrival.model_validate(a) for a in result]
 
     def metrics_text(self) -> str:
         try:

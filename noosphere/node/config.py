@@ -55,6 +55,9 @@ class NodeConfig(BaseModel):
     target_peers: int = Field(
         8, ge=0, le=256, description="dial peers learned from cards up to this"
     )
+    store_sync: Literal["normal", "full"] = Field(
+        "normal", description="SQLite synchronous mode: normal survives kill -9, full an OS crash"
+    )
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     max_batch_requests: int = Field(100, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -33,6 +33,7 @@ from .gossip import GossipRouter, now_ms
 from .keystore import load_or_create_node_key
 from .metrics import NodeMetrics
 from .p2p import GossipParams, P2PError, P2PHost
+from .peers import PeerBook
 from .rpc import JsonRpcDispatcher
 from .store import STORE_FILENAME, NodeStore
 
@@ -91,7 +92,9 @@ class Node:
         """Start everything, serve until stopped, then shut down in reverse order."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.key, self.key_created = load_or_create_node_key(self.home)
-        self.store = NodeStore(self.home / STORE_FILENAME)
+        self.store = NodeStore(
+            self.home / STORE_FILENAME, synchronous=self.config.store_sync.upper()
+        )
         try:
             self._bind_identity()
             await self._serve()
@@ -115,6 +118,7 @@ class Node:
     async def _serve(self) -> None:
         cfg = self.config
         self.cards = CardIndex(self.store, self.metrics)
+        self.peers = PeerBook(self.store)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card)
         self.p2p = P2PHost(
@@ -273,7 +277,7 @@ class Node:
 
     def _on_card(self, envelope: Any) -> None:
         params = self.cards.accept_gossiped(envelope, now_ms())
-        self.store.touch_peer(params.peer_id, params.multiaddrs, now_ms())
+        self.peers.seen(params.peer_id, params.multiaddrs, now_ms())
 
     def announce_cards(self) -> None:
         """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""
@@ -318,10 +322,10 @@ class Node:
             connected = {p.peer_id for p in await self.p2p.connected_peers()}
             self.metrics.peers_connected.set(len(connected))
             for peer in connected:
-                self.store.touch_peer(peer, [], now_ms())
+                self.peers.seen(peer, [], now_ms())
             wanted = [(a.rsplit("/p2p/", 1)[1], a) for a in self.config.bootstrap]
             if len(connected) < self.config.target_peers:
-                wanted += [(p.peer_id, p.addrs[0]) for p in self.store.list_peers() if p.addrs]
+                wanted += [(p.peer_id, p.addrs[0]) for p in self.peers.list() if p.addrs]
             now = time.monotonic()
             todo = [
                 (pid, addr)
@@ -337,7 +341,7 @@ class Node:
                     log.debug("dial failed", peer=peer_id, addr=addr, error=str(exc))
                 else:
                     failures.pop(peer_id, None)
-                    self.store.touch_peer(peer_id, [addr], now_ms())
+                    self.peers.seen(peer_id, [addr], now_ms())
                     log.info("connected", peer=peer_id, addr=addr)
             await asyncio.sleep(1.0 if not connected or todo else 5.0)
 

@@ -49,6 +49,12 @@ class NodeMetrics:
         self.cards_known = Gauge(
             "noosphere_cards_known", "Unexpired cards in the index", registry=r
         )
+        self.card_propagation = Histogram(
+            "noosphere_card_propagation_seconds",
+            "Time from a card version's issue (owner's clock) to its arrival here",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.cards_expired = Counter(
             "noosphere_cards_expired_total", "Cards removed after their TTL", registry=r
         )

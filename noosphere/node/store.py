@@ -64,12 +64,17 @@ class StoredPeer:
 class NodeStore:
     """Synchronous SQLite access; used from the node's event-loop thread only (writes are small)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # WAL + NORMAL: a commit survives the process being killed (the WAL is written
+            # before COMMIT returns); only an OS crash can lose the last commits, which the
+            # network re-gossips. FULL would fsync every gossip batch.
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=5000")
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":

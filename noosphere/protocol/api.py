@@ -54,6 +54,20 @@ class CardEntry(WireModel):
     card: dict[str, Any] | None = None
 
 
+class CardArrival(WireModel):
+    """When this node first stored one version of a card (for propagation measurements)."""
+
+    card_id: str
+    seq: int
+    issued_at: int
+    received_at: int
+
+
+class CardArrivalsParams(WireModel):
+    since: int = Field(0, ge=0, description="only arrivals received after this unix ms")
+    limit: int = Field(10_000, ge=1, le=100_000)
+
+
 class CardsListParams(WireModel):
     limit: int = Field(1000, ge=1, le=10_000)
     offset: int = Field(0, ge=0)

@@ -208,3 +208,13 @@ def test_put_local_stores_card_as_local(index: CardIndex, store: NodeStore) -> N
     stored = store.get_card(params.card_id)
     assert stored is not None
     assert stored.local is True
+
+
+def test_accepted_card_is_recorded_as_an_arrival(index: CardIndex, metrics: NodeMetrics) -> None:
+    card = card_for(seq=5, issued_at=NOW - 40)
+    params = index.accept_gossiped(card_envelope(card), NOW)
+    (arrival,) = index.arrivals
+    assert (arrival.card_id, arrival.seq) == (params.card_id, 5)
+    assert arrival.received_at - arrival.issued_at == 40
+    count = "noosphere_card_propagation_seconds_count"
+    assert metrics.registry.get_sample_value(count) == 1
