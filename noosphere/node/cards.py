@@ -5,6 +5,7 @@ not expired, and its version is newer than the one held; cards expire unless re-
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,15 +35,26 @@ class CardIndex:
 
     def accept_gossiped(self, envelope: Envelope, now_ms: int) -> NoosphereCardParams:
         """Validate and store a card from a card envelope; raises EnvelopeRejected."""
-        try:
-            card = AgentCard.model_validate(envelope.body.get("card"))
-            params = verify_card(card)
-        except CardSignatureError as exc:
-            raise EnvelopeRejected(RejectReason.BAD_SIGNATURE, f"card: {exc}") from exc
-        except (ValidationError, CardError) as exc:
-            raise EnvelopeRejected(RejectReason.INVALID_BODY, f"card: {exc}") from exc
+        card, params = _verified(envelope.body.get("card"))
         if params.peer_id != envelope.sender:
             raise EnvelopeRejected(RejectReason.SENDER_MISMATCH, "card names another node")
+        self._admit(card, params, now_ms)
+        return params
+
+    def accept_synced(self, raw: Any, now_ms: int) -> bool:
+        """Store a card pulled from a peer's index (any peer may relay it: the owner's signature
+        is what counts). Returns whether it was new; bad cards are counted and skipped."""
+        try:
+            card, params = _verified(raw)
+            self._admit(card, params, now_ms)
+        except EnvelopeRejected as exc:
+            if exc.reason is not RejectReason.STALE_VERSION:  # already held: not an attack
+                self._metrics.envelopes_rejected.labels(reason=exc.reason.value).inc()
+            return False
+        self._metrics.cards_synced.inc()
+        return True
+
+    def _admit(self, card: AgentCard, params: NoosphereCardParams, now_ms: int) -> None:
         if params.expires_at <= now_ms:
             raise EnvelopeRejected(RejectReason.EXPIRED, "card has expired")
         held = self._store.card_seq(params.card_id)
@@ -60,7 +72,6 @@ class CardIndex:
             )
         )
         self._metrics.card_propagation.observe(max(0, now_ms - params.issued_at) / 1000)
-        return params
 
     def put_local(self, card: AgentCard, now_ms: int) -> NoosphereCardParams:
         params = card.noosphere()
@@ -97,3 +108,14 @@ class CardIndex:
         if stored is None or stored.expires_at <= now_ms:
             return None
         return stored
+
+
+def _verified(raw: Any) -> tuple[AgentCard, NoosphereCardParams]:
+    """Parse a card and check its owner's signature; raises EnvelopeRejected."""
+    try:
+        card = AgentCard.model_validate(raw)
+        return card, verify_card(card)
+    except CardSignatureError as exc:
+        raise EnvelopeRejected(RejectReason.BAD_SIGNATURE, f"card: {exc}") from exc
+    except (ValidationError, CardError) as exc:
+        raise EnvelopeRejected(RejectReason.INVALID_BODY, f"card: {exc}") from exc

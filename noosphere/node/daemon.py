@@ -25,6 +25,7 @@ from starlette.routing import Route
 from noosphere.agents.publish import NodeEndpoint, build_card
 from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.protocol import EnvelopeKind, NodeKey
+from noosphere.protocol.sync import CARD_SYNC_PROTOCOL, CardSyncReply
 
 from .api import register_node_api
 from .cards import CardIndex
@@ -41,6 +42,7 @@ log = structlog.get_logger("noosphere.node")
 
 RUNTIME_FILENAME = "runtime.json"
 MAX_DIALS_PER_ROUND = 4
+ANNOUNCE_DEBOUNCE_S = 0.5
 
 
 class NodeStartError(RuntimeError):
@@ -121,6 +123,7 @@ class Node:
         self.peers = PeerBook(self.store)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card)
+        self._announce_soon = asyncio.Event()
         self.p2p = P2PHost(
             seed=self.key.seed,
             listen_host=cfg.host,
@@ -138,6 +141,7 @@ class Node:
             ),
         )
         rpc_socket = self._bind_rpc_socket()
+        self.p2p.serve(CARD_SYNC_PROTOCOL, self._serve_cards)
         try:
             await self.p2p.start()
         except P2PError as exc:
@@ -301,9 +305,35 @@ class Node:
             self.store.delete_local_cards_except(keep)
 
     async def _announce_loop(self) -> None:
+        """Announce at start, every announce interval, and soon after a new connection (so a
+        peer that joined after the last announcement gets this node's cards right away)."""
         while True:
             self.announce_cards()
-            await asyncio.sleep(self.config.effective_announce_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._announce_soon.wait(), self.config.effective_announce_interval_s
+                )
+                await asyncio.sleep(ANNOUNCE_DEBOUNCE_S)  # one announcement for a burst of joins
+            self._announce_soon.clear()
+
+    async def _serve_cards(self, _peer: str) -> bytes:
+        """Answer a card pull-sync: every unexpired card this node holds, signed by its owner."""
+        reply = CardSyncReply(cards=[c.card for c in self.cards.list(now_ms())])
+        return reply.model_dump_json(by_alias=True).encode()
+
+    async def _sync_from(self, peer_id: str) -> None:
+        """Pull a newly connected peer's card index and keep the cards that are new to us."""
+        try:
+            reply = CardSyncReply.model_validate_json(
+                await self.p2p.request(peer_id, CARD_SYNC_PROTOCOL)
+            )
+        except (P2PError, ValueError) as exc:
+            log.warning("card sync failed", peer=peer_id, error=str(exc))
+            return
+        now = now_ms()
+        with self.store.transaction():
+            new = sum(self.cards.accept_synced(raw, now) for raw in reply.cards)
+        log.info("card sync", peer=peer_id, offered=len(reply.cards), new=new)
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -343,6 +373,8 @@ class Node:
                     failures.pop(peer_id, None)
                     self.peers.seen(peer_id, [addr], now_ms())
                     log.info("connected", peer=peer_id, addr=addr)
+                    self._announce_soon.set()
+                    await self._sync_from(peer_id)
             await asyncio.sleep(1.0 if not connected or todo else 5.0)
 
 

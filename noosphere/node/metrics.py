@@ -55,6 +55,9 @@ class NodeMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.cards_synced = Counter(
+            "noosphere_cards_synced_total", "New cards pulled from peers' indexes", registry=r
+        )
         self.cards_expired = Counter(
             "noosphere_cards_expired_total", "Cards removed after their TTL", registry=r
         )

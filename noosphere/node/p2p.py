@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,14 @@ import trio
 from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limited
 
 log = logging.getLogger("noosphere.p2p")
 
@@ -38,6 +40,8 @@ log = logging.getLogger("noosphere.p2p")
 OUTBOUND_HIGH_WATER = 16
 PUBLISH_BACKPRESSURE_TIMEOUT = 5.0
 RESTART_DELAY = 1.0
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+REPLY_CHUNK_BYTES = 32 * 1024
 
 
 def quiet_libp2p_loggers(level: int = logging.WARNING) -> None:
@@ -84,6 +88,7 @@ class PeerView:
 
 
 TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, data)
+Responder = Callable[[str], Awaitable[bytes]]  # asyncio coroutine: requesting peer id -> reply
 
 
 class _NoospherePubsub(Pubsub):
@@ -136,6 +141,7 @@ class P2PHost:
         self._on_message = on_message
         self._validator = validator
         self._on_sent = on_sent
+        self._responders: dict[str, Responder] = {}
         self._params = params or GossipParams()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -149,6 +155,11 @@ class P2PHost:
         self.restarts = 0
         self.peer_id = ""
         self.listen_addrs: list[str] = []
+
+    def serve(self, protocol: str, responder: Responder) -> None:
+        """Answer request/response streams of ``protocol`` (register before ``start``): the
+        asyncio ``responder`` gets the requesting peer id and returns the reply bytes."""
+        self._responders[protocol] = responder
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -229,6 +240,8 @@ class P2PHost:
             background_trio_service(router),
         ):
             await pubsub.wait_until_ready()
+            for protocol in self._responders:
+                host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(protocol))
             for topic in self._topics:
                 if self._validator is not None:
                     pubsub.set_topic_validator(topic, self._make_validator(topic), False)
@@ -259,6 +272,27 @@ class P2PHost:
                 return False
 
         return validate
+
+    def _make_stream_handler(self, protocol: str) -> Callable[[Any], Awaitable[None]]:
+        responder = self._responders[protocol]
+        loop = self._loop
+        assert loop is not None
+
+        async def handle(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            try:
+                future = asyncio.run_coroutine_threadsafe(responder(peer), loop)
+                reply = await trio.to_thread.run_sync(future.result, 30.0)
+                await stream.write(encode_uvarint(len(reply)))
+                for start in range(0, len(reply), REPLY_CHUNK_BYTES):
+                    await stream.write(reply[start : start + REPLY_CHUNK_BYTES])
+                await stream.close()
+            except Exception as exc:  # one bad request must not hurt the host
+                log.warning("answering %s for %s failed: %r", protocol, peer, exc)
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+
+        return handle
 
     async def _drain(self, topic: str, subscription: Any) -> None:
         """Hand each delivered message to asyncio at once: libp2p's 32-slot channel never fills."""
@@ -327,6 +361,26 @@ class P2PHost:
         except Exception as exc:
             raise P2PError(f"cannot connect to {address}: {exc!r}") from exc
         return info.peer_id.to_base58()
+
+    async def request(self, peer_id: str, protocol: str, timeout: float = 20.0) -> bytes:
+        """Open a ``protocol`` stream to a connected peer and read its whole reply."""
+        host = self._host
+
+        async def ask() -> bytes:
+            with trio.fail_after(timeout):
+                stream = await host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+                try:
+                    return await read_varint_prefixed_bytes_limited(stream, MAX_REPLY_BYTES)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await stream.close()
+
+        try:
+            return await self._call(ask)
+        except P2PError:
+            raise
+        except Exception as exc:
+            raise P2PError(f"{protocol} request to {peer_id} failed: {exc!r}") from exc
 
     async def connected_peers(self) -> list[PeerView]:
         """Peers connected now; empty while the host is down or restarting."""

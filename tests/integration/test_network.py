@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import time
 
 import httpx
 import pytest
@@ -138,3 +139,21 @@ def test_random_json_at_a_running_node_never_breaks_it(running_node, payload) ->
         for item in body if isinstance(body, list) else [body]:
             assert item["jsonrpc"] == "2.0"
             assert ("result" in item) != ("error" in item)
+
+
+def test_late_joiners_get_existing_cards_without_waiting_for_reannouncement(
+    cluster: Cluster,
+) -> None:
+    long_ttl = ["--card-ttl", "900"]  # next re-announcement only after 300 s
+    a = cluster.start("a", agents=[EXAMPLES / "calculator.yaml"], extra_args=long_ttl)
+    time.sleep(5)  # well past libp2p's replay of recent messages to new peers
+    b = cluster.start(
+        "b", agents=[EXAMPLES / "summarizer.toml"], bootstrap=[a.multiaddr], extra_args=long_ttl
+    )
+    both = {f"{a.peer_id}/exact-calculator", f"{b.peer_id}/document-summarizer"}
+    wait_until(lambda: card_ids(b) == both, timeout=15)  # pulled from A's index
+    wait_until(lambda: card_ids(a) == both, timeout=15)  # B announced when it connected
+    c = cluster.start(
+        "c", bootstrap=[b.multiaddr], extra_args=long_ttl, env={"NOOSPHERE_TARGET_PEERS": "0"}
+    )
+    wait_until(lambda: card_ids(c) == both, timeout=15)  # A's card relayed by B, A's signature

@@ -218,3 +218,24 @@ def test_accepted_card_is_recorded_as_an_arrival(index: CardIndex, metrics: Node
     assert arrival.received_at - arrival.issued_at == 40
     count = "noosphere_card_propagation_seconds_count"
     assert metrics.registry.get_sample_value(count) == 1
+
+
+def test_synced_card_relayed_by_anyone_is_accepted_once(
+    index: CardIndex, metrics: NodeMetrics
+) -> None:
+    raw = card_for(seq=2).to_wire()
+    assert index.accept_synced(raw, NOW) is True
+    assert index.accept_synced(raw, NOW) is False  # already held: skipped, not an attack
+    assert metrics.registry.get_sample_value("noosphere_cards_synced_total") == 1
+    rejected = "noosphere_gossip_envelopes_rejected_total"
+    assert metrics.registry.get_sample_value(rejected, {"reason": "stale_version"}) == 0
+
+
+def test_synced_card_with_bad_signature_is_counted_and_skipped(
+    index: CardIndex, metrics: NodeMetrics
+) -> None:
+    raw = card_for(seq=2).to_wire() | {"name": "Impostor"}
+    assert index.accept_synced(raw, NOW) is False
+    rejected = "noosphere_gossip_envelopes_rejected_total"
+    assert metrics.registry.get_sample_value(rejected, {"reason": "bad_signature"}) == 1
+    assert index.list(NOW) == []
