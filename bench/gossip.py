@@ -25,8 +25,10 @@ generated agent, and measures how fast signed Agent Cards spread over libp2p Gos
 * Missed versions.  A node stores only the newest version of a card, so a version replaced before
   a poll saw it is unobservable there.  Rule used: **only versions seen at every other node count**
   for the latency statistics; versions seen at some nodes but replaced at others before being
-  polled are reported as ``missed``, versions neither seen nor replaced somewhere as
-  ``undelivered`` (a real delivery failure).  A later seq is never taken to cover an earlier one.
+  polled are reported as ``missed``, versions that some node neither stored nor replaced by the
+  end of the grace period as ``undelivered`` ("late" in the table: lost, or queued for longer
+  than the grace period; the JSON gives the latency of the (node, version) pairs that were seen,
+  and which nodes lagged).  A later seq is never taken to cover an earlier one.
 * Per version: time to 99% and to 100% of the N-1 *other* nodes holding it (99% uses the
   nearest rank ``ceil(0.99 * (N-1))``, so for N <= 100 it equals the 100% time).  The table gives
   the median and p99 (nearest rank) over versions.
@@ -38,7 +40,12 @@ generated agent, and measures how fast signed Agent Cards spread over libp2p Gos
   over nodes, plus the sum, to compare with the machine's cores); RSS =
   ``process_resident_memory_bytes`` at the end of the window (median and max).  The benchmark's
   own polling costs CPU in the nodes (every poll parses every card) and in this process; both
-  are included, and this process's CPU share is reported separately.
+  are included, and this process's CPU share is reported separately.  After the window the
+  nodes are left alone for ``--quiet-s`` seconds and scraped again: the CPU without polling.
+* Failure.  A node that does not start, a warm-up timeout or a node that stops answering ends
+  that N (the JSON keeps what was measured and the error, e.g. the CPU used during the warm-up)
+  and the benchmark goes on with the next N; the exit status is then 1.  Notes under the table
+  flag CPU saturation (nodes using >= 80% of the cores) and late deliveries.
 
 Part 2 (simulation).  ``bench/gossip_sim.py`` (loaded by path, not copied) is run for
 ``--sim-nodes`` (default 1,000 to 1,000,000) with ``--sim-runs`` seeds each, using the node's
@@ -52,21 +59,35 @@ includes processing.
 Calibration (per-hop latency).  Estimator: for each complete version v published by node o,
 ``t100(v) / ecc(o)`` where ``ecc(o)`` is o's eccentricity (largest BFS hop distance) in the
 bootstrap graph, i.e. the hop count to the node that finishes last under shortest-path delivery;
-the hop latency is the median of that ratio over versions of the largest N that was measured
-(the most hops per path, so the publisher's fixed cost weighs least).  It is conservative: the
-GossipSub mesh can take longer paths than BFS, the slowest node's path collects the unlucky
-hops, and the publisher's fixed cost is spread over the hops.  The lognormal shape
-``latency_sigma`` is estimated robustly from the one-hop samples (nodes directly connected to the
-publisher, latencies floored at 0.5 ms) as the interquartile range of ln(latency) / 1.349, so
-that the rare stalls which delay a version at every node (publisher-side) do not inflate it.
-Both can be overridden (``--sim-hop-latency-ms``, ``--sim-sigma``).  The JSON also holds the
-alternative estimators: least-squares slope/intercept of latency against hop distance, median
-latency per hop distance, median one-hop latency, and median t100 divided by the graph's
-diameter and by its mean eccentricity.
+the hop latency is the median of that ratio over the versions of the smallest N >= 10 whose
+versions were all delivered within the grace period (``--calibrate-nodes`` picks another N).
+Why the smallest: all N nodes share this machine's cores, and every version costs every node
+about c CPU ms (``cpu_ms_per_node_per_version``), so a version costs the network about N x c CPU
+ms, i.e. N x c / cores ms of this machine (``colocation_cpu_ms_per_version_per_core``, a rough
+floor for t100: c also holds work off the critical path, such as heartbeats and duplicates).
+That co-location cost grows with N and does not exist when each node has its own host, so the
+least-contended clean run gives the per-hop latency closest to a real deployment (N >= 10 so
+that paths have several hops and the publisher's fixed cost is shared).  The estimator is
+conservative: the GossipSub mesh can take longer paths than BFS, the slowest node's path
+collects the unlucky hops, and the publisher's fixed cost is spread over the hops.  The
+lognormal shape ``latency_sigma`` is estimated robustly from the one-hop samples (nodes directly
+connected to the publisher, latencies floored at 0.5 ms) as the interquartile range of
+ln(latency) / 1.349, so that the rare stalls which delay a version at every node (publisher
+side) do not inflate it.  Both can be overridden (``--sim-hop-latency-ms``, ``--sim-sigma``).
+The JSON also holds the alternative estimators: least-squares slope/intercept of latency against
+hop distance, median latency per hop distance, median one-hop latency, and median t100 divided
+by the graph's diameter and by its mean eccentricity.
 
 Output: two rich tables (real nodes; simulation), the log2(N) fits of rounds and time to 99%,
-and a JSON file (``--json``) with machine info, parameters and all numbers.  Progress goes to
-stderr.  All node processes are stopped on every exit path (SIGTERM, then SIGKILL).
+and a JSON file (``--json``, default bench/results/gossip.json) with machine info, parameters
+and all numbers.  Progress goes to stderr.  All node processes are stopped on every exit path
+(SIGTERM, then SIGKILL); node homes and logs are deleted unless a run failed or
+``--keep-homes``.  ``--quick`` is a smoke check (N=5, 2 rounds, simulation up to 10,000 nodes,
+JSON to bench/results/gossip-quick.json).
+
+Capacity note: every node validates and stores every card version, so the CPU the nodes need
+grows like N^2 / --interval; on a small machine a large N with a short interval saturates the
+CPU and the run measures queueing (see the notes under the table and ``cpu_s_per_s_all_nodes``).
 """
 
 from __future__ import annotations
@@ -98,7 +119,7 @@ from typing import Any, TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from noosphere import __version__ as noosphere_version
-from noosphere.node.client import NodeClient
+from noosphere.node.client import NodeClient, NodeUnreachable
 from noosphere.node.config import GossipConfig, NodeConfig
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
 from noosphere.node.p2p import GossipParams
@@ -110,6 +131,7 @@ QUICK_JSON = BENCH_DIR / "results" / "gossip-quick.json"
 DEFAULT_SIM_NODES = [1_000, 10_000, 100_000, 1_000_000]
 QUICK_SIM_NODES = [1_000, 10_000]
 GRACE_EXTRA_S = 2.0
+RPC_ATTEMPTS = 3
 T = TypeVar("T")
 
 METRICS = {
@@ -150,7 +172,12 @@ def wall_ms() -> int:
 
 
 class BenchError(RuntimeError):
-    """The real-node measurement for one N could not be completed; the message says why."""
+    """The real-node measurement for one N could not be completed; the message says why and
+    ``details`` holds what was measured up to the failure."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
 
 
 # ----------------------------------------------------------------------------------- topology
@@ -336,6 +363,7 @@ class Poller:
         self.nodes = list(nodes)
         self.clients = [node.client(timeout=15.0) for node in self.nodes]
         self.pool = cf.ThreadPoolExecutor(max(1, min(workers, len(self.nodes))))
+        self.retries = 0
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -346,15 +374,23 @@ class Poller:
         """``fn(client)`` for every node in parallel; each result with its wall time (s)."""
 
         def one(index: int) -> tuple[T, float]:
-            try:
-                value = fn(self.clients[index])
-            except Exception as exc:
-                node = self.nodes[index]
+            node = self.nodes[index]
+            for attempt in range(RPC_ATTEMPTS):
+                try:
+                    return fn(self.clients[index]), time.time()
+                except NodeUnreachable as exc:  # e.g. a keep-alive connection the node closed
+                    if node.alive and attempt + 1 < RPC_ATTEMPTS:
+                        self.retries += 1
+                        time.sleep(0.2)
+                        continue
+                    error: Exception = exc
+                except Exception as exc:
+                    error = exc
                 state = "alive" if node.alive else f"exited with {node.process.returncode}"
                 raise BenchError(
-                    f"node {index} ({state}) did not answer: {exc}\n{node.log_tail(10)}"
-                ) from exc
-            return value, time.time()
+                    f"node {index} ({state}) did not answer: {error}\n{node.log_tail(10)}"
+                ) from error
+            raise AssertionError("unreachable")
 
         return list(self.pool.map(one, range(len(self.clients))))
 
@@ -463,13 +499,19 @@ def analyse_versions(
     rows: list[dict[str, Any]] = []
     samples: list[tuple[int, int]] = []  # (hop distance, latency ms)
     missed = undelivered = 0
+    pending_at: dict[int, int] = {}  # node -> versions neither seen nor replaced there
+    pending_from: dict[int, int] = {}  # owner -> (node, version) pairs pending
     need = math.ceil(0.99 * (n - 1))
     for v in sorted(versions, key=lambda v: v.issued_at):
-        states = [recorder.state(v, node) for node in range(n) if node != v.owner]
-        if "pending" in states:
+        states = {node: recorder.state(v, node) for node in range(n) if node != v.owner}
+        pending = [node for node, state in states.items() if state == "pending"]
+        if pending:
             undelivered += 1
+            for node in pending:
+                pending_at[node] = pending_at.get(node, 0) + 1
+            pending_from[v.owner] = pending_from.get(v.owner, 0) + len(pending)
             continue
-        if "missed" in states:
+        if "missed" in states.values():
             missed += 1
             continue
         lats = sorted(v.received[node] - v.issued_at for node in range(n) if node != v.owner)
@@ -492,6 +534,13 @@ def analyse_versions(
                 "median_ms": statistics.median(lats),
             }
         )
+    seen = [
+        v.received[node] - v.issued_at
+        for v in versions
+        for node in range(n)
+        if node != v.owner and node in v.received
+    ]
+    pairs = len(versions) * (n - 1)
     t99 = [r["t99_ms"] for r in rows]
     t100 = [r["t100_ms"] for r in rows]
     lats_all = [lat for _, lat in samples]
@@ -511,6 +560,15 @@ def analyse_versions(
         "versions_complete": len(rows),
         "versions_missed": missed,
         "versions_undelivered": undelivered,
+        "pairs_expected": pairs,
+        "pairs_seen": len(seen),
+        "pairs_missed": pairs - len(seen) - sum(pending_at.values()),
+        "undelivered_pairs": sum(pending_at.values()),
+        "seen_latency_median_ms": median(seen),
+        "seen_latency_p99_ms": nearest_rank(seen, 99),
+        "seen_latency_max_ms": max(seen) if seen else None,
+        "undelivered_by_node": {str(k): v for k, v in sorted(pending_at.items())},
+        "undelivered_by_owner": {str(k): v for k, v in sorted(pending_from.items())},
         "t99_median_ms": median(t99),
         "t99_p99_ms": nearest_rank(t99, 99),
         "t100_median_ms": median(t100),
@@ -532,6 +590,14 @@ def analyse_versions(
     }
 
 
+def cpu_rates(a: Snapshot, b: Snapshot) -> list[float]:
+    """CPU seconds per second of every node between two scrapes."""
+    return [
+        (vb["cpu_s"] - va["cpu_s"]) / max(1e-3, tb - ta)
+        for va, vb, ta, tb in zip(a.values, b.values, a.times, b.times, strict=True)
+    ]
+
+
 def cost_stats(a: Snapshot, b: Snapshot, n: int, versions: int) -> dict[str, Any]:
     """Traffic per node per version, CPU and RSS from two scrapes."""
 
@@ -539,10 +605,7 @@ def cost_stats(a: Snapshot, b: Snapshot, n: int, versions: int) -> dict[str, Any
         return sum(vb[key] - va[key] for va, vb in zip(a.values, b.values, strict=True))
 
     per = n * versions
-    cpu = [
-        (vb["cpu_s"] - va["cpu_s"]) / max(1e-3, tb - ta)
-        for va, vb, ta, tb in zip(a.values, b.values, a.times, b.times, strict=True)
-    ]
+    cpu = cpu_rates(a, b)
     rss = [v["rss_bytes"] / 2**20 for v in b.values]
     return {
         "messages_per_node_per_version": delta("messages") / per if per else None,
@@ -558,6 +621,7 @@ def cost_stats(a: Snapshot, b: Snapshot, n: int, versions: int) -> dict[str, Any
         "cpu_s_per_node_per_s_median": statistics.median(cpu),
         "cpu_s_per_node_per_s_max": max(cpu),
         "cpu_s_per_s_all_nodes": sum(cpu),
+        "cpu_ms_per_node_per_version": 1000 * delta("cpu_s") / per if per else None,
         "rss_mb_median": statistics.median(rss),
         "rss_mb_max": max(rss),
         "rss_mb_total": sum(rss),
@@ -580,8 +644,12 @@ def poll_cards(poller: Poller, recorder: Recorder | None) -> tuple[list[set[str]
 
 
 def warm_up(poller: Poller, expected: set[str], timeout: float, label: str) -> float:
-    """Poll until every node holds every card; returns the time it took (s)."""
+    """Poll until every node holds every card; returns the time it took (s).
+
+    On timeout the BenchError's details hold the node CPU during the warm-up and how many of
+    the N cards each node held."""
     started = time.monotonic()
+    first = snapshot(poller)
     last_report = 0.0
     n = len(poller.nodes)
     while True:
@@ -593,9 +661,21 @@ def warm_up(poller: Poller, expected: set[str], timeout: float, label: str) -> f
             return elapsed
         fewest = min(range(n), key=lambda i: len(held[i] & expected))
         if elapsed > timeout:
+            cpu = cpu_rates(first, snapshot(poller))
+            counts = [len(h & expected) for h in held]
             raise BenchError(
                 f"warm-up timed out after {timeout:.0f}s: {complete}/{n} nodes hold all {n}"
-                f" cards; node {fewest} holds only {len(held[fewest] & expected)}"
+                f" cards; node {fewest} holds only {len(held[fewest] & expected)};"
+                f" the nodes used {sum(cpu):.2f} CPU s/s on {os.cpu_count()} cores",
+                {
+                    "warmup_s": elapsed,
+                    "warmup_cards_held_per_node": counts,
+                    "warmup_cards_held_median": statistics.median(counts),
+                    "cpu_s_per_node_per_s_median": statistics.median(cpu),
+                    "cpu_s_per_node_per_s_max": max(cpu),
+                    "cpu_s_per_s_all_nodes": sum(cpu),
+                    "loadavg_1m": os.getloadavg()[0],
+                },
             )
         if elapsed - last_report >= 2.0:
             last_report = elapsed
@@ -638,6 +718,7 @@ def measure(
     cpu_window = 0.0
     sweeps: list[float] = []
     next_round = 1
+    polled_after_close = False  # a version issued just before the closing scrape needs a poll
     next_sweep = time.monotonic()
     while True:
         now = wall_ms()
@@ -645,12 +726,13 @@ def measure(
             b = snapshot(poller)
             cpu_window = time.process_time() - cpu_before
             progress(f"{label}: window closed; polling until every version is resolved")
-        if b is not None:
+        if b is not None and polled_after_close:
             versions = recorder.in_window(a.mid_ms, b.mid_ms)
             if recorder.resolved(versions, n) or now >= grace_end_ms:
                 break
         _, took = poll_cards(poller, recorder)
         sweeps.append(took)
+        polled_after_close = b is not None
         if b is None and now >= a.mid_ms + next_round * args.interval * 1000:
             progress(
                 f"{label}: measuring ... round {next_round}/{args.rounds},"
@@ -719,6 +801,8 @@ def run_real(n: int, args: argparse.Namespace, workroot: Path) -> dict[str, Any]
         a, b, versions, polling = measure(poller, recorder, args, label)
         window_s = (b.mid_ms - a.mid_ms) / 1000
         result |= {
+            "window_start_ms": a.mid_ms,
+            "window_end_ms": b.mid_ms,
             "window_s": window_s,
             "versions_in_window": len(versions),
             "versions_expected": n * window_s / args.interval,
@@ -726,13 +810,32 @@ def run_real(n: int, args: argparse.Namespace, workroot: Path) -> dict[str, Any]
             "loadavg_1m_after": os.getloadavg()[0],
         }
         result |= cost_stats(a, b, n, len(versions))
+        if args.quiet_s > 0:
+            progress(f"{label}: {args.quiet_s:g}s without polling to measure the idle node CPU")
+            quiet_a = snapshot(poller)
+            time.sleep(args.quiet_s)
+            cpu = cpu_rates(quiet_a, snapshot(poller))
+            per_version = 1000 * sum(cpu) / (n * len(versions) / window_s) if versions else None
+            result |= {
+                "cpu_s_per_node_per_s_unpolled_median": statistics.median(cpu),
+                "cpu_s_per_node_per_s_unpolled_max": max(cpu),
+                "cpu_s_per_s_all_nodes_unpolled": sum(cpu),
+                "cpu_ms_per_node_per_version_unpolled": per_version,
+                "colocation_cpu_ms_per_version_per_core": (
+                    None if per_version is None else n * per_version / (os.cpu_count() or 1)
+                ),
+            }
+        result["poll_retries"] = poller.retries
         result |= analyse_versions(versions, recorder, n, dist)
         t100 = result["t100_median_ms"]
         result["hop_ms_t100_over_diameter"] = None if t100 is None else t100 / stats.diameter
         result["hop_ms_t100_over_mean_ecc"] = (
             None if t100 is None else t100 / stats.mean_eccentricity
         )
-        return result
+    except BenchError as exc:
+        progress(f"{label}: FAILED: {exc}")
+        result |= exc.details
+        result["error"] = str(exc)
     finally:
         result["elapsed_s"] = time.monotonic() - started
         if poller is not None:
@@ -741,6 +844,7 @@ def run_real(n: int, args: argparse.Namespace, workroot: Path) -> dict[str, Any]
         rss = _rss_mb([node.process.pid for node in cluster.nodes.values() if node.alive])
         result["rss_mb_total_at_stop"] = rss
         cluster.stop_all()
+    return result
 
 
 def _rss_mb(pids: Iterable[int]) -> float | None:
@@ -787,7 +891,14 @@ def default_known_peers() -> int:
 def calibrate(real: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """Pick the hop latency and sigma for the simulation (see the module docstring)."""
     measured = [r for r in real if r.get("hop_ms_t100_over_ecc") is not None]
-    source = max(measured, key=lambda r: r["nodes"]) if measured else None
+    clean = [r for r in measured if not r["versions_undelivered"]]
+    if args.calibrate_nodes is not None:
+        pool = [r for r in measured if r["nodes"] == args.calibrate_nodes]
+        if not pool:
+            progress(f"--calibrate-nodes {args.calibrate_nodes}: no such measurement; ignored")
+    else:
+        pool = [r for r in clean if r["nodes"] >= 10] or clean or measured
+    source = min(pool, key=lambda r: r["nodes"]) if pool else None
     hop = args.sim_hop_latency_ms
     sigma = args.sim_sigma
     hop_from = "--sim-hop-latency-ms" if hop is not None else None
@@ -860,53 +971,94 @@ def print_real_table(real: Sequence[dict[str, Any]], args: argparse.Namespace) -
     from rich.table import Table
 
     table = Table(
-        title=f"Card propagation, real nodes on 127.0.0.1 (degree {args.degree},"
-        f" announce every {args.interval:g} s, {args.rounds} rounds)"
+        title=f"Card propagation, real nodes on 127.0.0.1 (bootstrap degree {args.degree},"
+        f" announce every {args.interval:g} s, {args.rounds} rounds)",
+        caption="t99/t100: ms from issued_at until 99%/100% of the other nodes store the version"
+        " (median and p99 over complete versions); missed+late: versions replaced before a poll"
+        " saw them + versions some node neither stored nor replaced by the end of the grace"
+        " period; hop ms: median t100/eccentricity; CPU: s per node per s",
     )
     columns = [
         "N",
-        "versions ok/in window",
-        "missed",
-        "t99 med ms",
-        "t99 p99 ms",
-        "t100 med ms",
-        "t100 p99 ms",
-        "diam / mean ecc",
-        "hop ms (t100/ecc)",
-        "msgs/node/ver",
+        "versions ok/all",
+        "missed+late",
+        "t99 med",
+        "t99 p99",
+        "t100 med",
+        "t100 p99",
+        "diam/ecc",
+        "hop ms",
+        "msg/node/ver",
         "KB/node/ver",
-        "rpcs/node/ver",
-        "CPU s/node/s med/max",
+        "rpc/node/ver",
+        "CPU med/max",
         "RSS MB med/max",
         "start s",
         "warm-up s",
     ]
     for column in columns:
         table.add_column(column, justify="right")
+    notes = []
     for r in real:
-        if "error" in r:
-            table.add_row(str(r["nodes"]), f"[red]failed: {r['error'].splitlines()[0][:60]}")
-            continue
         topo = r["topology"]
+        cpu = (
+            f"{r['cpu_s_per_node_per_s_median']:.3f}/{r['cpu_s_per_node_per_s_max']:.3f}"
+            if "cpu_s_per_node_per_s_median" in r
+            else "-"
+        )
+        if "versions_complete" in r:
+            cells = [
+                f"{r['versions_complete']}/{r['versions_in_window']}",
+                f"{r['versions_missed']}+{r['versions_undelivered']}",
+                fmt(r["t99_median_ms"], ".0f"),
+                fmt(r["t99_p99_ms"], ".0f"),
+                fmt(r["t100_median_ms"], ".0f"),
+                fmt(r["t100_p99_ms"], ".0f"),
+            ]
+        else:
+            cells = ["[red]failed", "-", "-", "-", "-", "-"]
+        rss = f"{r['rss_mb_median']:.0f}/{r['rss_mb_max']:.0f}" if "rss_mb_median" in r else "-"
         table.add_row(
             str(r["nodes"]),
-            f"{r['versions_complete']}/{r['versions_in_window']}",
-            f"{r['versions_missed']}+{r['versions_undelivered']}",
-            fmt(r["t99_median_ms"], ".0f"),
-            fmt(r["t99_p99_ms"], ".0f"),
-            fmt(r["t100_median_ms"], ".0f"),
-            fmt(r["t100_p99_ms"], ".0f"),
+            *cells,
             f"{topo['diameter']} / {topo['mean_eccentricity']:.2f}",
-            fmt(r["hop_ms_t100_over_ecc"], ".1f"),
-            fmt(r["messages_per_node_per_version"], ".2f"),
-            fmt(_kb(r["bytes_per_node_per_version"]), ".2f"),
-            fmt(r["rpcs_per_node_per_version"], ".2f"),
-            f"{r['cpu_s_per_node_per_s_median']:.3f}/{r['cpu_s_per_node_per_s_max']:.3f}",
-            f"{r['rss_mb_median']:.0f}/{r['rss_mb_max']:.0f}",
-            f"{r['start_s']:.1f}",
-            f"{r['warmup_s']:.1f}",
+            fmt(r.get("hop_ms_t100_over_ecc"), ".1f"),
+            fmt(r.get("messages_per_node_per_version"), ".2f"),
+            fmt(_kb(r.get("bytes_per_node_per_version")), ".2f"),
+            fmt(r.get("rpcs_per_node_per_version"), ".2f"),
+            cpu,
+            rss,
+            fmt(r.get("start_s"), ".1f"),
+            fmt(r.get("warmup_s"), ".1f"),
         )
-    console().print(table)
+        notes += _notes(r)
+    out = console()
+    out.print(table)
+    for note in notes:
+        out.print(note, highlight=False)
+
+
+def _notes(r: dict[str, Any]) -> list[str]:
+    """Plain-language remarks on one N: failure, CPU saturation, late deliveries."""
+    n, notes = r["nodes"], []
+    if "error" in r:
+        notes.append(f"N={n}: FAILED: {r['error'].splitlines()[0]}")
+    cores = os.cpu_count() or 1
+    total = r.get("cpu_s_per_s_all_nodes")
+    if total is not None and total >= 0.8 * cores:
+        notes.append(
+            f"N={n}: CPU-saturated: the nodes used {total:.2f} CPU s/s on {cores} cores"
+            f" (load average {r.get('loadavg_1m_after', r.get('loadavg_1m', 0)):.0f})"
+        )
+    if r.get("versions_undelivered"):
+        notes.append(
+            f"N={n}: {r['undelivered_pairs']} of {r['pairs_expected']} (node, version) pairs were"
+            f" not delivered by the end of the grace period; the {r['pairs_seen']} seen had"
+            f" latency median {fmt(r['seen_latency_median_ms'], '.0f')} ms,"
+            f" p99 {fmt(r['seen_latency_p99_ms'], '.0f')} ms,"
+            f" max {fmt(r['seen_latency_max_ms'], '.0f')} ms"
+        )
+    return notes
 
 
 def _kb(value: float | None) -> float | None:
@@ -1006,7 +1158,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     real.add_argument("--rounds", type=int, default=5, help="announcement rounds measured")
     real.add_argument("--card-ttl", type=int, default=120, help="card TTL in seconds")
-    real.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls")
+    real.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="seconds between polls of every node's card list; latencies come from the nodes'"
+        " own received_at, so polls only need to see each version before it is replaced (well"
+        " under --interval), but each poll costs every node CPU",
+    )
     real.add_argument("--poll-workers", type=int, default=16, help="threads polling the nodes")
     real.add_argument(
         "--start-parallel",
@@ -1022,6 +1181,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=180.0,
         help="seconds for every node to hold every card",
+    )
+    real.add_argument(
+        "--quiet-s",
+        type=float,
+        help="after the window, seconds without polling to measure node CPU without the"
+        " benchmark's polls (0 = skip; default: one --interval, at least 8)",
     )
     real.add_argument("--seed", type=int, default=1, help="seed of topology and simulation runs")
     real.add_argument(
@@ -1050,6 +1215,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     simg.add_argument("--sim-sigma", type=float, help="override the measured lognormal sigma")
     simg.add_argument(
+        "--calibrate-nodes",
+        type=int,
+        help="take hop latency and sigma from this measured N (default: the smallest N >= 10"
+        " whose versions were all delivered)",
+    )
+    simg.add_argument(
         "--sim-known-peers",
         type=int,
         default=default_known_peers(),
@@ -1073,6 +1244,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.sim_nodes = [s for s in args.sim_nodes if s <= 10_000] or QUICK_SIM_NODES
     if args.json is None:
         args.json = QUICK_JSON if args.quick else DEFAULT_JSON
+    if args.quiet_s is None:
+        args.quiet_s = max(8.0, args.interval)
     checks = [
         (all(n >= 2 for n in args.nodes), "--nodes must all be >= 2"),
         (args.degree >= 1, "--degree must be >= 1"),
@@ -1097,6 +1270,7 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops the nodes like Ctrl-C does
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     started = time.monotonic()
     info = machine_info()
     if args.workdir is not None:
@@ -1106,12 +1280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     try:
         for n in args.nodes:
-            try:
-                real.append(run_real(n, args, workroot))
-            except BenchError as exc:
-                failed = True
-                progress(f"N={n}: FAILED: {exc}")
-                real.append({"nodes": n, "error": str(exc)})
+            real.append(run_real(n, args, workroot))
+            failed = failed or "error" in real[-1]
     except KeyboardInterrupt:
         progress(f"interrupted; all nodes were stopped; homes kept in {workroot}")
         return 130
