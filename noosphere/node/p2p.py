@@ -218,7 +218,7 @@ class P2PHost:
             key_pair=key_pair, listen_addrs=[self._listen], connection_config=connections
         )
         router = GossipSub(
-            protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
+            protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=p.degree,
             degree_low=p.degree_low,
             degree_high=p.degree_high,
