@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from noosphere.agents.publish import NodeEndpoint, build_card
 from noosphere.agents.spec import AgentSpec, load_agent_spec
-from noosphere.protocol import EnvelopeKind, NodeKey
+from noosphere.protocol import EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.sync import CARD_SYNC_PROTOCOL, CardSyncReply
 
 from .api import register_node_api
@@ -263,7 +263,9 @@ class Node:
     async def _agent_card(self, request: Request) -> Response:
         agent_id = request.path_params.get("agent_id") or (self.specs[0].id if self.specs else None)
         stored = (
-            None if agent_id is None else self.cards.get(f"{self.key.peer_id}/{agent_id}", now_ms())
+            None
+            if agent_id is None
+            else self.cards.get(card_id(self.key.peer_id, agent_id), now_ms())
         )
         if stored is None or not stored.local:
             return JSONResponse({"error": "no such agent on this node"}, status_code=404)

@@ -157,3 +157,16 @@ def test_late_joiners_get_existing_cards_without_waiting_for_reannouncement(
         "c", bootstrap=[b.multiaddr], extra_args=long_ttl, env={"NOOSPHERE_TARGET_PEERS": "0"}
     )
     wait_until(lambda: card_ids(c) == both, timeout=15)  # A's card relayed by B, A's signature
+
+
+def test_well_known_agent_card_is_the_signed_card(running_node) -> None:
+    from noosphere.protocol import AgentCard, verify_card
+
+    response = httpx.get(running_node.rpc_url + "/.well-known/agent-card.json", timeout=10)
+    assert response.status_code == 200
+    params = verify_card(AgentCard.model_validate(response.json()))
+    assert (params.peer_id, params.agent_id) == (running_node.peer_id, "exact-calculator")
+    same = httpx.get(running_node.rpc_url + "/agents/exact-calculator/.well-known/agent-card.json")
+    assert same.json()["name"] == "Exact Calculator"
+    missing = httpx.get(running_node.rpc_url + "/agents/nope/.well-known/agent-card.json")
+    assert missing.status_code == 404
