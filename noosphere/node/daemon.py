@@ -25,7 +25,12 @@ from starlette.routing import Route
 from noosphere.agents.publish import NodeEndpoint, build_card
 from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.protocol import EnvelopeKind, NodeKey, card_id
-from noosphere.protocol.sync import CARD_SYNC_PROTOCOL, CardSyncReply
+from noosphere.protocol.sync import (
+    CARD_SYNC_PROTOCOL,
+    MAX_SYNC_BYTES,
+    MAX_SYNC_CARDS,
+    CardSyncReply,
+)
 
 from .api import register_node_api
 from .cards import CardIndex
@@ -320,8 +325,13 @@ class Node:
 
     async def _serve_cards(self, _peer: str) -> bytes:
         """Answer a card pull-sync: every unexpired card this node holds, signed by its owner."""
-        reply = CardSyncReply(cards=[c.card for c in self.cards.list(now_ms())])
-        return reply.model_dump_json(by_alias=True).encode()
+        cards, size = [], 0
+        for stored in self.cards.list(now_ms())[:MAX_SYNC_CARDS]:
+            size += len(json.dumps(stored.card))
+            if size > MAX_SYNC_BYTES:  # the requester reads at most MAX_REPLY_BYTES
+                break
+            cards.append(stored.card)
+        return CardSyncReply(cards=cards).model_dump_json(by_alias=True).encode()
 
     async def _sync_from(self, peer_id: str) -> None:
         """Pull a newly connected peer's card index and keep the cards that are new to us."""

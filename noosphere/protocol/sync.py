@@ -12,6 +12,7 @@ from .base import WireModel
 
 CARD_SYNC_PROTOCOL = "/noosphere/cards-sync/1"
 MAX_SYNC_CARDS = 50_000
+MAX_SYNC_BYTES = 12 * 1024 * 1024  # below the transport's 16 MiB reply limit
 
 
 class CardSyncReply(WireModel):
