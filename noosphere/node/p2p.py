@@ -311,13 +311,16 @@ class P2PHost:
 
     # ---- operations (called from asyncio) ----------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._in_trio(trio.from_thread.run, fn, *args)
+    async def _call(self, fn: Callable[..., Any], *args: Any, what: str = "libp2p call") -> Any:
+        return await self._in_trio(trio.from_thread.run, fn, *args, what=what)
 
     async def _call_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._in_trio(trio.from_thread.run_sync, fn, *args)
+        return await self._in_trio(trio.from_thread.run_sync, fn, *args, what="libp2p call")
 
-    async def _in_trio(self, runner: Callable[..., Any], fn: Callable[..., Any], *args: Any) -> Any:
+    async def _in_trio(
+        self, runner: Callable[..., Any], fn: Callable[..., Any], *args: Any, what: str
+    ) -> Any:
+        """Run ``fn`` in the trio thread; every failure comes back as P2PError naming ``what``."""
         token = self._token
         if token is None:
             raise P2PError("libp2p host is not running")
@@ -328,11 +331,13 @@ class P2PHost:
         except BaseExceptionGroup as exc:
             if exc.subgroup((KeyboardInterrupt, SystemExit)) is not None:
                 raise
-            raise P2PError(f"libp2p call failed: {exc!r}") from exc
+            raise P2PError(f"{what} failed: {exc!r}") from exc
+        except Exception as exc:
+            raise P2PError(f"{what} failed: {exc!r}") from exc
 
     async def publish(self, topic: str, data: bytes) -> None:
         """Publish once every peer's outbound queue has room (libp2p drops when one is full)."""
-        await self._call(self._publish_when_room, topic, data)
+        await self._call(self._publish_when_room, topic, data, what=f"publishing on {topic}")
 
     async def _publish_when_room(self, topic: str, data: bytes) -> None:
         pubsub = self._pubsub
@@ -354,12 +359,7 @@ class P2PHost:
             with trio.fail_after(timeout):
                 await host.connect(info)
 
-        try:
-            await self._call(dial)
-        except P2PError:
-            raise
-        except Exception as exc:
-            raise P2PError(f"cannot connect to {address}: {exc!r}") from exc
+        await self._call(dial, what=f"connecting to {address}")
         return info.peer_id.to_base58()
 
     async def request(self, peer_id: str, protocol: str, timeout: float = 20.0) -> bytes:
@@ -375,12 +375,7 @@ class P2PHost:
                     with contextlib.suppress(Exception):
                         await stream.close()
 
-        try:
-            return await self._call(ask)
-        except P2PError:
-            raise
-        except Exception as exc:
-            raise P2PError(f"{protocol} request to {peer_id} failed: {exc!r}") from exc
+        return await self._call(ask, what=f"{protocol} request to {peer_id}")
 
     async def connected_peers(self) -> list[PeerView]:
         """Peers connected now; empty while the host is down or restarting."""
