@@ -158,7 +158,7 @@ class GossipRouter:
                         log.warning("dropping an envelope that expired before it could be sent")
                         pending.popleft()
                         continue
-                    item_size = len(pending[0].model_dump_json())
+                    item_size = pending[0].wire_size() + 1  # and a comma
                     if batch and size + item_size > limit:
                         break
                     batch.append(pending.popleft())

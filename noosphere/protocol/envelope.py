@@ -4,7 +4,6 @@ before anything else looks at the body. Several envelopes may share one gossip m
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -67,6 +66,10 @@ class Envelope(WireModel):
     expires_at: int = Field(ge=0, le=MAX_SAFE_INTEGER, strict=True)  # unix milliseconds
     signature: str = ""
 
+    def wire_size(self) -> int:
+        """Bytes this envelope takes inside an encoded batch (UTF-8, as ``encode`` writes it)."""
+        return len(self.model_dump_json(by_alias=True, exclude_none=True).encode())
+
     def signing_payload(self) -> bytes:
         """Domain tag + canonical JSON of every field but the signature; raises EncodingError
         for values with no canonical form (non-finite or out-of-range numbers)."""
@@ -82,7 +85,8 @@ class EnvelopeBatch(WireModel):
     envelopes: list[Envelope] = Field(min_length=1, max_length=MAX_BATCH_ENVELOPES)
 
     def encode(self) -> bytes:
-        return json.dumps(self.to_wire(), separators=(",", ":")).encode()
+        """Compact UTF-8 JSON; its length is what ``wire_size`` adds up for batching."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def seal(

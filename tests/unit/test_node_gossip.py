@@ -215,6 +215,25 @@ async def test_publisher_sends_queued_envelopes_as_one_batch_on_their_topic(
     assert metrics.registry.get_sample_value(published, {"topic": TASK_TOPIC}) == 1
 
 
+async def test_publisher_keeps_batches_of_non_ascii_text_within_the_byte_limit(
+    store: NodeStore, metrics: NodeMetrics
+) -> None:
+    limit = 4096
+    config = NodeConfig(gossip=GossipConfig(max_batch_bytes=limit))
+    router = GossipRouter(KEY, store, metrics, config)
+    sent: list[bytes] = []
+
+    async def transport_publish(_topic: str, data: bytes) -> None:
+        sent.append(data)
+
+    envelopes = [router.publish(EnvelopeKind.TASK, {"text": "卡片描述" * 60}) for _ in range(12)]
+    async with running(router.run_publisher(TASK_TOPIC, transport_publish)):
+        await wait_until(lambda: sum(len(decode_batch(d).envelopes) for d in sent) == 12)
+    assert len(sent) > 1
+    assert all(len(data) <= limit for data in sent)
+    assert [e for d in sent for e in decode_batch(d).envelopes] == envelopes
+
+
 async def test_publisher_puts_batch_back_and_retries_after_transport_error(
     router: GossipRouter, metrics: NodeMetrics, monkeypatch: pytest.MonkeyPatch
 ) -> None:
