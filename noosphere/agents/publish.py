@@ -4,6 +4,7 @@ noosphere extension. Every re-announcement gets a new sequence number and expiry
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from noosphere.protocol import (
     NOOSPHERE_EXTENSION_URI,
@@ -20,6 +21,25 @@ from noosphere.protocol import (
 )
 
 from .spec import AgentSpec
+
+#: How callers authenticate (A2A security schemes): the operator's bearer token, or a request
+#: signed with the calling node's key (see docs/protocol.md).
+SECURITY_SCHEMES: dict[str, Any] = {
+    "operatorToken": {
+        "httpAuthSecurityScheme": {
+            "scheme": "bearer",
+            "description": "the node operator's token (rpc.token in the node home)",
+        }
+    },
+    "peerSignature": {
+        "apiKeySecurityScheme": {
+            "location": "header",
+            "name": "Noosphere-Signature",
+            "description": "Ed25519 signature by the calling node over method, path, "
+            "Noosphere-Timestamp, Noosphere-Nonce and the body hash",
+        }
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +59,10 @@ def build_card(
     seq: int,
     issued_at_ms: int,
     ttl_ms: int,
+    tools: list[dict[str, Any]] | None = None,
 ) -> AgentCard:
-    """The signed card for ``spec`` as served by the node that owns ``key``."""
+    """The signed card for ``spec`` as served by the node that owns ``key``; ``tools`` are the
+    JSON schemas of the agent's tools (function-calling shape), published in the extension."""
     params = NoosphereCardParams(
         peer_id=key.peer_id,
         agent_id=spec.id,
@@ -51,6 +73,7 @@ def build_card(
         seq=seq,
         issued_at=issued_at_ms,
         expires_at=issued_at_ms + ttl_ms,
+        tools=tools or [],
     )
     card = AgentCard(
         name=spec.name,
@@ -58,14 +81,19 @@ def build_card(
         supported_interfaces=[AgentInterface(url=endpoint.rpc_url, tenant=spec.id)],
         provider=AgentProvider(organization=spec.organization, url=spec.organization_url),
         version=spec.version,
+        security_schemes=SECURITY_SCHEMES,
+        security_requirements=[{"schemes": {name: {}}} for name in SECURITY_SCHEMES],
         capabilities=AgentCapabilities(
+            streaming=True,
+            push_notifications=True,
+            extended_agent_card=True,
             extensions=[
                 AgentExtension(
                     uri=NOOSPHERE_EXTENSION_URI,
                     description="noosphere node identity, price, attributes and freshness",
                     params=params.to_wire(),
                 )
-            ]
+            ],
         ),
         default_input_modes=spec.input_modes,
         default_output_modes=spec.output_modes,

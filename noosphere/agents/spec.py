@@ -1,5 +1,6 @@
 """Publish: the agent file. A TOML, YAML or JSON file describes one agent (name, description,
-persona, skills with tags and examples, price, attributes); the node turns it into a signed card."""
+persona, skills with tags, examples and the tool that serves each, price, attributes); the node
+turns it into a signed card and an agent runtime."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from noosphere.protocol.base import describe_validation_error, one_line
 
@@ -35,6 +44,10 @@ class SkillSpec(BaseModel):
     examples: list[str] = Field(default_factory=list)
     input_modes: list[str] = Field(default_factory=list)
     output_modes: list[str] = Field(default_factory=list)
+    tool: str | None = Field(
+        None,
+        description="the tool serving this skill: a built-in name, module:Class or file.py:Class",
+    )
 
     @model_validator(mode="after")
     def _default_id(self) -> SkillSpec:
@@ -51,6 +64,19 @@ class PriceSpec(BaseModel):
     unit: str = "task"
 
 
+class PersonaSpec(BaseModel):
+    """Who the agent is: its system prompt, style, goals and what it refuses to do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field("", max_length=8000)
+    style: str = Field("", max_length=1000)
+    goals: list[str] = Field(default_factory=list)
+    refuse: list[str] = Field(
+        default_factory=list, description="requests about these topics are rejected, with reason"
+    )
+
+
 class AgentSpec(BaseModel):
     """One agent as its operator describes it."""
 
@@ -62,8 +88,15 @@ class AgentSpec(BaseModel):
     version: str = "1.0.0"
     organization: str = "noosphere community"
     organization_url: str = "https://github.com/noosphere"
-    persona: str = ""
+    persona: PersonaSpec = Field(default_factory=PersonaSpec)
     skills: list[SkillSpec] = Field(min_length=1)
+    tool_timeout_s: float = Field(10.0, gt=0, le=600)
+    _base_dir: Path | None = PrivateAttr(None)  # the agent file's folder: tool paths are relative
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self._base_dir
+
     price: PriceSpec = Field(default_factory=PriceSpec)
     attributes: list[str] = Field(default_factory=list)
     input_modes: list[str] = Field(default_factory=lambda: ["text/plain"])
@@ -79,6 +112,11 @@ class AgentSpec(BaseModel):
         if len(set(skill_ids)) != len(skill_ids):
             raise ValueError("skill ids must be unique")
         return self
+
+    @field_validator("persona", mode="before")
+    @classmethod
+    def _persona_text(cls, value: object) -> object:
+        return {"prompt": value} if isinstance(value, str) else value
 
     @field_validator("attributes")
     @classmethod
@@ -114,6 +152,8 @@ def load_agent_spec(path: Path) -> AgentSpec:
     if not isinstance(data, dict):
         raise AgentFileError(f"{path}: the agent file must be a mapping of fields")
     try:
-        return AgentSpec.model_validate(data)
+        spec = AgentSpec.model_validate(data)
     except ValidationError as exc:
         raise AgentFileError(f"{path}: {describe_validation_error(exc)}") from exc
+    spec._base_dir = path.resolve().parent
+    return spec

@@ -25,7 +25,7 @@ from .store import StoredCard
 
 if TYPE_CHECKING:
     from .daemon import Node
-    from .rpc import JsonRpcDispatcher
+    from .rpc import CallContext, JsonRpcDispatcher
 
 
 def card_entry(stored: StoredCard, *, full: bool) -> CardEntry:
@@ -50,7 +50,7 @@ def card_entry(stored: StoredCard, *, full: bool) -> CardEntry:
 
 
 def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
-    async def status(_: EmptyParams) -> NodeStatus:
+    async def status(_: EmptyParams, __: CallContext) -> NodeStatus:
         runtime = node.runtime
         assert runtime is not None
         now = now_ms()
@@ -70,7 +70,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
             ],
         )
 
-    async def peers(_: EmptyParams) -> list[PeerEntry]:
+    async def peers(_: EmptyParams, __: CallContext) -> list[PeerEntry]:
         connected = {p.peer_id: p for p in await node.p2p.connected_peers()}
         now = now_ms()
         for view in connected.values():
@@ -91,11 +91,11 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
             if p.peer_id != node.key.peer_id
         ]
 
-    async def cards_list(params: CardsListParams) -> list[CardEntry]:
+    async def cards_list(params: CardsListParams, _: CallContext) -> list[CardEntry]:
         stored = node.cards.list(now_ms())[params.offset : params.offset + params.limit]
         return [card_entry(c, full=params.full) for c in stored]
 
-    async def cards_get(params: CardsGetParams) -> CardEntry:
+    async def cards_get(params: CardsGetParams, _: CallContext) -> CardEntry:
         stored = node.cards.get(params.id, now_ms())
         if stored is None:
             matches = [c for c in node.cards.list(now_ms()) if c.card_id.startswith(params.id)]
@@ -113,7 +113,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
     dispatcher.register("noosphere.peers", EmptyParams, peers)
     dispatcher.register("noosphere.cards.list", CardsListParams, cards_list)
 
-    async def cards_arrivals(params: CardArrivalsParams) -> list[CardArrival]:
+    async def cards_arrivals(params: CardArrivalsParams, _: CallContext) -> list[CardArrival]:
         fresh = [a for a in node.cards.arrivals if a.received_at > params.since]
         return fresh[: params.limit]
 

@@ -60,6 +60,12 @@ class NodeConfig(BaseModel):
     )
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     max_batch_requests: int = Field(100, ge=1)
+    max_concurrent_tasks: int = Field(4, ge=1, le=1024, description="task turns run at once")
+    task_timeout_s: float = Field(300.0, gt=0, le=86_400, description="longest a turn may run")
+    llm_base_url: str = Field(
+        "", description="OpenAI-compatible endpoint for agents (key: NOOSPHERE_LLM_API_KEY)"
+    )
+    llm_model: str = Field("", description="model name at llm_base_url")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     gossip: GossipConfig = Field(default_factory=GossipConfig)

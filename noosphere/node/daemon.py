@@ -1,6 +1,7 @@
-"""Publish and Discover (the daemon): one node process. Owns the key, the store, the libp2p host,
-the gossip router, the card index and the JSON-RPC server; announces its agents' cards, learns
-everyone else's, dials peers it learns about, and shuts down cleanly on SIGINT/SIGTERM."""
+"""Publish, Discover and Execute (the daemon): one node process. Owns the key, the store, the
+libp2p host, the gossip router, the card index, the agents with their task manager and the
+JSON-RPC server; announces its agents' cards, learns everyone else's, dials peers it learns about,
+runs the tasks it is sent, and shuts down cleanly on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from noosphere.agents.embedding import shared_embedder
+from noosphere.agents.llm import LlmBackend, LlmError, llm_config_from_env
+from noosphere.agents.memory import AgentMemoryError
 from noosphere.agents.publish import NodeEndpoint, build_card
+from noosphere.agents.runtime import AgentRuntime
 from noosphere.agents.spec import AgentSpec, load_agent_spec
+from noosphere.agents.tools import ToolError
 from noosphere.protocol import EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.sync import (
     CARD_SYNC_PROTOCOL,
@@ -32,7 +38,9 @@ from noosphere.protocol.sync import (
     CardSyncReply,
 )
 
+from .a2a_api import register_a2a_api
 from .api import register_node_api
+from .auth import RequestAuthenticator, load_or_create_token
 from .cards import CardIndex
 from .config import NodeConfig
 from .gossip import GossipRouter, now_ms
@@ -40,8 +48,10 @@ from .keystore import load_or_create_node_key
 from .metrics import NodeMetrics
 from .p2p import GossipParams, P2PError, P2PHost
 from .peers import PeerBook
+from .push import PushNotifier
 from .rpc import JsonRpcDispatcher
 from .store import STORE_FILENAME, NodeStore
+from .tasks import TaskManager
 
 log = structlog.get_logger("noosphere.node")
 
@@ -88,6 +98,9 @@ class Node:
         if len(set(ids)) != len(ids):
             raise NodeStartError(f"two agent files define the same agent id: {sorted(ids)}")
         self.store: NodeStore
+        self.agents: dict[str, AgentRuntime] = {}
+        self.tasks: TaskManager
+        self.llm: LlmBackend | None = None
         self.cards: CardIndex
         self.gossip: GossipRouter
         self.p2p: P2PHost
@@ -97,16 +110,48 @@ class Node:
 
     async def run(self) -> None:
         """Start everything, serve until stopped, then shut down in reverse order."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # tasks and memory live here
         self.key, self.key_created = load_or_create_node_key(self.home)
         self.store = NodeStore(
             self.home / STORE_FILENAME, synchronous=self.config.store_sync.upper()
         )
         try:
             self._bind_identity()
-            await self._serve()
+            self.token = load_or_create_token(self.home)
+            self._start_agents()
+            try:
+                await self._serve()
+            finally:
+                await self.tasks.close()
+                await self.push.aclose()
+                if self.llm is not None:
+                    await self.llm.aclose()
         finally:
+            for runtime in self.agents.values():
+                runtime.close()
             self.store.close()
+
+    def _start_agents(self) -> None:
+        """Agent runtimes (tools, memory, planner) and the task manager; a bad tool stops it."""
+        self.llm = _llm_backend(self.config)
+        embedder = shared_embedder()
+        try:
+            for spec in self.specs:
+                self.agents[spec.id] = AgentRuntime.create(spec, self.home, embedder, self.llm)
+        except (ToolError, AgentMemoryError) as exc:
+            for runtime in self.agents.values():
+                runtime.close()
+            raise NodeStartError(str(exc)) from exc
+        self.push = PushNotifier(self.metrics)
+        self.tasks = TaskManager(
+            self.store,
+            self.agents,
+            self.metrics,
+            self.push,
+            max_concurrent_turns=self.config.max_concurrent_tasks,
+            turn_timeout_s=self.config.task_timeout_s,
+        )
+        self.tasks.recover()
 
     def _bind_identity(self) -> None:
         """Record the key's identity in the store on first start; refuse a swapped key file."""
@@ -173,6 +218,8 @@ class Node:
             self._spawn(self._announce_loop(), "announce")
             self._spawn(self._sweep_loop(), "sweep")
             self._spawn(self._connect_loop(), "connect")
+            if self.agents:  # load the embedding model now, not during the first task
+                self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
             await self.stopping.wait()
         finally:
             log.info("node stopping", peer_id=self.key.peer_id)
@@ -211,8 +258,10 @@ class Node:
             self.metrics,
             max_body_bytes=self.config.max_request_bytes,
             max_batch=self.config.max_batch_requests,
+            authenticator=RequestAuthenticator(self.token),
         )
         register_node_api(dispatcher, self)
+        register_a2a_api(dispatcher, self.tasks, self._local_card)
         return Starlette(
             routes=[
                 Route("/", dispatcher.handle_http, methods=["POST"]),
@@ -265,16 +314,19 @@ class Node:
 
     # ---- HTTP endpoints ----------------------------------------------------------------------
 
+    def _local_card(self, agent_id: str | None) -> dict[str, Any] | None:
+        """The current card of one of this node's agents (the first when ``agent_id`` is None)."""
+        agent_id = agent_id or (self.specs[0].id if self.specs else None)
+        if agent_id is None:
+            return None
+        stored = self.cards.get(card_id(self.key.peer_id, agent_id), now_ms())
+        return stored.card if stored is not None and stored.local else None
+
     async def _agent_card(self, request: Request) -> Response:
-        agent_id = request.path_params.get("agent_id") or (self.specs[0].id if self.specs else None)
-        stored = (
-            None
-            if agent_id is None
-            else self.cards.get(card_id(self.key.peer_id, agent_id), now_ms())
-        )
-        if stored is None or not stored.local:
+        card = self._local_card(request.path_params.get("agent_id"))
+        if card is None:
             return JSONResponse({"error": "no such agent on this node"}, status_code=404)
-        return JSONResponse(stored.card)
+        return JSONResponse(card)
 
     async def _metrics_endpoint(self, _request: Request) -> Response:
         self.metrics.peers_connected.set(len(await self.p2p.connected_peers()))
@@ -305,6 +357,7 @@ class Node:
                     seq=self.gossip.next_seq(),
                     issued_at_ms=now,
                     ttl_ms=self.config.card_ttl_s * 1000,
+                    tools=self.agents[spec.id].toolbox.schemas(),
                 )
                 params = self.cards.put_local(card, now)
                 keep.add(params.card_id)
@@ -388,6 +441,27 @@ class Node:
                     self._announce_soon.set()
                     await self._sync_from(peer_id)
             await asyncio.sleep(1.0 if not connected or todo else 5.0)
+
+
+def _llm_backend(config: NodeConfig) -> LlmBackend | None:
+    """The LLM backend from config (``llm_base_url``/``llm_model``, key from the environment)
+    or from NOOSPHERE_LLM_* variables; None runs the offline planner."""
+    try:
+        if config.llm_base_url:
+            if not config.llm_model:
+                raise NodeStartError("llm_base_url is set but llm_model is not")
+            env = llm_config_from_env(
+                {
+                    "NOOSPHERE_LLM_BASE_URL": config.llm_base_url,
+                    "NOOSPHERE_LLM_MODEL": config.llm_model,
+                    "NOOSPHERE_LLM_API_KEY": os.environ.get("NOOSPHERE_LLM_API_KEY", ""),
+                }
+            )
+        else:
+            env = llm_config_from_env()
+    except LlmError as exc:
+        raise NodeStartError(f"LLM configuration: {exc}") from exc
+    return None if env is None else LlmBackend(env)
 
 
 def _advertise(addr: str, host: str) -> str:

@@ -84,6 +84,37 @@ class NodeMetrics:
         self.rpc_latency = Histogram(
             "noosphere_rpc_latency_seconds", "JSON-RPC call latency", ["method"], registry=r
         )
+        self.tasks_total = Counter(
+            "noosphere_tasks_total",
+            "Task turns finished, by agent and final state",
+            ["agent", "state"],
+            registry=r,
+        )
+        self.tasks_running = Gauge(
+            "noosphere_tasks_running", "Task turns executing now", registry=r
+        )
+        self.task_queue_depth = Gauge(
+            "noosphere_task_queue_depth", "Task turns accepted and waiting for a slot", registry=r
+        )
+        self.task_latency = Histogram(
+            "noosphere_task_latency_seconds",
+            "Time from a turn's acceptance to its end (completed, failed, input-required...)",
+            ["agent"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.push_notifications = Counter(
+            "noosphere_push_notifications_total",
+            "Push notification deliveries, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.rpc_auth_rejected = Counter(
+            "noosphere_rpc_auth_rejected_total",
+            "Requests refused for bad or missing credentials",
+            ["reason"],
+            registry=r,
+        )
         for reason in RejectReason:
             self.envelopes_rejected.labels(reason=reason.value)
 

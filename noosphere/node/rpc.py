@@ -1,48 +1,89 @@
 """Execute and node API (transport): JSON-RPC 2.0 over HTTP POST ``/`` with starlette. Parses,
-validates and dispatches single and batch requests; every failure becomes a JSON-RPC error
-object (parse error, invalid request, unknown method, invalid params, too large, internal), never
-an HTTP 500 or a traceback."""
+authenticates, validates and dispatches single and batch requests; streaming methods answer with
+Server-Sent Events (one JSON-RPC response per event). A2A v0.3 method names are translated to
+their v1.0 methods and back. Every failure becomes a JSON-RPC error object (parse error, invalid
+request, unknown method, invalid params, unauthorized, too large, internal), never an HTTP 500."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
 from noosphere.protocol import ErrorCode, JsonRpcRequest, JsonRpcResponse, RpcError
+from noosphere.protocol.a2a import A2A_VERSION_HEADER, V03_METHOD_ALIASES
+from noosphere.protocol.a2a_v03 import (
+    V03TranslationError,
+    params_from_v03,
+    result_to_v03,
+    stream_event_to_v03,
+)
 from noosphere.protocol.base import describe_validation_error
 
+from .auth import AuthError, RequestAuthenticator
 from .metrics import NodeMetrics
 
 log = structlog.get_logger("noosphere.rpc")
 
-Handler = Callable[[Any], Awaitable[Any]]
+SUPPORTED_A2A_VERSIONS = ("0.3", "1.0")
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling: ``local`` (operator token), a peer id (signed request) or None."""
+
+    principal: str | None = None
+    a2a_version: str | None = None
+
+
+Handler = Callable[[Any, CallContext], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class Method:
     params: type[BaseModel]
     handler: Handler
+    authenticated: bool = False  # refuse anonymous callers
+    streaming: bool = False  # the handler returns an async iterator of events (SSE)
 
 
 class JsonRpcDispatcher:
     """Method table plus the JSON-RPC 2.0 request/response rules."""
 
-    def __init__(self, metrics: NodeMetrics, *, max_body_bytes: int, max_batch: int) -> None:
+    def __init__(
+        self,
+        metrics: NodeMetrics,
+        *,
+        max_body_bytes: int,
+        max_batch: int,
+        authenticator: RequestAuthenticator | None = None,
+        sse_ping_s: float = 15.0,
+    ) -> None:
         self._methods: dict[str, Method] = {}
         self._metrics = metrics
+        self._authenticator = authenticator
+        self._sse_ping_s = sse_ping_s
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch
 
-    def register(self, name: str, params: type[BaseModel], handler: Handler) -> None:
-        self._methods[name] = Method(params, handler)
+    def register(
+        self,
+        name: str,
+        params: type[BaseModel],
+        handler: Handler,
+        *,
+        authenticated: bool = False,
+        streaming: bool = False,
+    ) -> None:
+        self._methods[name] = Method(params, handler, authenticated, streaming)
 
     @property
     def method_names(self) -> list[str]:
@@ -57,12 +98,34 @@ class JsonRpcDispatcher:
                 f"request body exceeds {self.max_body_bytes} bytes",
                 413,
             )
+        version = request.headers.get(A2A_VERSION_HEADER)
+        if version is not None and version.strip() not in SUPPORTED_A2A_VERSIONS:
+            return _error_response(
+                None,
+                ErrorCode.VERSION_NOT_SUPPORTED,
+                f"A2A version {version.strip()!r} is not supported"
+                f" (supported: {', '.join(SUPPORTED_A2A_VERSIONS)})",
+            )
+        try:
+            principal = (
+                self._authenticator.authenticate(
+                    request.headers, request.method, request.url.path, body
+                )
+                if self._authenticator is not None
+                else None
+            )
+        except AuthError as exc:
+            self._metrics.rpc_auth_rejected.labels(reason="invalid").inc()
+            return _error_response(None, ErrorCode.UNAUTHORIZED, f"Unauthorized: {exc}", 401)
+        ctx = CallContext(principal=principal, a2a_version=version)
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):  # bad JSON or UTF-8, huge ints, deep nesting
             return _error_response(
                 None, ErrorCode.PARSE_ERROR, "Parse error: body is not valid JSON"
             )
+        if isinstance(payload, dict) and self._is_streaming(payload.get("method")):
+            return await self._handle_stream(payload, ctx)
         if isinstance(payload, list):
             if not payload:
                 return _error_response(
@@ -74,29 +137,39 @@ class JsonRpcDispatcher:
                     ErrorCode.INVALID_REQUEST,
                     f"Invalid Request: batch over {self.max_batch} calls",
                 )
-            responses = [r for item in payload if (r := await self.handle_one(item)) is not None]
+            responses = [
+                r for item in payload if (r := await self.handle_one(item, ctx)) is not None
+            ]
             if not responses:
                 return Response(status_code=204)
             return _json([r.to_wire() for r in responses])
-        response = await self.handle_one(payload)
+        response = await self.handle_one(payload, ctx)
         if response is None:
             return Response(status_code=204)
         return _json(response.to_wire())
 
-    async def handle_one(self, item: Any) -> JsonRpcResponse | None:
+    def _is_streaming(self, name: Any) -> bool:
+        if not isinstance(name, str):
+            return False
+        method = self._methods.get(V03_METHOD_ALIASES.get(name, name))
+        return method is not None and method.streaming
+
+    async def handle_one(
+        self, item: Any, ctx: CallContext = CallContext()
+    ) -> JsonRpcResponse | None:
         """One call; None for a valid notification."""
-        try:
-            request = JsonRpcRequest.model_validate(item)
-        except ValidationError:
-            raw_id = item.get("id") if isinstance(item, dict) else None
-            safe_id = (
-                raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
-            )
-            return _error(safe_id, ErrorCode.INVALID_REQUEST, "Invalid Request")
+        request = _parse_request(item)
+        if isinstance(request, JsonRpcResponse):
+            return request
         started = time.perf_counter()
         outcome = "ok"
         try:
-            result = await self._call(request)
+            if self._is_streaming(request.method):
+                raise RpcError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"Invalid Request: {request.method} streams; send it alone, not in a batch",
+                )
+            result = await self._call(request, ctx)
         except RpcError as exc:
             outcome = "error"
             response = JsonRpcResponse(id=request.id, error=exc.to_error())
@@ -111,11 +184,57 @@ class JsonRpcDispatcher:
         self._metrics.rpc_latency.labels(method=method_label).observe(time.perf_counter() - started)
         return None if request.is_notification else response
 
-    async def _call(self, request: JsonRpcRequest) -> Any:
-        method = self._methods.get(request.method)
+    async def _handle_stream(self, item: dict[str, Any], ctx: CallContext) -> Response:
+        """A streaming call: errors before the first event are a plain JSON-RPC response."""
+        request = _parse_request(item)
+        if isinstance(request, JsonRpcResponse):
+            return _json(request.to_wire())
+        try:
+            events = await self._call(request, ctx)
+        except RpcError as exc:
+            self._metrics.rpc_requests.labels(method=request.method, outcome="error").inc()
+            return _json(JsonRpcResponse(id=request.id, error=exc.to_error()).to_wire())
+        self._metrics.rpc_requests.labels(method=request.method, outcome="ok").inc()
+        v03 = request.method in V03_METHOD_ALIASES
+
+        async def frames() -> AsyncIterator[dict[str, str]]:
+            try:
+                async for event in events:
+                    wire = event.to_wire()
+                    result = stream_event_to_v03(wire) if v03 else wire
+                    response = JsonRpcResponse(id=request.id, result=result)
+                    yield {"data": json.dumps(response.to_wire(), ensure_ascii=True)}
+            except RpcError as exc:
+                response = JsonRpcResponse(id=request.id, error=exc.to_error())
+                yield {"data": json.dumps(response.to_wire(), ensure_ascii=True)}
+            except Exception:
+                log.exception("stream failed", method=request.method)
+                response = _error(request.id, ErrorCode.INTERNAL_ERROR, "Internal error")
+                yield {"data": json.dumps(response.to_wire(), ensure_ascii=True)}
+
+        return EventSourceResponse(frames(), ping=self._sse_ping_s)
+
+    async def _call(self, request: JsonRpcRequest, ctx: CallContext) -> Any:
+        name = V03_METHOD_ALIASES.get(request.method, request.method)
+        v03 = name != request.method
+        method = self._methods.get(name)
         if method is None:
             raise RpcError(ErrorCode.METHOD_NOT_FOUND, f"Method not found: {request.method}")
+        if method.authenticated and ctx.principal is None:
+            self._metrics.rpc_auth_rejected.labels(reason="missing").inc()
+            raise RpcError(
+                ErrorCode.UNAUTHORIZED,
+                f"Unauthorized: {request.method} needs the node's bearer token"
+                " or a signed peer request",
+            )
         params = request.params
+        if v03:
+            if not isinstance(params, dict | None):
+                raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: expected an object")
+            try:
+                params = params_from_v03(name, params or {})
+            except V03TranslationError as exc:
+                raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from exc
         if isinstance(params, list):
             names = list(method.params.model_fields)
             if len(params) > len(names):
@@ -129,17 +248,29 @@ class JsonRpcDispatcher:
             raise RpcError(
                 ErrorCode.INVALID_PARAMS, f"Invalid params: {describe_validation_error(exc)}"
             ) from exc
-        result = await method.handler(parsed)
-        if isinstance(result, BaseModel):
-            return result.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if isinstance(result, list):
-            return [
-                r.model_dump(mode="json", by_alias=True, exclude_none=True)
-                if isinstance(r, BaseModel)
-                else r
-                for r in result
-            ]
-        return result
+        result = await method.handler(parsed, ctx)
+        if method.streaming:
+            return result
+        wire = _to_json_ready(result)
+        return result_to_v03(name, wire) if v03 else wire
+
+
+def _to_json_ready(result: Any) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(result, list):
+        return [_to_json_ready(r) for r in result]
+    return result
+
+
+def _parse_request(item: Any) -> JsonRpcRequest | JsonRpcResponse:
+    """The request, or the Invalid Request error response for it."""
+    try:
+        return JsonRpcRequest.model_validate(item)
+    except ValidationError:
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        safe_id = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+        return _error(safe_id, ErrorCode.INVALID_REQUEST, "Invalid Request")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

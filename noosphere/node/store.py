@@ -1,6 +1,7 @@
-"""Discover (state): the node's SQLite store in WAL mode: known cards, known peers, replay-guard
-high-water marks and node metadata. Every write commits before the node acknowledges it, so a
-``kill -9`` loses nothing that was acknowledged; a corrupt file refuses to open."""
+"""Discover and Execute (state): the node's SQLite store in WAL mode: known cards, known peers,
+replay-guard high-water marks, A2A tasks with their push-notification configs, and node
+metadata. Every write commits before the node acknowledges it, so a ``kill -9`` loses nothing
+that was acknowledged; a corrupt file refuses to open."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 STORE_FILENAME = "node.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added tasks and push_configs (created on open, so 1 upgrades in place)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,6 +35,25 @@ CREATE TABLE IF NOT EXISTS peers (
     last_seen  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS replay (sender TEXT PRIMARY KEY, high_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id    TEXT PRIMARY KEY,
+    agent_id   TEXT NOT NULL,
+    context_id TEXT NOT NULL,
+    principal  TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    task_json  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_context ON tasks (context_id, created_at);
+CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated_at);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state);
+CREATE TABLE IF NOT EXISTS push_configs (
+    task_id     TEXT NOT NULL,
+    config_id   TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    PRIMARY KEY (task_id, config_id)
+);
 """
 
 
@@ -59,6 +79,18 @@ class StoredPeer:
     addrs: list[str]
     first_seen: int
     last_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTask:
+    task_id: str
+    agent_id: str
+    context_id: str
+    principal: str  # who created it: "local" (operator token) or the requesting node's peer id
+    state: str
+    created_at: int
+    updated_at: int
+    task: dict[str, Any]
 
 
 class NodeStore:
@@ -95,7 +127,7 @@ class NodeStore:
 
     def _check_schema_version(self) -> None:
         version = self.get_meta("schema_version")
-        if version is None:
+        if version is None or (version.isdigit() and int(version) < SCHEMA_VERSION):
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif not version.isdigit():
             raise StoreError(f"{self.path} has an unreadable schema version {version!r}")
@@ -217,6 +249,89 @@ class NodeStore:
             (sender, high_seq),
         )
 
+    # ---- tasks -------------------------------------------------------------------------------
+
+    def put_task(self, row: StoredTask) -> None:
+        self._db.execute(
+            "INSERT INTO tasks (task_id, agent_id, context_id, principal, state, created_at,"
+            " updated_at, task_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(task_id) DO UPDATE SET state = excluded.state,"
+            " updated_at = excluded.updated_at, task_json = excluded.task_json",
+            (
+                row.task_id,
+                row.agent_id,
+                row.context_id,
+                row.principal,
+                row.state,
+                row.created_at,
+                row.updated_at,
+                json.dumps(row.task, separators=(",", ":")),
+            ),
+        )
+
+    def get_task(self, task_id: str) -> StoredTask | None:
+        row = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        return None if row is None else _task_from_row(row)
+
+    def list_tasks(
+        self,
+        *,
+        principal: str | None = None,
+        agent_id: str | None = None,
+        context_id: str | None = None,
+        states: list[str] | None = None,
+        updated_after: int | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[StoredTask], int]:
+        """Tasks matching every given filter, most recently updated first, and the total count."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("principal", principal),
+            ("agent_id", agent_id),
+            ("context_id", context_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(states)
+        if updated_after is not None:
+            where.append("updated_at > ?")
+            args.append(updated_after)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        total = self._db.execute(f"SELECT count(*) FROM tasks {clause}", args).fetchone()[0]
+        rows = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks {clause}"
+            " ORDER BY updated_at DESC, task_id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        ).fetchall()
+        return [_task_from_row(r) for r in rows], total
+
+    def put_push_config(self, task_id: str, config_id: str, config: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO push_configs (task_id, config_id, config_json) VALUES (?, ?, ?) "
+            "ON CONFLICT(task_id, config_id) DO UPDATE SET config_json = excluded.config_json",
+            (task_id, config_id, json.dumps(config, separators=(",", ":"))),
+        )
+
+    def list_push_configs(self, task_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT config_json FROM push_configs WHERE task_id = ? ORDER BY config_id",
+            (task_id,),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        cursor = self._db.execute(
+            "DELETE FROM push_configs WHERE task_id = ? AND config_id = ?", (task_id, config_id)
+        )
+        return cursor.rowcount > 0
+
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
@@ -241,3 +356,10 @@ def _card_from_row(row: tuple[Any, ...]) -> StoredCard:
     return StoredCard(
         row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), json.loads(row[7])
     )
+
+
+_TASK_COLUMNS = "task_id, agent_id, context_id, principal, state, created_at, updated_at, task_json"
+
+
+def _task_from_row(row: tuple[Any, ...]) -> StoredTask:
+    return StoredTask(*row[:7], json.loads(row[7]))

@@ -92,6 +92,7 @@ class NoosphereCardParams(WireModel):
     latency_ms: int | None = None
     availability: int | None = None  # percent of the last window the agent answered
     reputation: int | None = None  # permille, as seen by the card's own node
+    tools: list[dict[str, Any]] = Field(default_factory=list)  # {name, description, parameters}
     seq: int = Field(ge=0)
     issued_at: int = Field(ge=0)  # unix milliseconds
     expires_at: int = Field(ge=0)  # unix milliseconds

@@ -10,7 +10,7 @@ import pytest
 from noosphere.agents.spec import AgentFileError, AgentSpec, load_agent_spec, slugify
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "agents"
-EXAMPLE_FILES = sorted(EXAMPLES.iterdir())
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.is_file())
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 VALID_YAML = """\

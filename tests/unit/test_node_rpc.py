@@ -17,7 +17,7 @@ from starlette.routing import Route
 from structlog.testing import capture_logs
 
 from noosphere.node.metrics import NodeMetrics
-from noosphere.node.rpc import JsonRpcDispatcher
+from noosphere.node.rpc import CallContext, JsonRpcDispatcher
 from noosphere.protocol import RpcError
 
 with warnings.catch_warnings():  # starlette 1.x nags about httpx vs httpx2 on import
@@ -43,19 +43,19 @@ class NoParams(BaseModel):
     pass
 
 
-async def echo(params: EchoParams) -> str:
+async def echo(params: EchoParams, _ctx: CallContext) -> str:
     return params.text
 
 
-async def add(params: AddParams) -> int:
+async def add(params: AddParams, _ctx: CallContext) -> int:
     return params.a + params.b
 
 
-async def boom(_params: NoParams) -> None:
+async def boom(_params: NoParams, _ctx: CallContext) -> None:
     raise RuntimeError("secret-internal-detail")
 
 
-async def fail(_params: NoParams) -> None:
+async def fail(_params: NoParams, _ctx: CallContext) -> None:
     raise RpcError(-32040, "nope")
 
 

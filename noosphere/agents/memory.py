@@ -1,0 +1,365 @@
+"""Execute and Feedback: an agent's episodic memory. Each finished task becomes an episode
+(request, result, outcome, later the requester's rating) stored in SQLite (WAL) with its sentence
+vector; an in-RAM faiss index over the agent's episodes lets the runtime recall similar past work
+while executing, and episodes of the same conversation (``context_id``) first for multi-turn tasks.
+
+Blocking and thread-safe: async code calls it through ``asyncio.to_thread``. One
+``EpisodicMemory`` per agent and file at a time (several agents may share one file)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from noosphere.agents.embedding import DIMENSION, Embedder
+
+DEFAULT_MAX_EPISODES = 10_000
+_VECTOR_BYTES = DIMENSION * 4
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS episodes (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id   TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    context_id TEXT NOT NULL,
+    request    TEXT NOT NULL,
+    result     TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    feedback   REAL,
+    created_at INTEGER NOT NULL,
+    vector     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_agent ON episodes (agent_id, id);
+CREATE INDEX IF NOT EXISTS episodes_task ON episodes (agent_id, task_id);
+CREATE INDEX IF NOT EXISTS episodes_context ON episodes (agent_id, context_id, id);
+"""
+
+_COLUMNS = "id, agent_id, task_id, context_id, request, result, outcome, feedback, created_at"
+
+
+class AgentMemoryError(RuntimeError):
+    """The memory file cannot be opened or used (corruption, disk error, closed memory)."""
+
+
+class Episode(BaseModel):
+    """One finished task as the agent remembers it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    agent_id: str
+    task_id: str
+    context_id: str
+    request: str
+    result: str
+    outcome: str
+    feedback: float | None
+    created_at: int
+
+
+class Recalled(BaseModel):
+    """An episode returned by ``recall`` with its cosine similarity to the query."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    episode: Episode
+    score: float
+
+
+def _episode_text(request: str, result: str) -> str:
+    return f"{request}\n{result}"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EpisodicMemory:
+    """Episodes of one agent in a SQLite file, with a faiss inner-product index in RAM."""
+
+    def __init__(
+        self,
+        path: Path,
+        agent_id: str,
+        embedder: Embedder,
+        *,
+        max_episodes: int = DEFAULT_MAX_EPISODES,
+    ) -> None:
+        if not agent_id:
+            raise ValueError("agent_id must not be empty")
+        if max_episodes < 1:
+            raise ValueError("max_episodes must be at least 1")
+        self.path = path
+        self.agent_id = agent_id
+        self.max_episodes = max_episodes
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        self._closed = False
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIMENSION))
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise AgentMemoryError(f"cannot open agent memory {path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise AgentMemoryError(
+                    f"agent memory {path} is corrupted ({check.splitlines()[0]});"
+                    " restore it from a backup or move it aside"
+                )
+            self._db.executescript(_SCHEMA)
+            self._load_index()
+        except (sqlite3.Error, AgentMemoryError) as exc:
+            self._db.close()
+            self._closed = True
+            if isinstance(exc, AgentMemoryError):
+                raise
+            message = " ".join(str(exc).split())
+            raise AgentMemoryError(
+                f"agent memory {path} is not usable ({message});"
+                " restore it from a backup or move it aside"
+            ) from exc
+
+    def _load_index(self) -> None:
+        """Rebuild the faiss index from this agent's stored vectors."""
+        rows = self._db.execute(
+            "SELECT id, vector FROM episodes WHERE agent_id = ? ORDER BY id", (self.agent_id,)
+        ).fetchall()
+        if not rows:
+            return
+        ids = np.empty(len(rows), dtype=np.int64)
+        vectors = np.empty((len(rows), DIMENSION), dtype=np.float32)
+        for i, (row_id, blob) in enumerate(rows):
+            if not isinstance(blob, bytes) or len(blob) != _VECTOR_BYTES:
+                raise AgentMemoryError(
+                    f"agent memory {self.path} is corrupted (episode {row_id} has a bad vector);"
+                    " restore it from a backup or move it aside"
+                )
+            ids[i] = row_id
+            vectors[i] = np.frombuffer(blob, dtype=np.float32)
+        self._index.add_with_ids(vectors, ids)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._db.close()
+            self._index.reset()
+
+    def __enter__(self) -> EpisodicMemory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._index.ntotal)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AgentMemoryError(f"agent memory {self.path} is closed")
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def remember(
+        self, *, task_id: str, context_id: str, request: str, result: str, outcome: str
+    ) -> Episode:
+        """Store a finished task; committed before this returns. Evicts the oldest episodes
+        beyond ``max_episodes``."""
+        self._check_open()
+        # Embedding is the slow part; it runs outside our lock (the embedder serializes itself).
+        vector = self._embedder.encode([_episode_text(request, result)])[0]
+        vector = np.ascontiguousarray(vector, dtype=np.float32)
+        created_at = _now_ms()
+        with self._lock:
+            self._check_open()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row_id = self._db.execute(
+                        "INSERT INTO episodes (agent_id, task_id, context_id, request, result,"
+                        " outcome, feedback, created_at, vector)"
+                        " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?) RETURNING id",
+                        (
+                            self.agent_id,
+                            task_id,
+                            context_id,
+                            request,
+                            result,
+                            outcome,
+                            created_at,
+                            vector.tobytes(),
+                        ),
+                    ).fetchone()[0]
+                    evicted = self._evict_rows(extra=1)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error("remember", exc) from exc
+            if evicted:
+                self._index.remove_ids(np.asarray(evicted, dtype=np.int64))
+            self._index.add_with_ids(vector.reshape(1, -1), np.asarray([row_id], dtype=np.int64))
+        return Episode(
+            id=row_id,
+            agent_id=self.agent_id,
+            task_id=task_id,
+            context_id=context_id,
+            request=request,
+            result=result,
+            outcome=outcome,
+            feedback=None,
+            created_at=created_at,
+        )
+
+    def _evict_rows(self, *, extra: int) -> list[int]:
+        """Delete the oldest rows so that at most ``max_episodes`` remain (inside a transaction;
+        ``extra`` rows were inserted but are not in the faiss index yet)."""
+        excess = int(self._index.ntotal) + extra - self.max_episodes
+        if excess <= 0:
+            return []
+        rows = self._db.execute(
+            "DELETE FROM episodes WHERE id IN (SELECT id FROM episodes WHERE agent_id = ?"
+            " ORDER BY id LIMIT ?) RETURNING id",
+            (self.agent_id, excess),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def record_feedback(self, task_id: str, rating: float) -> bool:
+        """Attach the requester's rating in [0, 1] to the episode(s) of ``task_id``; False when
+        this agent remembers no such task."""
+        if not math.isfinite(rating) or not 0.0 <= rating <= 1.0:
+            raise ValueError("rating must be a number in [0, 1]")
+        with self._lock:
+            self._check_open()
+            try:
+                cursor = self._db.execute(
+                    "UPDATE episodes SET feedback = ? WHERE agent_id = ? AND task_id = ?",
+                    (float(rating), self.agent_id, task_id),
+                )
+            except sqlite3.Error as exc:
+                raise self._error("record feedback", exc) from exc
+            return cursor.rowcount > 0
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> list[Episode]:
+        """The episodes this agent stored for ``task_id``, oldest first."""
+        with self._lock:
+            self._check_open()
+            try:
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM episodes WHERE agent_id = ? AND task_id = ?"
+                    " ORDER BY id",
+                    (self.agent_id, task_id),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error("read", exc) from exc
+        return [_episode_from_row(r) for r in rows]
+
+    def recall(
+        self,
+        query: str,
+        *,
+        k: int = 3,
+        min_score: float = 0.3,
+        context_id: str | None = None,
+    ) -> list[Recalled]:
+        """Up to ``k`` episodes most similar to ``query`` (cosine, at least ``min_score``), best
+        first. With ``context_id``, the most recent episodes of that conversation come first
+        (newest first, whatever their score), then the best other matches fill the rest."""
+        if k <= 0:
+            return []
+        self._check_open()
+        with self._lock:
+            if self._index.ntotal == 0:
+                return []
+        q = np.ascontiguousarray(self._embedder.encode([query]), dtype=np.float32)
+        with self._lock:
+            self._check_open()
+            try:
+                return self._recall_locked(q, k=k, min_score=min_score, context_id=context_id)
+            except sqlite3.Error as exc:
+                raise self._error("recall", exc) from exc
+
+    def _recall_locked(
+        self, q: np.ndarray, *, k: int, min_score: float, context_id: str | None
+    ) -> list[Recalled]:
+        picked: list[Recalled] = []
+        seen: set[int] = set()
+        if context_id is not None:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS}, vector FROM episodes WHERE agent_id = ? AND context_id = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (self.agent_id, context_id, k),
+            ).fetchall()
+            for row in rows:
+                vector = np.frombuffer(row[-1], dtype=np.float32)
+                score = float(np.dot(vector, q[0]))
+                picked.append(Recalled(episode=_episode_from_row(row[:-1]), score=score))
+                seen.add(row[0])
+        room = k - len(picked)
+        total = int(self._index.ntotal)
+        if room <= 0 or total == 0:
+            return picked
+        scores, ids = self._index.search(q, min(total, room + len(seen)))
+        wanted: list[tuple[int, float]] = []
+        for score, row_id in zip(scores[0], ids[0], strict=True):
+            if row_id < 0 or int(row_id) in seen or score < min_score:
+                continue
+            wanted.append((int(row_id), float(score)))
+            if len(wanted) == room:
+                break
+        if not wanted:
+            return picked
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM episodes WHERE id IN ({marks})",
+            [row_id for row_id, _ in wanted],
+        ).fetchall()
+        by_id = {row[0]: _episode_from_row(row) for row in rows}
+        picked.extend(
+            Recalled(episode=by_id[row_id], score=score)
+            for row_id, score in wanted
+            if row_id in by_id
+        )
+        return picked
+
+    def _error(self, action: str, exc: sqlite3.Error) -> AgentMemoryError:
+        message = " ".join(str(exc).split())
+        return AgentMemoryError(f"agent memory {self.path}: cannot {action} ({message})")
+
+
+def _episode_from_row(row: tuple[object, ...] | sqlite3.Row) -> Episode:
+    return Episode(
+        id=row[0],
+        agent_id=row[1],
+        task_id=row[2],
+        context_id=row[3],
+        request=row[4],
+        result=row[5],
+        outcome=row[6],
+        feedback=row[7],
+        created_at=row[8],
+    )

@@ -1,0 +1,183 @@
+"""Execute: one agent at work. A turn goes through the persona's refusal rules, recalls related
+episodes from memory, asks the planner for a tool and its arguments (or for the question to ask
+when something is missing: ``input-required``), runs the tool under its deadline, returns the
+result as an artifact and remembers the episode. Tool failures fail the task with the tool's
+one-line reason; nothing an agent does can take the node down."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from noosphere.protocol.a2a import Artifact, Message, Part, Role, TaskState
+
+from .embedding import Embedder
+from .llm import LlmBackend
+from .memory import AgentMemoryError, EpisodicMemory, Recalled
+from .persona import Persona
+from .planner import EmbeddingPlanner, LlmPlanner, NoToolFits, Plan, Planner
+from .spec import AgentSpec
+from .tools import (
+    InputFile,
+    MissingArguments,
+    Toolbox,
+    ToolContext,
+    ToolError,
+    ToolInput,
+    ToolResult,
+    load_tool,
+    run_tool,
+)
+from .turn import Turn, TurnResult, TurnSink
+
+log = structlog.get_logger("noosphere.agent")
+
+MEMORY_FILENAME = "memory.db"
+
+
+def build_toolbox(spec: AgentSpec) -> Toolbox:
+    """The tools named by the agent's skills (each loaded once, in skill order)."""
+    toolbox = Toolbox()
+    for skill in spec.skills:
+        if skill.tool is None:
+            continue
+        tool = load_tool(skill.tool, base_dir=spec.base_dir)
+        if tool.name not in toolbox:
+            toolbox.register(tool)
+    return toolbox
+
+
+def tool_input(messages: list[Message]) -> ToolInput:
+    """Everything the requester said in this task, as a tool sees it (text of every user
+    message, so an answer to a question completes the original request)."""
+    texts: list[str] = []
+    data: list[Any] = []
+    files: list[InputFile] = []
+    for message in messages:
+        if message.role != Role.USER:
+            continue
+        for part in message.parts:
+            if part.text is not None:
+                texts.append(part.text)
+            elif part.data is not None:
+                data.append(part.data)
+            elif part.raw is not None:
+                files.append(InputFile(part.filename, part.media_type, part.content_bytes or b""))
+    return ToolInput(text="\n".join(texts), data=tuple(data), files=tuple(files))
+
+
+def result_artifact(plan: Plan, result: ToolResult, recalled: list[Recalled]) -> Artifact:
+    parts = [Part.of_text(result.text)]
+    if result.data is not None:
+        if isinstance(result.data, str):
+            parts.append(Part.of_text(result.data, media_type=result.media_type))
+        else:
+            parts.append(Part.of_data(result.data, media_type=result.media_type))
+    return Artifact(
+        artifact_id=str(uuid.uuid4()),
+        name=f"{plan.tool.name} result",
+        parts=parts,
+        metadata={
+            "noosphere": {
+                "tool": plan.tool.name,
+                "planner": plan.planner,
+                "similarity": None if plan.similarity is None else round(plan.similarity, 4),
+                "recalled": [
+                    {"taskId": r.episode.task_id, "score": round(r.score, 4)} for r in recalled
+                ],
+            }
+        },
+    )
+
+
+class AgentRuntime:
+    """Persona + toolbox + memory + planner for one agent; implements ``TaskAgent``."""
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        toolbox: Toolbox,
+        memory: EpisodicMemory,
+        embedder: Embedder,
+        llm: LlmBackend | None = None,
+    ) -> None:
+        self.spec = spec
+        self.agent_id = spec.id
+        self.toolbox = toolbox
+        self.memory = memory
+        self.persona = Persona(spec, embedder)
+        self._ctx = ToolContext(embedder=embedder)
+        offline = EmbeddingPlanner(toolbox, spec.skills, embedder)
+        self.planner: Planner = (
+            offline if llm is None else LlmPlanner(llm, toolbox, self.persona, offline)
+        )
+
+    @classmethod
+    def create(
+        cls, spec: AgentSpec, home: Path, embedder: Embedder, llm: LlmBackend | None = None
+    ) -> AgentRuntime:
+        memory = EpisodicMemory(home / MEMORY_FILENAME, spec.id, embedder)
+        return cls(spec, build_toolbox(spec), memory, embedder, llm)
+
+    def close(self) -> None:
+        self.memory.close()
+
+    async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
+        request = tool_input([*turn.history, turn.message])
+        refusal = await asyncio.to_thread(self.persona.refusal, turn.message.text)
+        if refusal is not None:
+            return TurnResult(
+                TaskState.REJECTED,
+                f"{self.spec.name} does not take requests about {refusal.rule!r}",
+            )
+        await sink.progress("recalling related tasks")
+        recalled = await self._recall(request.text, turn.context_id)
+        await sink.progress(
+            "planning" + (f" with {len(recalled)} related tasks" if recalled else "")
+        )
+        try:
+            plan = await self.planner.plan(request, recalled)
+        except MissingArguments as exc:
+            return TurnResult(TaskState.INPUT_REQUIRED, exc.question, {"missing": exc.fields})
+        except NoToolFits as exc:
+            return TurnResult(TaskState.REJECTED, str(exc))
+        except ToolError as exc:
+            return TurnResult(TaskState.FAILED, str(exc))
+        await sink.progress(f"running tool {plan.tool.name}; planner: {plan.planner}")
+        try:
+            result = await run_tool(
+                plan.tool, plan.args, self._ctx, timeout=self.spec.tool_timeout_s
+            )
+        except MissingArguments as exc:
+            return TurnResult(TaskState.INPUT_REQUIRED, exc.question, {"missing": exc.fields})
+        except ToolError as exc:
+            await self._remember(turn, request.text, str(exc), "failed")
+            return TurnResult(TaskState.FAILED, str(exc))
+        await sink.artifact(result_artifact(plan, result, recalled))
+        await self._remember(turn, request.text, result.text, "completed")
+        label = f"[{self.spec.name} · tool {plan.tool.name} · planner: {plan.planner}]"
+        return TurnResult(TaskState.COMPLETED, f"{result.text}\n\n{label}")
+
+    async def _recall(self, text: str, context_id: str) -> list[Recalled]:
+        try:
+            return await asyncio.to_thread(self.memory.recall, text, k=3, context_id=context_id)
+        except AgentMemoryError as exc:
+            log.warning("memory recall failed", agent=self.agent_id, error=str(exc))
+            return []
+
+    async def _remember(self, turn: Turn, request: str, result: str, outcome: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self.memory.remember,
+                task_id=turn.task_id,
+                context_id=turn.context_id,
+                request=request[:4000],
+                result=result[:4000],
+                outcome=outcome,
+            )
+        except AgentMemoryError as exc:
+            log.warning("memory write failed", agent=self.agent_id, error=str(exc))

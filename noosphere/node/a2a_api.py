@@ -1,0 +1,112 @@
+"""Execute (A2A API): the A2A v1.0 JSON-RPC methods a node serves for the agents it runs, thin
+adapters from validated requests to the task manager. Every method needs a caller identity (the
+operator token or a signed peer request); tasks are visible only to the principal that created
+them (the operator sees all)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from noosphere.protocol import AgentCard, ErrorCode, RpcError
+from noosphere.protocol.a2a import (
+    CancelTaskRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
+    ListTasksRequest,
+    ListTasksResponse,
+    SendMessageRequest,
+    SendMessageResponse,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    Task,
+    TaskPushConfigRef,
+    TaskPushNotificationConfig,
+)
+
+from .rpc import CallContext, JsonRpcDispatcher
+from .tasks import TaskManager
+
+
+def _principal(ctx: CallContext) -> str:
+    assert ctx.principal is not None  # the dispatcher refuses anonymous calls first
+    return ctx.principal
+
+
+def register_a2a_api(
+    dispatcher: JsonRpcDispatcher,
+    tasks: TaskManager,
+    local_card: Callable[[str | None], dict[str, Any] | None],
+) -> None:
+    """Register the A2A methods; ``local_card(tenant)`` returns one of this node's cards."""
+
+    async def send_message(params: SendMessageRequest, ctx: CallContext) -> SendMessageResponse:
+        return SendMessageResponse(task=await tasks.send(params, _principal(ctx)))
+
+    async def send_streaming_message(
+        params: SendMessageRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        return await tasks.stream(params, _principal(ctx))
+
+    async def get_task(params: GetTaskRequest, ctx: CallContext) -> Task:
+        return tasks.get(params.id, _principal(ctx), params.history_length)
+
+    async def list_tasks(params: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
+        return tasks.list(params, _principal(ctx))
+
+    async def cancel_task(params: CancelTaskRequest, ctx: CallContext) -> Task:
+        return await tasks.cancel(params.id, _principal(ctx))
+
+    async def subscribe(
+        params: SubscribeToTaskRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        return tasks.subscribe(params.id, _principal(ctx))
+
+    async def create_push_config(
+        params: TaskPushNotificationConfig, ctx: CallContext
+    ) -> TaskPushNotificationConfig:
+        return tasks.set_push_config(params, _principal(ctx))
+
+    async def get_push_config(
+        params: TaskPushConfigRef, ctx: CallContext
+    ) -> TaskPushNotificationConfig:
+        return tasks.get_push_config(params, _principal(ctx))
+
+    async def list_push_configs(
+        params: ListTaskPushNotificationConfigsRequest, ctx: CallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        return tasks.list_push_configs(params, _principal(ctx))
+
+    async def delete_push_config(params: TaskPushConfigRef, ctx: CallContext) -> None:
+        tasks.delete_push_config(params, _principal(ctx))
+
+    async def extended_card(params: GetExtendedAgentCardRequest, _: CallContext) -> AgentCard:
+        card = local_card(params.tenant)
+        if card is None:
+            raise RpcError(
+                ErrorCode.EXTENDED_AGENT_CARD_NOT_CONFIGURED,
+                "no agent card for this tenant on this node",
+            )
+        return AgentCard.model_validate(card)
+
+    for name, model, handler, streaming in (
+        ("SendMessage", SendMessageRequest, send_message, False),
+        ("SendStreamingMessage", SendMessageRequest, send_streaming_message, True),
+        ("GetTask", GetTaskRequest, get_task, False),
+        ("ListTasks", ListTasksRequest, list_tasks, False),
+        ("CancelTask", CancelTaskRequest, cancel_task, False),
+        ("SubscribeToTask", SubscribeToTaskRequest, subscribe, True),
+        ("CreateTaskPushNotificationConfig", TaskPushNotificationConfig, create_push_config, False),
+        ("GetTaskPushNotificationConfig", TaskPushConfigRef, get_push_config, False),
+        (
+            "ListTaskPushNotificationConfigs",
+            ListTaskPushNotificationConfigsRequest,
+            list_push_configs,
+            False,
+        ),
+        ("DeleteTaskPushNotificationConfig", TaskPushConfigRef, delete_push_config, False),
+        ("GetExtendedAgentCard", GetExtendedAgentCardRequest, extended_card, False),
+    ):
+        dispatcher.register(name, model, handler, authenticated=True, streaming=streaming)

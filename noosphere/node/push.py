@@ -1,0 +1,101 @@
+"""Execute (push notifications): deliver task events to the webhooks requesters registered
+(A2A push-notification configs). Each delivery is a POST of the event as JSON with the config's
+token, retried with exponential backoff; deliveries run in the background and never slow a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import structlog
+
+from noosphere.protocol.a2a import StreamResponse, TaskPushNotificationConfig
+
+from .metrics import NodeMetrics
+
+log = structlog.get_logger("noosphere.push")
+
+TOKEN_HEADER = "X-A2A-Notification-Token"
+
+
+class PushNotifier:
+    def __init__(
+        self,
+        metrics: NodeMetrics,
+        *,
+        attempts: int = 4,
+        backoff_s: float = 0.25,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._metrics = metrics
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        self._pending: set[asyncio.Task[None]] = set()
+        # One ordered lane per webhook, so a receiver sees a task's events in order.
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def deliver(self, config: TaskPushNotificationConfig, event: StreamResponse) -> None:
+        if self._closed:  # the client is gone: a POST would raise inside a background task
+            self._metrics.push_notifications.labels(outcome="failed").inc()
+            log.warning("push notification after shutdown dropped", task_id=config.task_id)
+            return
+        lane = f"{config.task_id}/{config.id}"
+        previous = self._lanes.get(lane)
+        job = asyncio.create_task(self._deliver_after(previous, config, event))
+        self._lanes[lane] = job
+        self._pending.add(job)
+        job.add_done_callback(self._pending.discard)
+        job.add_done_callback(
+            lambda j: self._lanes.pop(lane, None) if self._lanes.get(lane) is j else None
+        )
+
+    async def _deliver_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        config: TaskPushNotificationConfig,
+        event: StreamResponse,
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        headers = {"Content-Type": "application/json"}
+        if config.token:
+            headers[TOKEN_HEADER] = config.token
+        auth = config.authentication
+        if auth and auth.credentials:
+            headers["Authorization"] = f"{auth.scheme} {auth.credentials}"
+        body = json.dumps(event.to_wire(), separators=(",", ":"), ensure_ascii=True)
+        reason = "no attempt made"
+        for attempt in range(self._attempts):
+            try:
+                response = await self._client.post(config.url, content=body, headers=headers)
+                if response.is_success:
+                    self._metrics.push_notifications.labels(outcome="delivered").inc()
+                    return
+                retry = response.status_code == 429 or response.status_code >= 500
+                reason = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                retry, reason = True, type(exc).__name__
+            except Exception as exc:  # a URL httpx refuses (InvalidURL, a bad port surfacing
+                # as an ExceptionGroup...): never let a background job die with it
+                retry, reason = False, f"{type(exc).__name__}: {exc}"
+            if not retry or attempt == self._attempts - 1:
+                break
+            self._metrics.push_notifications.labels(outcome="retried").inc()
+            await asyncio.sleep(self._backoff_s * 2**attempt)
+        self._metrics.push_notifications.labels(outcome="failed").inc()
+        log.warning("push notification not delivered", task_id=config.task_id, reason=reason)
+
+    async def aclose(self, *, grace_s: float = 2.0) -> None:
+        self._closed = True
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=grace_s)
+        late = list(self._pending)
+        for job in late:
+            job.cancel()
+        # Let the cancelled jobs unwind before their client goes away.
+        await asyncio.gather(*late, return_exceptions=True)
+        await self._client.aclose()

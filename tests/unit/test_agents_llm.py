@@ -1,0 +1,384 @@
+"""The OpenAI-compatible chat backend against a real local HTTP server (starlette + uvicorn) that
+records every request and answers from a per-test script: tool calls, plain content, retries,
+errors, malformed replies and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from noosphere.agents.llm import (
+    ChatReply,
+    LlmBackend,
+    LlmConfig,
+    LlmError,
+    ToolCall,
+    llm_config_from_env,
+)
+
+API_KEY = "sk-test-0123456789"
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@dataclass
+class Scripted:
+    status: int = 200
+    body: Any = None
+    delay: float = 0.0
+    raw: str | None = None
+
+
+@dataclass
+class FakeOpenAI:
+    """What the server received and what it will answer next (shared with the server thread)."""
+
+    base_url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    script: list[Scripted] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.script.clear()
+
+    def then(self, *replies: Scripted) -> None:
+        with self.lock:
+            self.script.extend(replies)
+
+
+def completion(message: dict[str, Any], *, model: str = "served-model") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": 5,
+            "total_tokens": 17,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+    }
+
+
+def content_reply(text: str) -> Scripted:
+    return Scripted(body=completion({"role": "assistant", "content": text}))
+
+
+def tool_reply(name: str, arguments: str, call_id: str = "call_1") -> Scripted:
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        ],
+    }
+    return Scripted(body=completion(message))
+
+
+def make_app(state: FakeOpenAI) -> Starlette:
+    async def chat_completions(request: Request) -> Response:
+        raw = await request.body()
+        with state.lock:
+            state.requests.append(
+                {
+                    "path": request.url.path,
+                    "headers": dict(request.headers),
+                    "body": json.loads(raw),
+                }
+            )
+            reply = state.script.pop(0) if state.script else content_reply("default")
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.raw is not None:
+            return PlainTextResponse(reply.raw, status_code=reply.status)
+        return JSONResponse(reply.body, status_code=reply.status)
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[FakeOpenAI]:
+    state = FakeOpenAI()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        make_app(state), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "fake OpenAI server did not start"
+        time.sleep(0.01)
+    state.base_url = f"http://127.0.0.1:{port}/v1"
+    yield state
+    server.should_exit = True
+    thread.join(timeout=5)
+    sock.close()
+
+
+@pytest.fixture
+def server(openai_server: FakeOpenAI) -> FakeOpenAI:
+    openai_server.reset()
+    return openai_server
+
+
+def backend_for(server: FakeOpenAI, **overrides: Any) -> LlmBackend:
+    fields: dict[str, Any] = {"base_url": server.base_url, "model": "test-model"}
+    fields.update(overrides)
+    return LlmBackend(LlmConfig(**fields), backoff=0.02)
+
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful agent."},
+    {"role": "user", "content": "Weather in Paris?"},
+]
+
+
+async def test_tool_call_reply_and_request_shape(server: FakeOpenAI) -> None:
+    server.then(tool_reply("get_weather", '{"city": "Paris"}'))
+    async with backend_for(server, api_key=API_KEY, temperature=0.2) as llm:
+        reply = await llm.chat(MESSAGES, tools=[WEATHER_TOOL])
+    assert isinstance(reply, ChatReply)
+    assert reply.content is None
+    assert reply.tool_calls == [
+        ToolCall(name="get_weather", arguments={"city": "Paris"}, id="call_1")
+    ]
+    assert reply.model == "served-model"
+    assert reply.usage == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+
+    [seen] = server.requests
+    assert seen["path"] == "/v1/chat/completions"
+    assert seen["headers"]["authorization"] == f"Bearer {API_KEY}"
+    assert seen["headers"]["content-type"] == "application/json"
+    body = seen["body"]
+    assert body["model"] == "test-model"
+    assert body["messages"] == MESSAGES
+    assert body["temperature"] == 0.2
+    assert body["tool_choice"] == "auto"
+    assert body["tools"] == [{"type": "function", "function": WEATHER_TOOL}]
+
+
+async def test_plain_content_reply_without_key_or_tools(server: FakeOpenAI) -> None:
+    server.then(content_reply("It is sunny in Paris."))
+    async with backend_for(server) as llm:
+        reply = await llm.chat(MESSAGES)
+    assert reply.content == "It is sunny in Paris."
+    assert reply.tool_calls == []
+    assert reply.finish_reason == "stop"
+    [seen] = server.requests
+    assert "authorization" not in seen["headers"]
+    assert "tools" not in seen["body"]
+    assert "tool_choice" not in seen["body"]
+    assert seen["body"]["temperature"] == 0.0
+
+
+async def test_tool_choice_naming_a_function_and_openai_shaped_tools(server: FakeOpenAI) -> None:
+    server.then(tool_reply("get_weather", "", call_id="call_9"))
+    openai_shaped = {"type": "function", "function": {"name": "noop", "parameters": {}}}
+    async with backend_for(server) as llm:
+        reply = await llm.chat(
+            MESSAGES, tools=[WEATHER_TOOL, openai_shaped], tool_choice="get_weather"
+        )
+    assert reply.tool_calls == [ToolCall(name="get_weather", arguments={}, id="call_9")]
+    body = server.requests[0]["body"]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert body["tools"][1] == openai_shaped
+
+
+async def test_retries_after_server_error(server: FakeOpenAI) -> None:
+    server.then(
+        Scripted(status=500, body={"error": {"message": "overloaded"}}),
+        Scripted(status=429, body={"error": {"message": "slow down"}}),
+        content_reply("second time lucky"),
+    )
+    async with backend_for(server, max_retries=2) as llm:
+        reply = await llm.chat(MESSAGES)
+    assert reply.content == "second time lucky"
+    assert len(server.requests) == 3
+    assert server.requests[0]["body"] == server.requests[2]["body"]
+
+
+async def test_gives_up_after_max_retries(server: FakeOpenAI) -> None:
+    server.then(*[Scripted(status=503, raw="upstream\nunavailable")] * 3)
+    async with backend_for(server, max_retries=1) as llm:
+        with pytest.raises(LlmError) as info:
+            await llm.chat(MESSAGES)
+    assert len(server.requests) == 2
+    assert "HTTP 503" in str(info.value)
+    assert "upstream unavailable" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+async def test_client_error_is_not_retried_and_hides_key(server: FakeOpenAI) -> None:
+    server.then(
+        Scripted(
+            status=401,
+            body={"error": {"message": f"Incorrect API key provided: {API_KEY}", "code": 401}},
+        )
+    )
+    async with backend_for(server, api_key=API_KEY, max_retries=2) as llm:
+        with pytest.raises(LlmError) as info:
+            await llm.chat(MESSAGES)
+        assert API_KEY not in repr(llm) + repr(llm.config)
+    message = str(info.value)
+    assert len(server.requests) == 1
+    assert "HTTP 401" in message
+    assert "Incorrect API key provided" in message
+    assert API_KEY not in message
+    assert "\n" not in message
+
+
+async def test_tool_arguments_not_json(server: FakeOpenAI) -> None:
+    server.then(tool_reply("get_weather", '{"city": "Paris"'))
+    async with backend_for(server) as llm:
+        with pytest.raises(LlmError, match="arguments are not JSON"):
+            await llm.chat(MESSAGES, tools=[WEATHER_TOOL])
+    assert len(server.requests) == 1
+
+
+async def test_tool_arguments_not_an_object(server: FakeOpenAI) -> None:
+    server.then(tool_reply("get_weather", '["Paris"]'))
+    async with backend_for(server) as llm:
+        with pytest.raises(LlmError, match="not a JSON object"):
+            await llm.chat(MESSAGES, tools=[WEATHER_TOOL])
+
+
+@pytest.mark.parametrize(
+    ("scripted", "match"),
+    [
+        (Scripted(raw="<html>oops</html>"), "body is not JSON"),
+        (Scripted(body={"choices": []}), "no choices"),
+        (Scripted(body={"error": {"message": "model not loaded"}}), "model not loaded"),
+    ],
+)
+async def test_malformed_replies(server: FakeOpenAI, scripted: Scripted, match: str) -> None:
+    server.then(scripted)
+    async with backend_for(server) as llm:
+        with pytest.raises(LlmError, match=match):
+            await llm.chat(MESSAGES)
+
+
+async def test_slow_reply_times_out_without_retry(server: FakeOpenAI) -> None:
+    server.then(Scripted(body=completion({"content": "late"}), delay=1.5))
+    async with backend_for(server, timeout=0.3, max_retries=2) as llm:
+        started = time.monotonic()
+        with pytest.raises(LlmError, match=r"timed out after 0\.3 s"):
+            await llm.chat(MESSAGES)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    assert len(server.requests) == 1
+
+
+async def test_unreachable_endpoint_retries_then_fails() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = LlmConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=1)
+    async with LlmBackend(config, backoff=0.01) as llm:
+        with pytest.raises(LlmError, match="unreachable after 2 attempts"):
+            await llm.chat(MESSAGES)
+
+
+async def test_shared_client_is_not_closed(server: FakeOpenAI) -> None:
+    async with httpx.AsyncClient() as client:
+        llm = LlmBackend(LlmConfig(base_url=server.base_url + "/", model="m"), client=client)
+        server.then(content_reply("one"))
+        assert (await llm.chat(MESSAGES)).content == "one"
+        await llm.aclose()
+        assert not client.is_closed
+    assert server.requests[0]["path"] == "/v1/chat/completions"
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        LlmConfig(base_url="ftp://example.org", model="m")
+    with pytest.raises(ValueError):
+        LlmConfig(base_url="http://127.0.0.1:8000/v1", model="m", timeout=0)
+    config = LlmConfig(base_url="http://127.0.0.1:8000/v1/", model="m", api_key="  ")
+    assert config.base_url == "http://127.0.0.1:8000/v1"
+    assert config.api_key is None
+
+
+def test_config_from_env() -> None:
+    assert llm_config_from_env({}) is None
+    assert llm_config_from_env({"NOOSPHERE_LLM_MODEL": "m", "OPENAI_API_KEY": "k"}) is None
+
+    config = llm_config_from_env(
+        {
+            "NOOSPHERE_LLM_BASE_URL": "http://127.0.0.1:8000/v1",
+            "NOOSPHERE_LLM_MODEL": "qwen",
+            "NOOSPHERE_LLM_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": "https://api.openai.com/v1",
+            "OPENAI_API_KEY": "sk-other",
+            "NOOSPHERE_LLM_TIMEOUT": "12.5",
+        }
+    )
+    assert config is not None
+    assert config.base_url == "http://127.0.0.1:8000/v1"
+    assert config.model == "qwen"
+    assert config.api_key is not None and config.api_key.get_secret_value() == API_KEY
+    assert config.timeout == 12.5
+    assert API_KEY not in repr(config) + str(config)
+
+    fallback = llm_config_from_env(
+        {
+            "OPENAI_BASE_URL": "https://api.openai.com/v1",
+            "OPENAI_API_KEY": "sk-other",
+            "NOOSPHERE_LLM_MODEL": "gpt-4o-mini",
+        }
+    )
+    assert fallback is not None
+    assert fallback.base_url == "https://api.openai.com/v1"
+    assert fallback.api_key is not None and fallback.api_key.get_secret_value() == "sk-other"
+
+    no_key = llm_config_from_env({"NOOSPHERE_LLM_BASE_URL": "http://h/v1", "OPENAI_MODEL": "m"})
+    assert no_key is not None and no_key.api_key is None and no_key.model == "m"
+
+    with pytest.raises(LlmError, match="NOOSPHERE_LLM_MODEL"):
+        llm_config_from_env({"NOOSPHERE_LLM_BASE_URL": "http://127.0.0.1:8000/v1"})
+    with pytest.raises(LlmError, match="base_url") as info:
+        llm_config_from_env(
+            {
+                "NOOSPHERE_LLM_BASE_URL": "not a url",
+                "NOOSPHERE_LLM_MODEL": "m",
+                "OPENAI_API_KEY": "k",
+            }
+        )
+    assert "\n" not in str(info.value)
+    with pytest.raises(LlmError, match="timeout"):
+        llm_config_from_env(
+            {
+                "NOOSPHERE_LLM_BASE_URL": "http://h/v1",
+                "NOOSPHERE_LLM_MODEL": "m",
+                "NOOSPHERE_LLM_TIMEOUT": "soon",
+            }
+        )
