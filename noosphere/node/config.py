@@ -66,6 +66,12 @@ class NodeConfig(BaseModel):
         "", description="OpenAI-compatible endpoint for agents (key: NOOSPHERE_LLM_API_KEY)"
     )
     llm_model: str = Field("", description="model name at llm_base_url")
+    push_private_targets: bool = Field(
+        False, description="let remote peers register webhooks on private/loopback addresses"
+    )
+    preload_models: bool = Field(
+        True, description="load the embedding model at start rather than on the first task"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     gossip: GossipConfig = Field(default_factory=GossipConfig)

@@ -142,7 +142,9 @@ class Node:
             for runtime in self.agents.values():
                 runtime.close()
             raise NodeStartError(str(exc)) from exc
-        self.push = PushNotifier(self.metrics)
+        self.push = PushNotifier(
+            self.metrics, allow_private_targets=self.config.push_private_targets
+        )
         self.tasks = TaskManager(
             self.store,
             self.agents,
@@ -218,7 +220,7 @@ class Node:
             self._spawn(self._announce_loop(), "announce")
             self._spawn(self._sweep_loop(), "sweep")
             self._spawn(self._connect_loop(), "connect")
-            if self.agents:  # load the embedding model now, not during the first task
+            if self.agents and self.config.preload_models:  # not during the first task
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
             await self.stopping.wait()
         finally:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .auth import TOKEN_FILENAME, read_token
 from .client import NodeClient
 from .daemon import RUNTIME_FILENAME
 
@@ -44,6 +45,11 @@ class LocalNode:
 
     def client(self, timeout: float = 10.0) -> NodeClient:
         return NodeClient(self.rpc_url, timeout=timeout)
+
+    @property
+    def token(self) -> str:
+        """The operator token (HOME/rpc.token) for the A2A task methods."""
+        return read_token(self.home / TOKEN_FILENAME)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all, as in a crash."""

@@ -6,7 +6,9 @@ token, retried with exponential backoff; deliveries run in the background and ne
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import socket
 
 import httpx
 import structlog
@@ -28,8 +30,10 @@ class PushNotifier:
         attempts: int = 4,
         backoff_s: float = 0.25,
         timeout_s: float = 5.0,
+        allow_private_targets: bool = False,
     ) -> None:
         self._metrics = metrics
+        self._allow_private = allow_private_targets
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
@@ -37,6 +41,25 @@ class PushNotifier:
         # One ordered lane per webhook, so a receiver sees a task's events in order.
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+
+    def check_target(self, url: str, *, trusted: bool) -> None:
+        """Refuse webhooks that would make this node call into its own network on behalf of a
+        remote peer (loopback, private, link-local addresses), unless the operator set them
+        (``trusted``) or allowed it in the config. Raises ValueError with the reason."""
+        if trusted or self._allow_private:
+            return
+        host = httpx.URL(url).host
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ValueError(f"push notification host {host!r} does not resolve") from exc
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise ValueError(
+                    f"push notification url resolves to a non-public address ({address});"
+                    " only the node operator may register such webhooks"
+                )
 
     def deliver(self, config: TaskPushNotificationConfig, event: StreamResponse) -> None:
         if self._closed:  # the client is gone: a POST would raise inside a background task

@@ -59,13 +59,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _agent_message(text: str, task: Task) -> Message:
+def _agent_message(text: str, task: Task, metadata: Mapping[str, Any] | None = None) -> Message:
     return Message(
         message_id=str(uuid.uuid4()),
         role=Role.AGENT,
         parts=[Part.of_text(text)],
         task_id=task.id,
         context_id=task.context_id,
+        metadata=dict(metadata) if metadata else None,
     )
 
 
@@ -230,6 +231,10 @@ class TaskManager:
         if not config.task_id:
             raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: taskId is required")
         self._owned(config.task_id, principal)
+        try:
+            self._push.check_target(config.url, trusted=principal == LOCAL_PRINCIPAL)
+        except ValueError as exc:
+            raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from exc
         stored = config.model_copy(update={"id": config.id or str(uuid.uuid4()), "tenant": None})
         self._store.put_push_config(config.task_id, stored.id or "", stored.to_wire())
         return stored
@@ -422,11 +427,18 @@ class TaskManager:
         """How a turn that was cancelled ends: by the requester, or by the node shutting down."""
         if task_id in self._cancel_requested:
             return TurnResult(TaskState.CANCELED, "canceled by the requester")
-        return TurnResult(TaskState.FAILED, _SHUTDOWN_REASON, {"noosphere": {"retryable": True}})
+        return TurnResult(TaskState.FAILED, _SHUTDOWN_REASON, {"retryable": True})
 
     def _end_turn(self, agent: TaskAgent, task_id: str, final: TurnResult, accepted: float) -> None:
         task = self._load(task_id)
-        self._finish(task, self._row(task_id), final.state, final.text, meta=final.metadata)
+        self._finish(
+            task,
+            self._row(task_id),
+            final.state,
+            final.text,
+            retryable=bool(final.metadata.get("retryable")),
+            meta=final.metadata,
+        )
         self._metrics.tasks_total.labels(agent=agent.agent_id, state=final.state.short).inc()
         self._metrics.task_latency.labels(agent=agent.agent_id).observe(
             time.perf_counter() - accepted
@@ -500,12 +512,12 @@ class TaskManager:
         retryable: bool = False,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        """End the current turn: final status (with the agent's message in history)."""
-        reply = _agent_message(text, task)
+        """End the current turn: final status with the agent's message (carrying the turn's
+        metadata, e.g. which inputs are missing) in history; ``retryable`` marks the task."""
+        reply = _agent_message(text, task, meta)
         metadata = dict(task.metadata or {})
-        metadata.update(meta or {})
         if retryable:
-            metadata["noosphere"] = {"retryable": True}
+            metadata["noosphere"] = {**metadata.get("noosphere", {}), "retryable": True}
         status = TaskStatus(state=state, message=reply, timestamp=now_rfc3339())
         task = task.model_copy(
             update={"status": status, "history": [*task.history, reply], "metadata": metadata}
