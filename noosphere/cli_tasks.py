@@ -206,8 +206,9 @@ def task_send(
                     out.print(f"[dim]accepted task {event.task.id}[/]")
                 elif event.status_update is not None:
                     status = event.status_update.status
-                    line = status.message.text if status.message else ""
-                    out.print(f"[cyan]{status.state.short:>14}[/] {line}", highlight=False)
+                    if status.message is not None:
+                        line = status.message.text
+                        out.print(f"[cyan]{status.state.short:>14}[/] {line}", highlight=False)
                 elif event.artifact_update is not None:
                     artifact = event.artifact_update.artifact
                     out.print(f"[green]{'artifact':>14}[/] {artifact.name or ''}")

@@ -1,9 +1,11 @@
-"""The demo (Publish and Discover so far): start local node processes with the example agents,
-watch their cards spread by gossip until every node sees every card, and show each node's view.
-Later phases (recruit, execute, settle, feedback) join this flow as they land."""
+"""The demo (Publish, Discover and Execute so far): start local node processes with the example
+agents, watch their cards spread by gossip until every node sees every card, show each node's
+view, then have one node hand tasks to other nodes' agents over A2A JSON-RPC (signed with its
+node key) and stream their progress. Later phases (recruit, settle, feedback) join as they land."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -16,12 +18,35 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from noosphere.node.a2a_client import A2AClient, text_message
+from noosphere.node.auth import PeerAuth
 from noosphere.node.client import NodeUnreachable
 from noosphere.node.daemon import RUNTIME_FILENAME
+from noosphere.node.keystore import load_or_create_node_key
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
+from noosphere.protocol import AgentCard, RpcError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 60.0
+
+#: The Execute step: (agent id, request) pairs sent by the last node to the agents' nodes.
+DEMO_TASKS = [
+    ("exact-calculator", "what is 17/3 + 2^10?"),
+    ("exact-calculator", "convert 26.2 miles to km"),
+    (
+        "document-summarizer",
+        "summarize in 2 sentences: The outage began at 09:12 UTC when a configuration push "
+        "disabled the load balancer health checks. Traffic shifted to a single region, which "
+        "saturated within minutes. Engineers rolled back the change at 09:40. Customers saw "
+        "elevated error rates for 28 minutes. A postmortem found that the push skipped the "
+        "canary stage. The team will add a mandatory canary gate to the deploy pipeline.",
+    ),
+    (
+        "data-wrangler",
+        "total sales by region:\nregion,sales\nnorth,120\nsouth,80\nnorth,45\nwest,60",
+    ),
+    ("time-zone-scheduler", "10 business days after 2026-12-18"),
+]
 
 
 class DemoError(RuntimeError):
@@ -91,6 +116,60 @@ def _views_matrix(nodes: list[LocalNode]) -> Table:
     return table
 
 
+def _wait_for_models(nodes: list[LocalNode], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        while time.monotonic() < deadline:
+            with node.client() as client:
+                if client.status().models_loaded:
+                    break
+            time.sleep(0.2)
+
+
+def _run_execute(requester: LocalNode, console: Console) -> Table:
+    return asyncio.run(_execute(requester, console))
+
+
+async def _execute(requester: LocalNode, console: Console) -> Table:
+    """Send each demo task from ``requester`` to the node running its agent, streaming."""
+    key, _ = load_or_create_node_key(requester.home)
+    with requester.client() as client:
+        cards = {c.agent_id: c for c in client.cards(full=True) if not c.local}
+    table = Table(title=f"Execute: tasks sent by …{requester.peer_id[-8:]} over A2A JSON-RPC")
+    for column in ("agent", "request", "state", "result", "seconds"):
+        table.add_column(column)
+    for agent_id, text in DEMO_TASKS:
+        entry = cards.get(agent_id)
+        if entry is None or entry.card is None:
+            continue
+        interface = AgentCard.model_validate(entry.card).supported_interfaces[0]
+        console.print(f"[bold]→ {entry.name}[/] on …{entry.peer_id[-8:]}: {text.splitlines()[0]}")
+        started = time.monotonic()
+        state, result = "?", ""
+        async with A2AClient(interface.url, auth=PeerAuth(key), tenant=interface.tenant) as a2a:
+            try:
+                async for event in a2a.stream(text_message(text)):
+                    if event.status_update is not None:
+                        status = event.status_update.status
+                        state = status.state.short
+                        if status.message is not None:
+                            line = status.message.text.splitlines()[0]
+                            console.print(f"   [cyan]{state:>14}[/] {line}", highlight=False)
+                    elif event.artifact_update is not None:
+                        result = event.artifact_update.artifact.parts[0].text or ""
+                        console.print(f"   [green]{'artifact':>14}[/] {result}", highlight=False)
+            except (RpcError, NodeUnreachable) as exc:
+                state, result = "error", str(exc)
+        table.add_row(
+            entry.name,
+            text.splitlines()[0][:40],
+            state,
+            result.replace("\n", " ")[:70],
+            f"{time.monotonic() - started:.2f}",
+        )
+    return table
+
+
 def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> None:
     agents = example_agents()
     workdir = workdir.resolve()
@@ -145,11 +224,19 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> None
             f"[bold green]Every node holds all {len(agents)} signed cards.[/] "
             f"Processes up in {boot_s:.1f} s; full convergence {total_s:.1f} s after start."
         )
+        console.rule("[bold]execute[/]: A2A tasks between nodes")
+        with console.status("agents are loading their embedding model (all-MiniLM-L6-v2)"):
+            _wait_for_models(running[:-1])
+        console.print(_run_execute(running[-1], console))
         if keep:
             console.print("\nThe nodes keep running. Explore them with the CLI, for example:")
             console.print(f"  noosphere node status --rpc {first.rpc_url}")
             console.print(f"  noosphere peers --rpc {first.rpc_url}")
             console.print(f"  noosphere cards list --rpc {running[-1].rpc_url}")
+            console.print(
+                f"  noosphere task send --rpc {running[-1].rpc_url} --home {running[-1].home}"
+                f' --to <card id> "what is 2^64?"'
+            )
             console.print(
                 "Run `noosphere demo` again (or kill the PIDs in runtime.json) to stop them."
             )

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from noosphere import __version__
+from noosphere.agents.embedding import shared_embedder
 from noosphere.protocol import AgentCard, ErrorCode, RpcError
 from noosphere.protocol.api import (
     AgentSummary,
@@ -68,6 +69,9 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
                 AgentSummary(card_id=e.card_id, agent_id=e.agent_id, name=e.name)
                 for e in (card_entry(c, full=False) for c in local)
             ],
+            models_loaded=shared_embedder().loaded,
+            tasks_running=node.tasks.running,
+            tasks_queued=node.tasks.queue_depth,
         )
 
     async def peers(_: EmptyParams, __: CallContext) -> list[PeerEntry]:

@@ -26,6 +26,9 @@ class NodeStatus(WireModel):
     peers_connected: int
     cards_known: int
     agents: list[AgentSummary] = Field(default_factory=list)
+    models_loaded: bool = False  # the embedding model is in memory (first task will be fast)
+    tasks_running: int = 0
+    tasks_queued: int = 0
 
 
 class PeerEntry(WireModel):
