@@ -39,6 +39,8 @@ class TurnResult:
 
 class TaskAgent(Protocol):
     agent_id: str
+    input_modes: frozenset[str]  # media types it reads (besides text/plain and JSON)
+    output_modes: frozenset[str]  # media types its artifacts use (besides text/plain)
 
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
         """Run one turn. Must not raise except ``asyncio.CancelledError``."""

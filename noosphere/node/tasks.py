@@ -294,6 +294,9 @@ class TaskManager:
         if message.role != Role.USER:
             raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: message.role must be user")
         if message.task_id:
+            owner = self._store.get_task(message.task_id)
+            if owner is not None and owner.agent_id in self._agents:
+                _check_content(self._agents[owner.agent_id], request)
             task, agent_id = self._continue(message, principal)
             agent = self._agents.get(agent_id)
             if agent is None:
@@ -303,6 +306,7 @@ class TaskManager:
                 )
         else:
             agent = self._agent_for(request.tenant)
+            _check_content(agent, request)
             task_id = str(uuid.uuid4())
             context_id = message.context_id or str(uuid.uuid4())
             message = message.model_copy(update={"task_id": task_id, "context_id": context_id})
@@ -616,6 +620,45 @@ def _checked_result(result: object) -> TurnResult:
 
 
 _MAX_OFFSET = 2**62
+
+
+#: Every agent reads plain text and JSON (a data part shaped like a tool's arguments).
+ALWAYS_ACCEPTED = frozenset({"text/plain", "application/json"})
+
+
+def _media_type(part: Part) -> str:
+    if part.media_type:
+        return part.media_type.split(";", 1)[0].strip().lower()
+    if part.text is not None:
+        return "text/plain"
+    if part.data is not None:
+        return "application/json"
+    return "application/octet-stream"
+
+
+def _check_content(agent: TaskAgent, request: SendMessageRequest) -> None:
+    """Refuse parts the agent cannot read and output modes it cannot produce (-32005)."""
+    inputs = set(agent.input_modes) | ALWAYS_ACCEPTED
+    if "*/*" not in inputs:
+        for part in request.message.parts:
+            media = _media_type(part)
+            if media not in inputs:
+                raise RpcError(
+                    ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+                    f"agent {agent.agent_id!r} does not read {media}"
+                    f" (it reads {', '.join(sorted(inputs))})",
+                )
+    config = request.configuration
+    wanted = {
+        m.split(";", 1)[0].strip().lower() for m in (config.accepted_output_modes if config else [])
+    }
+    outputs = set(agent.output_modes) | {"text/plain"}
+    if wanted and "*/*" not in wanted and not wanted & outputs:
+        raise RpcError(
+            ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+            f"agent {agent.agent_id!r} answers in {', '.join(sorted(outputs))},"
+            f" none of the accepted output modes",
+        )
 
 
 def _encode_page_token(offset: int) -> str:

@@ -11,9 +11,17 @@ import base64
 import binascii
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from .base import WireModel
 
@@ -59,6 +67,33 @@ class Role(StrEnum):
     AGENT = "ROLE_AGENT"
 
 
+#: Proto enum numbers (lf.a2a.v1): proto3 JSON readers accept a number as well as the name.
+_TASK_STATE_NUMBERS = {
+    1: TaskState.SUBMITTED,
+    2: TaskState.WORKING,
+    3: TaskState.COMPLETED,
+    4: TaskState.FAILED,
+    5: TaskState.CANCELED,
+    6: TaskState.INPUT_REQUIRED,
+    7: TaskState.REJECTED,
+    8: TaskState.AUTH_REQUIRED,
+}
+_ROLE_NUMBERS = {1: Role.USER, 2: Role.AGENT}
+
+
+def _by_number(numbers: dict[int, Any]) -> Any:
+    def convert(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return numbers.get(value, value)
+        return value
+
+    return BeforeValidator(convert)
+
+
+TaskStateField = Annotated[TaskState, _by_number(_TASK_STATE_NUMBERS)]
+RoleField = Annotated[Role, _by_number(_ROLE_NUMBERS)]
+
+
 def now_rfc3339() -> str:
     """Current UTC time as proto JSON writes timestamps (millisecond precision, ``Z``)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -89,11 +124,16 @@ class Part(A2AModel):
     @field_validator("raw")
     @classmethod
     def _base64(cls, value: str | None) -> str | None:
+        """Proto3 JSON readers take standard or URL-safe base64, padded or not; we keep the
+        standard padded form."""
         if value is not None:
+            stripped = value.replace("-", "+").replace("_", "/").rstrip("=")
+            normalized = stripped + "=" * (-len(stripped) % 4)
             try:
-                base64.b64decode(value, validate=True)
+                base64.b64decode(normalized, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise ValueError("raw must be standard base64") from exc
+                raise ValueError("raw must be base64") from exc
+            return normalized
         return value
 
     @property
@@ -119,7 +159,7 @@ class Message(A2AModel):
     message_id: StrictStr = Field(min_length=1, max_length=256)
     context_id: StrictStr | None = None
     task_id: StrictStr | None = None
-    role: Role
+    role: RoleField
     parts: list[Part] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
     extensions: list[str] = Field(default_factory=list)
@@ -132,7 +172,7 @@ class Message(A2AModel):
 
 
 class TaskStatus(A2AModel):
-    state: TaskState
+    state: TaskStateField
     message: Message | None = None
     timestamp: StrictStr | None = None
 
@@ -238,7 +278,7 @@ class GetTaskRequest(A2AModel):
 class ListTasksRequest(A2AModel):
     tenant: StrictStr | None = None
     context_id: StrictStr | None = None
-    status: TaskState | None = None
+    status: TaskStateField | None = None
     page_size: int | None = Field(None, ge=0, le=1000)
     page_token: StrictStr | None = None
     history_length: int | None = Field(None, ge=0)

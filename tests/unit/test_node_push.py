@@ -124,7 +124,15 @@ def hook() -> str:
 # ---- the node side ---------------------------------------------------------------------------
 
 
-class ReportingAgent:
+class TestAgent:
+    """What every test agent shares: the media types it reads and writes."""
+
+    __test__ = False
+    input_modes: frozenset[str] = frozenset()
+    output_modes: frozenset[str] = frozenset()
+
+
+class ReportingAgent(TestAgent):
     """Progress, one artifact, completed."""
 
     agent_id = "reporter"
@@ -135,7 +143,7 @@ class ReportingAgent:
         return TurnResult(TaskState.COMPLETED, "done")
 
 
-class HoldAgent:
+class HoldAgent(TestAgent):
     """Waits until released, so a push config can be added while the task runs."""
 
     agent_id = "hold"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -46,7 +47,15 @@ PEER_B = "12D3KooWPeerBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
 # ---- agents ----------------------------------------------------------------------------------
 
 
-class EchoAgent:
+class TestAgent:
+    """What every test agent shares: the media types it reads and writes."""
+
+    __test__ = False
+    input_modes: frozenset[str] = frozenset()
+    output_modes: frozenset[str] = frozenset()
+
+
+class EchoAgent(TestAgent):
     """Reports progress, emits one artifact (the message upper-cased) and completes."""
 
     def __init__(self, agent_id: str = "echo") -> None:
@@ -64,7 +73,7 @@ class EchoAgent:
         return TurnResult(TaskState.COMPLETED, f"done: {turn.message.text}")
 
 
-class AskAgent:
+class AskAgent(TestAgent):
     """Asks for a city on the first turn; completes on the second using the history."""
 
     agent_id = "ask"
@@ -80,7 +89,7 @@ class AskAgent:
         return TurnResult(TaskState.COMPLETED, f"{first} in {turn.message.text}")
 
 
-class GateAgent:
+class GateAgent(TestAgent):
     """Blocks each turn (keyed by the message text) until the test opens its gate."""
 
     agent_id = "gate"
@@ -102,14 +111,14 @@ class GateAgent:
         return TurnResult(TaskState.COMPLETED, f"finished {key}")
 
 
-class CrashAgent:
+class CrashAgent(TestAgent):
     agent_id = "crash"
 
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
         raise RuntimeError("agent bug with a secret inside")
 
 
-class SlowAgent:
+class SlowAgent(TestAgent):
     agent_id = "slow"
 
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
@@ -117,7 +126,7 @@ class SlowAgent:
         return TurnResult(TaskState.COMPLETED, "too late")
 
 
-class OwnTimeoutAgent:
+class OwnTimeoutAgent(TestAgent):
     """Its own (inner) timeout escapes as TimeoutError: an agent error, not the turn deadline."""
 
     agent_id = "own-timeout"
@@ -128,7 +137,7 @@ class OwnTimeoutAgent:
         return TurnResult(TaskState.COMPLETED, "unreachable")
 
 
-class WrongResultAgent:
+class WrongResultAgent(TestAgent):
     """Breaks the contract: a turn that 'ends' working, or no TurnResult at all."""
 
     agent_id = "wrong"
@@ -139,7 +148,7 @@ class WrongResultAgent:
         return TurnResult(TaskState.WORKING, "still going")
 
 
-class StraySinkAgent:
+class StraySinkAgent(TestAgent):
     """Keeps its sink after the turn (a bug): late reports must not touch the finished task."""
 
     agent_id = "stray"
@@ -1007,3 +1016,42 @@ async def test_push_config_crud(make_manager: Factory) -> None:
     with pytest.raises(RpcError) as excinfo:
         manager.set_push_config(TaskPushNotificationConfig(url="http://127.0.0.1:9/x"), PEER_A)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
+
+
+# ---- content types -----------------------------------------------------------------------------
+
+
+class CsvAgent(EchoAgent):
+    input_modes = frozenset({"text/csv"})
+    output_modes = frozenset({"text/csv"})
+
+
+def _parts_request(*parts: Part, accepted: list[str] | None = None) -> SendMessageRequest:
+    return SendMessageRequest(
+        message=Message(message_id=str(uuid.uuid4()), role=Role.USER, parts=list(parts)),
+        configuration=SendMessageConfiguration(accepted_output_modes=accepted or []),
+    )
+
+
+async def test_parts_the_agent_cannot_read_are_content_type_errors(make_manager: Factory) -> None:
+    manager = make_manager(CsvAgent())
+    csv = Part.of_bytes(b"a,b\n1,2\n", filename="t.csv", media_type="text/csv")
+    pdf = Part.of_bytes(b"%PDF", filename="x.pdf", media_type="application/pdf")
+    data = Part.of_data({"a": 1})
+    for ok in (csv, data, Part.of_text("hi")):
+        task = await manager.send(_parts_request(Part.of_text("go"), ok), LOCAL_PRINCIPAL)
+        assert task.status.state == TaskState.COMPLETED
+    with pytest.raises(RpcError) as excinfo:
+        await manager.send(_parts_request(Part.of_text("go"), pdf), LOCAL_PRINCIPAL)
+    assert excinfo.value.code == ErrorCode.CONTENT_TYPE_NOT_SUPPORTED
+    assert "application/pdf" in excinfo.value.message
+
+
+async def test_output_modes_the_agent_cannot_produce_are_refused(make_manager: Factory) -> None:
+    manager = make_manager(CsvAgent())
+    for accepted in (["text/csv"], ["text/plain; charset=utf-8"], ["*/*"]):
+        task = await manager.send(_parts_request(Part.of_text("go"), accepted=accepted), "local")
+        assert task.status.state == TaskState.COMPLETED
+    with pytest.raises(RpcError) as excinfo:
+        await manager.send(_parts_request(Part.of_text("go"), accepted=["image/png"]), "local")
+    assert excinfo.value.code == ErrorCode.CONTENT_TYPE_NOT_SUPPORTED
