@@ -16,6 +16,17 @@ from .spec import AgentSpec
 REFUSAL_SIMILARITY = 0.55
 
 
+def _mentions(text: str, rule: str) -> bool:
+    """Whether ``text`` contains the words of ``rule`` as whole words, ignoring case and how
+    they are spaced ("Tax  advice" matches "tax advice"; "C++" matches although it ends in
+    non-word characters, where a plain ``\\b`` boundary never matches)."""
+    words = rule.split()
+    if not words:
+        return False
+    pattern = r"\s+".join(re.escape(word) for word in words)
+    return re.search(rf"(?<!\w){pattern}(?!\w)", text, re.IGNORECASE) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     rule: str
@@ -48,9 +59,8 @@ class Persona:
         rules = self.spec.refuse
         if not rules or not text.strip():
             return None
-        lowered = text.lower()
         for rule in rules:
-            if re.search(rf"\b{re.escape(rule.lower())}\b", lowered):
+            if _mentions(text, rule):
                 return Refusal(rule, 1.0)
         if self._rule_vectors is None:
             self._rule_vectors = self._embedder.encode(rules)

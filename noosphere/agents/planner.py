@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,13 +32,17 @@ OFFLINE_LABEL = "offline embedding match (no LLM)"
 MIN_TOOL_SIMILARITY = 0.2
 
 
+_SEPARATOR_COLON = re.compile(r":(?:\s|$)")
+
+
 def instruction_of(text: str) -> str:
     """The instruction part of a request: up to a colon or the first line or sentence, so
-    "summarize this: <long report>" is matched on "summarize this"."""
+    "summarize this: <long report>" is matched on "summarize this". Only a colon that ends a
+    word counts, not one inside a time ("9:30") or a URL ("https://...")."""
     head = text.strip().split("\n", 1)[0]
-    colon = head.find(":")
-    if 0 < colon <= 200:
-        return head[:colon]
+    colon = _SEPARATOR_COLON.search(head)
+    if colon is not None and 0 < colon.start() <= 200:
+        return head[: colon.start()]
     match = re.search(r"[.?!]\s", head)
     return head[: match.start() + 1] if match and match.start() < 300 else head[:300]
 
@@ -62,7 +67,15 @@ class Planner(Protocol):
 
 
 class EmbeddingPlanner:
-    def __init__(self, toolbox: Toolbox, skills: list[SkillSpec], embedder: Embedder) -> None:
+    def __init__(
+        self,
+        toolbox: Toolbox,
+        skills: list[SkillSpec],
+        embedder: Embedder,
+        skill_tools: Mapping[str, str] | None = None,
+    ) -> None:
+        """``skill_tools`` maps a skill id to the name of the tool serving it (as loaded); without
+        it a skill's tool reference must be the tool's name or ``builtin:<name>``."""
         self._toolbox = toolbox
         self._embedder = embedder
         self._texts: list[str] = []
@@ -71,15 +84,21 @@ class EmbeddingPlanner:
             for text in (tool.description, *tool.examples):
                 self._add(tool.name, text)
         for skill in skills:
-            if skill.tool is not None and skill.tool in self._tool_names_by_ref:
-                owner = self._tool_names_by_ref[skill.tool]
-                for text in (f"{skill.name}: {skill.description}", *skill.examples):
-                    self._add(owner, text)
+            owner = self._owner(skill, skill_tools)
+            if owner is None:
+                continue
+            for text in (f"{skill.name}: {skill.description}", *skill.examples):
+                self._add(owner, text)
         self._vectors: np.ndarray | None = None
 
-    @property
-    def _tool_names_by_ref(self) -> dict[str, str]:
-        return {ref: name for name in self._toolbox.names for ref in (name, f"builtin:{name}")}
+    def _owner(self, skill: SkillSpec, skill_tools: Mapping[str, str] | None) -> str | None:
+        """The name of the tool in the toolbox that serves ``skill``, or None."""
+        if skill.tool is None:
+            return None
+        name = skill_tools.get(skill.id) if skill_tools is not None else None
+        if name is None:  # a built-in reference names its tool
+            name = skill.tool.strip().removeprefix("builtin:").strip()
+        return name if name in self._toolbox else None
 
     def _add(self, owner: str, text: str) -> None:
         if text.strip():

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from noosphere.protocol.a2a import Artifact, Message, Part, Role, TaskState
+from noosphere.protocol.base import one_line
 
 from .embedding import Embedder
 from .llm import LlmBackend
@@ -41,14 +43,31 @@ MEMORY_FILENAME = "memory.db"
 
 def build_toolbox(spec: AgentSpec) -> Toolbox:
     """The tools named by the agent's skills (each loaded once, in skill order)."""
+    return load_skill_tools(spec)[0]
+
+
+def load_skill_tools(spec: AgentSpec) -> tuple[Toolbox, dict[str, str]]:
+    """The agent's toolbox and, for every skill that names a tool, the name of the tool serving
+    it (a file or module reference like ``tools/flaky.py:FlakyArithmetic`` only tells its tool's
+    name once loaded). Two skills naming the same tool share it; two *different* tools claiming
+    one name are a ToolError (otherwise one skill would silently run the other's tool)."""
     toolbox = Toolbox()
+    skill_tools: dict[str, str] = {}
     for skill in spec.skills:
         if skill.tool is None:
             continue
         tool = load_tool(skill.tool, base_dir=spec.base_dir)
-        if tool.name not in toolbox:
+        if tool.name in toolbox:
+            existing = toolbox.get(tool.name)
+            if type(existing) is not type(tool):
+                raise ToolError(
+                    f"skill {skill.name!r}: tool {skill.tool!r} is named {tool.name!r}, like the"
+                    f" {type(existing).__name__} another skill uses; tool names must be unique"
+                )
+        else:
             toolbox.register(tool)
-    return toolbox
+        skill_tools[skill.id] = tool.name
+    return toolbox, skill_tools
 
 
 def tool_input(messages: list[Message]) -> ToolInput:
@@ -104,14 +123,21 @@ class AgentRuntime:
         memory: EpisodicMemory,
         embedder: Embedder,
         llm: LlmBackend | None = None,
+        skill_tools: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.agent_id = spec.id
+        self.input_modes = frozenset(
+            [*spec.input_modes, *(m for skill in spec.skills for m in skill.input_modes)]
+        )
+        self.output_modes = frozenset(
+            [*spec.output_modes, *(m for skill in spec.skills for m in skill.output_modes)]
+        )
         self.toolbox = toolbox
         self.memory = memory
         self.persona = Persona(spec, embedder)
         self._ctx = ToolContext(embedder=embedder)
-        offline = EmbeddingPlanner(toolbox, spec.skills, embedder)
+        offline = EmbeddingPlanner(toolbox, spec.skills, embedder, skill_tools)
         self.planner: Planner = (
             offline if llm is None else LlmPlanner(llm, toolbox, self.persona, offline)
         )
@@ -120,13 +146,26 @@ class AgentRuntime:
     def create(
         cls, spec: AgentSpec, home: Path, embedder: Embedder, llm: LlmBackend | None = None
     ) -> AgentRuntime:
+        toolbox, skill_tools = load_skill_tools(spec)  # before the memory: a bad tool leaks nothing
         memory = EpisodicMemory(home / MEMORY_FILENAME, spec.id, embedder)
-        return cls(spec, build_toolbox(spec), memory, embedder, llm)
+        return cls(spec, toolbox, memory, embedder, llm, skill_tools)
 
     def close(self) -> None:
         self.memory.close()
 
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
+        """One turn; never raises (except cancellation): an unexpected error in a planner, a
+        tool's ``parse`` or the embedder fails the task with a one-line reason."""
+        try:
+            return await self._run_turn(turn, sink)
+        except Exception as exc:
+            log.exception("agent turn crashed", agent=self.agent_id, task=turn.task_id)
+            return TurnResult(
+                TaskState.FAILED,
+                one_line(f"{self.spec.name} failed: {type(exc).__name__}: {exc}"),
+            )
+
+    async def _run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
         request = tool_input([*turn.history, turn.message])
         refusal = await asyncio.to_thread(self.persona.refusal, turn.message.text)
         if refusal is not None:
