@@ -226,14 +226,17 @@ def cards_show(
 def agent_check(
     file: Annotated[Path, typer.Argument(help="Agent file (.toml, .yaml, .json).")],
 ) -> None:
-    """Validate an agent file and print what its card will advertise."""
+    """Validate an agent file, load the tool of every skill, and print the agent and its tools."""
+    from noosphere.agents.runtime import load_skill_tools
     from noosphere.agents.spec import AgentFileError, load_agent_spec
+    from noosphere.agents.tools import ToolError
 
     try:
         spec = load_agent_spec(file)
-    except AgentFileError as exc:
+        toolbox, _ = load_skill_tools(spec)
+    except (AgentFileError, ToolError) as exc:
         fail(str(exc))
-    print_json(spec)
+    print_json({"agent": spec.model_dump(mode="json"), "tools": toolbox.schemas()})
 
 
 @app.command("demo")
