@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint fmt bench-gossip clean
+.PHONY: demo test install lint fmt bench-gossip bench-rpc clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -36,6 +36,11 @@ fmt: $(STAMP)
 bench-gossip: $(STAMP)
 	@$(PY) bench/gossip.py --nodes 10 25 50 --interval 60 --rounds 3 --poll-interval 5 \
 		--json bench/results/gossip-interval60.json
+
+# Our node's A2A JSON-RPC server against the a2a-sdk reference server (about 2.5 minutes;
+# bench/rpc.py --help explains the servers and metrics). ARGS adds options, e.g. ARGS="--duration 5".
+bench-rpc: $(STAMP)
+	@$(PY) bench/rpc.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -280,7 +280,9 @@ class Node:
 
     def _bind_rpc_socket(self) -> socket.socket:
         """Bind the RPC port up front so a busy port is a clear error, and port 0 works."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio enables TCP_NODELAY only for sockets created so, and
+        # without it every keep-alive response waits ~40 ms for the peer's delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.config.host, self.config.rpc_port))
