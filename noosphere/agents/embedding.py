@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DIMENSION = 384
+MAX_CACHED_TEXT = 8192  # longer texts (documents) are not worth keeping
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 
@@ -27,11 +29,15 @@ class EmbeddingError(RuntimeError):
 class Embedder:
     """Text → unit vectors. ``encode`` blocks (call it from a worker thread in async code)."""
 
-    def __init__(self, *, batch_size: int = 32) -> None:
+    def __init__(self, *, batch_size: int = 32, cache_size: int = 2048) -> None:
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.forward_passes = 0  # model calls so far (tests and benchmarks read it)
 
     @property
     def loaded(self) -> bool:
@@ -63,20 +69,44 @@ class Embedder:
             self._model = SentenceTransformer(str(path), device="cpu")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Shape (len(texts), 384), float32, each row of unit length (zeros for empty text)."""
-        if not texts:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+        """Shape (len(texts), 384), float32, each row of unit length. Texts seen recently come
+        from a small LRU cache: one turn asks for the same request's vector several times
+        (refusal rules, memory recall, tool choice, memory write) and pays one forward pass."""
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._cache_lock:
+            for i, text in enumerate(texts):
+                cached = self._cache.get(text)
+                if cached is None:
+                    missing.setdefault(text, []).append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = cached
+        if not missing:
+            return out
         self.load()
         assert self._model is not None
+        batch = list(missing)
         with self._encode_lock:  # torch is thread-safe, but one batch at a time keeps RSS flat
             vectors = self._model.encode(
-                list(texts),
+                batch,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._cache_lock:
+            for text, vector in zip(batch, vectors, strict=True):
+                for i in missing[text]:
+                    out[i] = vector
+                if len(text) <= MAX_CACHED_TEXT:
+                    vector.flags.writeable = False
+                    self._cache[text] = vector
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        self.forward_passes += 1
+        return out
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]

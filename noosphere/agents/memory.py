@@ -74,10 +74,6 @@ class Recalled(BaseModel):
     score: float
 
 
-def _episode_text(request: str, result: str) -> str:
-    return f"{request}\n{result}"
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -187,8 +183,10 @@ class EpisodicMemory:
         """Store a finished task; committed before this returns. Evicts the oldest episodes
         beyond ``max_episodes``."""
         self._check_open()
-        # Embedding is the slow part; it runs outside our lock (the embedder serializes itself).
-        vector = self._embedder.encode([_episode_text(request, result)])[0]
+        # An episode is found by its request (a new task recalls tasks that asked for similar
+        # things); the turn has embedded it already, so this is a cache hit. Embedding runs
+        # outside our lock (the embedder serializes itself).
+        vector = self._embedder.encode([request])[0]
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         created_at = _now_ms()
         with self._lock:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from llm_server import FakeOpenAI, Scripted, content_reply, serve_fake_openai, tool_reply
 
@@ -596,3 +597,28 @@ def test_word_rules_match_whole_words_only(embedder: Embedder) -> None:
 )
 def test_instruction_of(text: str, instruction: str) -> None:
     assert instruction_of(text) == instruction
+
+
+async def test_a_fresh_request_costs_one_forward_pass(
+    calculator: AgentRuntime, embedder: Embedder
+) -> None:
+    """Refusal check, memory recall, tool choice and memory write share the request's vector."""
+    await calculator.run_turn(make_turn("what is 3*7?"), RecordingSink())  # warm tool vectors
+    before = embedder.forward_passes
+    result = await calculator.run_turn(make_turn("what is 1234*5678?"), RecordingSink())
+    assert result.state == TaskState.COMPLETED
+    assert embedder.forward_passes - before == 1
+
+
+def test_embedding_cache_returns_equal_vectors_and_stays_bounded() -> None:
+    small = Embedder(cache_size=2)
+    first = small.encode(["alpha", "beta", "alpha"])
+    assert small.forward_passes == 1
+    assert np.array_equal(first[0], first[2])
+    again = small.encode(["beta"])
+    assert small.forward_passes == 1
+    assert np.array_equal(again[0], first[1])
+    small.encode(["gamma", "delta"])  # evicts alpha and beta
+    small.encode(["alpha"])
+    assert small.forward_passes == 3
+    assert len(small._cache) == 2
