@@ -1,16 +1,12 @@
-"""Server B of bench/rpc.py: the a2a-sdk reference JSON-RPC server with an echo agent.
+"""The ``reference`` server of bench/rpc.py: the a2a-sdk JSON-RPC server with an echo agent.
 
 The SDK's own pieces, as its documentation wires them: ``create_jsonrpc_routes`` (starlette),
 ``DefaultRequestHandler`` with an ``InMemoryTaskStore``, and an ``AgentExecutor`` that enqueues
 one completed Task whose artifact is the request text. Served by uvicorn, one worker, no access
-log, on 127.0.0.1:PORT: ``python bench/rpc_reference_server.py PORT [uvicorn|prebound]``. When it
-listens it prints ``READY <port>`` on stdout.
-
-``uvicorn`` (default) lets uvicorn bind the port, as ``uvicorn.run(app, host=..., port=...)`` does.
-``prebound`` binds ``socket.socket(AF_INET, SOCK_STREAM)`` first and hands it to uvicorn, as the
-noosphere daemon does: that socket's ``proto`` is 0, so asyncio does not set TCP_NODELAY on the
-accepted connections, and uvicorn's two writes per response (headers, body) meet Nagle plus the
-client's delayed ACK (about 40 ms per keep-alive request on Linux). It exists to show that effect.
+log, on 127.0.0.1:PORT: ``python bench/rpc_reference_server.py [PORT]`` (0, the default, picks a
+free port). uvicorn binds the port itself, as ``uvicorn.run(app, host=..., port=...)`` does (so
+asyncio sets TCP_NODELAY on the accepted connections). When it listens it prints
+``READY <port>`` on stdout.
 """
 
 from __future__ import annotations
@@ -79,19 +75,11 @@ def build_app(url: str) -> Starlette:
 
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    mode = sys.argv[2] if len(sys.argv) > 2 else "uvicorn"
-    if mode not in ("uvicorn", "prebound"):
-        sys.exit(f"unknown bind mode {mode!r} (uvicorn or prebound)")
-    sockets: list[socket.socket] | None = None
-    if mode == "prebound" or port == 0:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        port = sock.getsockname()[1]
-        if mode == "prebound":
-            sockets = [sock]
-        else:
-            sock.close()  # uvicorn binds the port it was told (a tiny race with other programs)
+    if port == 0:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        # uvicorn binds the port it is told (a tiny race with other programs)
     logging.basicConfig(level=logging.WARNING)
     config = uvicorn.Config(
         build_app(f"http://127.0.0.1:{port}/"),
@@ -106,7 +94,7 @@ def main() -> None:
     server = uvicorn.Server(config)
 
     async def serve() -> None:
-        task = asyncio.create_task(server.serve(sockets=sockets))
+        task = asyncio.create_task(server.serve())
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         print(f"READY {port}", flush=True)

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -34,7 +34,8 @@ from .tools import (
     load_tool,
     run_tool,
 )
-from .turn import Turn, TurnResult, TurnSink
+from .tools.registry import resolve_object
+from .turn import TaskAgent, Turn, TurnResult, TurnSink
 
 log = structlog.get_logger("noosphere.agent")
 
@@ -153,6 +154,9 @@ class AgentRuntime:
     def close(self) -> None:
         self.memory.close()
 
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        return self.toolbox.schemas()
+
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
         """One turn; never raises (except cancellation): an unexpected error in a planner, a
         tool's ``parse`` or the embedder fails the task with a one-line reason."""
@@ -220,3 +224,31 @@ class AgentRuntime:
             )
         except AgentMemoryError as exc:
             log.warning("memory write failed", agent=self.agent_id, error=str(exc))
+
+
+def create_agent(
+    spec: AgentSpec, home: Path, embedder: Embedder, llm: LlmBackend | None = None
+) -> TaskAgent:
+    """The agent an agent file describes: the standard runtime (persona, tools, memory,
+    planner), or the class its ``runtime`` names ("module:Class" or "file.py:Class" with a
+    ``create(spec, home, embedder, llm)`` classmethod returning a ``TaskAgent``)."""
+    if spec.runtime is None:
+        return AgentRuntime.create(spec, home, embedder, llm)
+    cls, attr = resolve_object(spec.runtime, base_dir=spec.base_dir, kind="agent runtime")
+    factory = getattr(cls, "create", None)
+    if not callable(factory):
+        raise ToolError(f"agent runtime {spec.runtime!r}: {attr} has no create() classmethod")
+    try:
+        agent = factory(spec, home, embedder, llm)
+    except Exception as exc:
+        raise ToolError(
+            f"agent runtime {spec.runtime!r}: create() failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    missing = [
+        name
+        for name in ("agent_id", "input_modes", "output_modes", "run_turn", "tool_schemas", "close")
+        if not hasattr(agent, name)
+    ]
+    if missing:
+        raise ToolError(f"agent runtime {spec.runtime!r}: the agent lacks {', '.join(missing)}")
+    return cast(TaskAgent, agent)

@@ -91,6 +91,11 @@ class AgentSpec(BaseModel):
     persona: PersonaSpec = Field(default_factory=PersonaSpec)
     skills: list[SkillSpec] = Field(min_length=1)
     tool_timeout_s: float = Field(10.0, gt=0, le=600)
+    runtime: str | None = Field(
+        None,
+        description="a custom agent class (module:Class or file.py:Class) instead of the"
+        " standard persona + tools + memory runtime",
+    )
     _base_dir: Path | None = PrivateAttr(None)  # the agent file's folder: tool paths are relative
 
     @property

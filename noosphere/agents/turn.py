@@ -45,3 +45,11 @@ class TaskAgent(Protocol):
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
         """Run one turn. Must not raise except ``asyncio.CancelledError``."""
         ...
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """JSON schemas of the agent's tools, published in its card (may be empty)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the agent holds (memory files, connections)."""
+        ...

@@ -27,9 +27,10 @@ from noosphere.agents.embedding import shared_embedder
 from noosphere.agents.llm import LlmBackend, LlmError, llm_config_from_env
 from noosphere.agents.memory import AgentMemoryError
 from noosphere.agents.publish import NodeEndpoint, build_card
-from noosphere.agents.runtime import AgentRuntime
+from noosphere.agents.runtime import create_agent
 from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.agents.tools import ToolError
+from noosphere.agents.turn import TaskAgent
 from noosphere.protocol import EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.sync import (
     CARD_SYNC_PROTOCOL,
@@ -98,7 +99,7 @@ class Node:
         if len(set(ids)) != len(ids):
             raise NodeStartError(f"two agent files define the same agent id: {sorted(ids)}")
         self.store: NodeStore
-        self.agents: dict[str, AgentRuntime] = {}
+        self.agents: dict[str, TaskAgent] = {}
         self.tasks: TaskManager
         self.llm: LlmBackend | None = None
         self.cards: CardIndex
@@ -137,7 +138,7 @@ class Node:
         embedder = shared_embedder()
         try:
             for spec in self.specs:
-                self.agents[spec.id] = AgentRuntime.create(spec, self.home, embedder, self.llm)
+                self.agents[spec.id] = create_agent(spec, self.home, embedder, self.llm)
         except (ToolError, AgentMemoryError) as exc:
             for runtime in self.agents.values():
                 runtime.close()
@@ -361,7 +362,7 @@ class Node:
                     seq=self.gossip.next_seq(),
                     issued_at_ms=now,
                     ttl_ms=self.config.card_ttl_s * 1000,
-                    tools=self.agents[spec.id].toolbox.schemas(),
+                    tools=self.agents[spec.id].tool_schemas(),
                 )
                 params = self.cards.put_local(card, now)
                 keep.add(params.card_id)

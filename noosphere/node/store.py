@@ -326,6 +326,9 @@ class NodeStore:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def push_config_task_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT DISTINCT task_id FROM push_configs")}
+
     def delete_push_config(self, task_id: str, config_id: str) -> bool:
         cursor = self._db.execute(
             "DELETE FROM push_configs WHERE task_id = ? AND config_id = ?", (task_id, config_id)

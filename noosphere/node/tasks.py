@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -117,6 +118,10 @@ class TaskManager:
         self._cancel_requested: set[str] = set()
         self._watchers: dict[str, list[asyncio.Queue[StreamResponse | None]]] = {}
         self._waiting = 0
+        # Tasks with a turn in progress, kept in memory: progress lines change only this copy;
+        # state changes, artifacts and the end of the turn are also written to the store.
+        self._live: dict[str, tuple[Task, StoredTask]] = {}
+        self._push_tasks: set[str] = self._store.push_config_task_ids()
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -237,6 +242,7 @@ class TaskManager:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from exc
         stored = config.model_copy(update={"id": config.id or str(uuid.uuid4()), "tenant": None})
         self._store.put_push_config(config.task_id, stored.id or "", stored.to_wire())
+        self._push_tasks.add(config.task_id)
         return stored
 
     def get_push_config(self, ref: TaskPushConfigRef, principal: str) -> TaskPushNotificationConfig:
@@ -318,18 +324,17 @@ class TaskManager:
                 metadata={"agentId": agent.agent_id},
             )
             now = _now_ms()
-            self._store.put_task(
-                StoredTask(
-                    task_id=task_id,
-                    agent_id=agent.agent_id,
-                    context_id=context_id,
-                    principal=principal,
-                    state=TaskState.SUBMITTED.value,
-                    created_at=now,
-                    updated_at=now,
-                    task=task.to_wire(),
-                )
+            row = StoredTask(
+                task_id=task_id,
+                agent_id=agent.agent_id,
+                context_id=context_id,
+                principal=principal,
+                state=TaskState.SUBMITTED.value,
+                created_at=now,
+                updated_at=now,
+                task=task.to_wire(),
             )
+            self._store.put_task(row)  # acknowledged only once stored
         config = request.configuration
         if config and config.task_push_notification_config:
             self.set_push_config(
@@ -345,6 +350,9 @@ class TaskManager:
             history=tuple(task.history[:-1]),
             principal=principal,
         )
+        if message.task_id:
+            row = self._store_row(task.id)
+        self._go_live(task, dataclasses.replace(row, task={}))
         accepted = time.perf_counter()
         job = asyncio.create_task(self._run_turn(agent, turn, accepted), name=f"task-{task.id}")
         self._running[task.id] = job
@@ -476,14 +484,17 @@ class TaskManager:
         return len(self._running) - self._waiting
 
     def _set_status(self, task_id: str, state: TaskState, text: str | None) -> None:
+        """A status update: a new state is stored; a progress line (same state) only goes to
+        the in-memory task and the event stream."""
         task = self._load(task_id)
         status = TaskStatus(
             state=state,
             message=_agent_message(text, task) if text else None,
             timestamp=now_rfc3339(),
         )
+        persist = state != task.status.state
         task = task.model_copy(update={"status": status})
-        self._save(task, self._row(task_id))
+        self._save(task, self._row(task_id), persist=persist)
         self._publish(
             task_id,
             StreamResponse(
@@ -527,6 +538,7 @@ class TaskManager:
             update={"status": status, "history": [*task.history, reply], "metadata": metadata}
         )
         self._save(task, row)
+        self._live.pop(task.id, None)
         self._publish(
             task.id,
             StreamResponse(
@@ -541,36 +553,51 @@ class TaskManager:
     # ---- persistence and fan-out ---------------------------------------------------------
 
     def _row(self, task_id: str) -> StoredTask:
+        live = self._live.get(task_id)
+        return live[1] if live is not None else self._store_row(task_id)
+
+    def _load(self, task_id: str) -> Task:
+        live = self._live.get(task_id)
+        if live is not None:
+            return live[0]
+        return Task.model_validate(self._row(task_id).task)
+
+    def _owned(self, task_id: str, principal: str) -> Task:
+        """The task if ``principal`` may see it; unknown and foreign tasks look the same."""
+        try:
+            row = self._row(task_id)
+        except RpcError:
+            row = None
+        if row is None or (principal != LOCAL_PRINCIPAL and row.principal != principal):
+            raise RpcError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
+        return self._load(task_id)
+
+    def _save(self, task: Task, row: StoredTask, *, persist: bool = True) -> None:
+        """Update the task: in memory while its turn runs, in the store when ``persist``."""
+        row = dataclasses.replace(
+            row,
+            state=task.status.state.value,
+            updated_at=max(_now_ms(), row.updated_at),
+            task={},  # the JSON is built only when written
+        )
+        if task.id in self._live:
+            self._live[task.id] = (task, row)
+        if persist:
+            self._store.put_task(dataclasses.replace(row, task=task.to_wire()))
+
+    def _store_row(self, task_id: str) -> StoredTask:
         row = self._store.get_task(task_id)
         if row is None:
             raise RpcError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
         return row
 
-    def _load(self, task_id: str) -> Task:
-        return Task.model_validate(self._row(task_id).task)
-
-    def _owned(self, task_id: str, principal: str) -> Task:
-        """The task if ``principal`` may see it; unknown and foreign tasks look the same."""
-        row = self._store.get_task(task_id)
-        if row is None or (principal != LOCAL_PRINCIPAL and row.principal != principal):
-            raise RpcError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
-        return Task.model_validate(row.task)
-
-    def _save(self, task: Task, row: StoredTask) -> None:
-        self._store.put_task(
-            StoredTask(
-                task_id=row.task_id,
-                agent_id=row.agent_id,
-                context_id=row.context_id,
-                principal=row.principal,
-                state=task.status.state.value,
-                created_at=row.created_at,
-                updated_at=max(_now_ms(), row.updated_at),
-                task=task.to_wire(),
-            )
-        )
+    def _go_live(self, task: Task, row: StoredTask) -> None:
+        """A turn starts: serve this task from memory until the turn ends."""
+        self._live[task.id] = (task, row)
 
     def _push_configs(self, task_id: str) -> list[TaskPushNotificationConfig]:
+        if task_id not in self._push_tasks:  # most tasks have none: skip the query
+            return []
         return [
             TaskPushNotificationConfig.model_validate(c)
             for c in self._store.list_push_configs(task_id)

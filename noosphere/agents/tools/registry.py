@@ -51,14 +51,14 @@ def _builtin(name: str, ref: str) -> Tool[Any]:
 
 def _module_from_file(path: Path, ref: str) -> ModuleType:
     if not path.is_file():
-        raise ToolError(f"tool {ref!r}: file {path} not found")
+        raise ToolError(f"{ref!r}: file {path} not found")
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
     name = f"noosphere_agent_tool_{path.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ToolError(f"tool {ref!r}: cannot load {path} as a Python module")
+        raise ToolError(f"{ref!r}: cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -66,7 +66,7 @@ def _module_from_file(path: Path, ref: str) -> ModuleType:
     except Exception as exc:
         del sys.modules[name]
         raise ToolError(
-            f"tool {ref!r}: {path.name} failed to load: {type(exc).__name__}: {exc}"
+            f"{ref!r}: {path.name} failed to load: {type(exc).__name__}: {exc}"
         ) from exc
     return module
 
@@ -75,11 +75,9 @@ def _module(name: str, ref: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ToolError(f"tool {ref!r}: cannot import {name!r}: {exc}") from exc
+        raise ToolError(f"{ref!r}: cannot import {name!r}: {exc}") from exc
     except Exception as exc:
-        raise ToolError(
-            f"tool {ref!r}: importing {name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise ToolError(f"{ref!r}: importing {name!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _instantiate(obj: object, attr: str, ref: str) -> Tool[Any]:
@@ -104,22 +102,33 @@ def load_tool(ref: str, *, base_dir: Path | None = None) -> Tool[Any]:
         return _builtin(ref.removeprefix(_BUILTIN_PREFIX).strip(), ref)
     if ":" not in ref:
         return _builtin(ref, ref)
-    location, _, attr = ref.rpartition(":")
+    obj, attr = resolve_object(ref, base_dir=base_dir, kind="tool")
+    return _instantiate(obj, attr, ref)
+
+
+def resolve_object(ref: str, *, base_dir: Path | None, kind: str) -> tuple[object, str]:
+    """The object ``ref`` names ("package.module:Attr" or "path/file.py:Attr", a relative path
+    being relative to ``base_dir``) and its attribute path; ToolError names ``kind`` and ``ref``.
+    Shared by tools and by custom agent runtimes."""
+    location, _, attr = ref.strip().rpartition(":")
     if not location or not attr:
-        raise ToolError(f"tool {ref!r}: expected 'module:Class' or 'file.py:Class'")
-    if location.endswith(".py") or "/" in location or "\\" in location:
-        path = Path(location).expanduser()
-        if not path.is_absolute():
-            path = (base_dir or Path.cwd()) / path
-        module = _module_from_file(path.resolve(), ref)
-    else:
-        module = _module(location, ref)
+        raise ToolError(f"{kind} {ref!r}: expected 'module:Class' or 'file.py:Class'")
+    try:
+        if location.endswith(".py") or "/" in location or "\\" in location:
+            path = Path(location).expanduser()
+            if not path.is_absolute():
+                path = (base_dir or Path.cwd()) / path
+            module = _module_from_file(path.resolve(), ref)
+        else:
+            module = _module(location, ref)
+    except ToolError as exc:
+        raise ToolError(f"{kind} {exc}") from exc
     obj: object = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ToolError(f"tool {ref!r}: {location} has no attribute {attr!r}")
+            raise ToolError(f"{kind} {ref!r}: {location} has no attribute {attr!r}")
         obj = getattr(obj, part)
-    return _instantiate(obj, attr, ref)
+    return obj, attr
 
 
 def load_toolbox(refs: Iterable[str], *, base_dir: Path | None = None) -> Toolbox:
