@@ -230,10 +230,15 @@ def agent_check(
     from noosphere.agents.runtime import load_skill_tools
     from noosphere.agents.spec import AgentFileError, load_agent_spec
     from noosphere.agents.tools import ToolError
+    from noosphere.agents.tools.registry import resolve_object
 
     try:
         spec = load_agent_spec(file)
         toolbox, _ = load_skill_tools(spec)
+        if spec.runtime is not None:
+            runtime, attr = resolve_object(spec.runtime, base_dir=spec.base_dir, kind="runtime")
+            if not callable(getattr(runtime, "create", None)):
+                raise ToolError(f"runtime {spec.runtime!r}: {attr} has no create() classmethod")
     except (AgentFileError, ToolError) as exc:
         fail(str(exc))
     print_json({"agent": spec.model_dump(mode="json"), "tools": toolbox.schemas()})
