@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ from .tasks import TaskManager
 log = structlog.get_logger("noosphere.node")
 
 RUNTIME_FILENAME = "runtime.json"
+CHECKPOINT_INTERVAL_S = 1.0
 MAX_DIALS_PER_ROUND = 4
 ANNOUNCE_DEBOUNCE_S = 0.5
 
@@ -114,7 +116,9 @@ class Node:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # tasks and memory live here
         self.key, self.key_created = load_or_create_node_key(self.home)
         self.store = NodeStore(
-            self.home / STORE_FILENAME, synchronous=self.config.store_sync.upper()
+            self.home / STORE_FILENAME,
+            synchronous=self.config.store_sync.upper(),
+            background_checkpoints=True,
         )
         try:
             self._bind_identity()
@@ -220,6 +224,7 @@ class Node:
                 )
             self._spawn(self._announce_loop(), "announce")
             self._spawn(self._sweep_loop(), "sweep")
+            self._spawn(self._checkpoint_loop(), "checkpoint")
             self._spawn(self._connect_loop(), "connect")
             if self.agents and self.config.preload_models:  # not during the first task
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
@@ -404,6 +409,15 @@ class Node:
         with self.store.transaction():
             new = sum(self.cards.accept_synced(raw, now) for raw in reply.cards)
         log.info("card sync", peer=peer_id, offered=len(reply.cards), new=new)
+
+    async def _checkpoint_loop(self) -> None:
+        """Move the SQLite WAL into the database file every second, off the event loop."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except sqlite3.Error as exc:
+                log.warning("store checkpoint failed", error=str(exc))
 
     async def _sweep_loop(self) -> None:
         while True:

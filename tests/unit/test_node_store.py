@@ -266,3 +266,18 @@ def test_non_numeric_schema_version_raises_store_error(db_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError):
         NodeStore(db_path)
+
+
+def test_background_checkpoints_move_the_wal_into_the_database(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.db", background_checkpoints=True)
+    for i in range(300):
+        store.set_meta(f"k{i}", "v" * 500)
+    wal = tmp_path / "node.db-wal"
+    assert wal.stat().st_size > 0
+    before = (tmp_path / "node.db").stat().st_size
+    store.checkpoint()
+    assert (tmp_path / "node.db").stat().st_size > before
+    store.close()
+    reopened = NodeStore(tmp_path / "node.db")
+    assert reopened.get_meta("k299") == "v" * 500
+    reopened.close()
