@@ -95,12 +95,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
-import datetime as dt
 import importlib.util
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
@@ -116,9 +114,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals
 from prometheus_client.parser import text_string_to_metric_families
 
-from noosphere import __version__ as noosphere_version
 from noosphere.node.client import NodeClient, NodeUnreachable
 from noosphere.node.config import GossipConfig, NodeConfig
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
@@ -1098,50 +1096,12 @@ def print_sim_table(result: dict[str, Any], calibration: dict[str, Any]) -> None
             )
 
 
-def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "noosphere": noosphere_version,
-        "loadavg_at_start": os.getloadavg(),
-    }
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        info["mem_total_mb"] = int(meminfo[0].split()[1]) // 1024
-    with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
-        info["libp2p"] = version("libp2p")
-    with contextlib.suppress(Exception):
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=BENCH_DIR,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    return info
-
-
 # ----------------------------------------------------------------------------------------- CLI
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the docstring's layout and appends real defaults (not None or False) to the help."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if default is None or default is False or default is argparse.SUPPRESS:
-            return text
-        return text if "%(default)" in text else text + " (default: %(default)s)"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench/gossip.py", description=__doc__, formatter_class=_HelpFormatter
+        prog="bench/gossip.py", description=__doc__, formatter_class=HelpFormatter
     )
     real = parser.add_argument_group("real nodes")
     real.add_argument(
@@ -1257,22 +1217,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         (all(n >= 2 for n in args.sim_nodes), "--sim-nodes must all be >= 2"),
         (args.card_ttl >= max(5, 2 * args.interval), "--card-ttl must be >= 5 and >= 2 intervals"),
     ]
-    for ok, message in checks:
-        if not ok:
-            parser.error(message)
+    check_args(parser, checks)
     return args
-
-
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops the nodes like Ctrl-C does
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    stop_on_signals()
     started = time.monotonic()
-    info = machine_info()
+    info = machine_info(("libp2p",))
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     workroot = Path(tempfile.mkdtemp(prefix="noosphere-gossip-", dir=args.workdir))

@@ -71,11 +71,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import itertools
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -91,8 +89,8 @@ from typing import Any
 
 import httpx
 import psutil
+from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals
 
-from noosphere import __version__ as noosphere_version
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -661,39 +659,7 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "noosphere": noosphere_version,
-        "loadavg_at_start": os.getloadavg(),
-    }
-    with contextlib.suppress(psutil.Error):
-        info["mem_total_mb"] = psutil.virtual_memory().total // 2**20
-    with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
-        for package in ("a2a-sdk", "httpx", "uvicorn", "starlette", "torch"):
-            info[package] = version(package)
-    return info
-
-
 # ----------------------------------------------------------------------------------------- CLI
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the docstring's layout and appends real defaults to the help."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if default is None or default is False or default is argparse.SUPPRESS or default == []:
-            return text
-        if isinstance(default, Path):
-            return text
-        return text if "%(default)" in text else text + " (default: %(default)s)"
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -705,7 +671,7 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench/rpc.py", description=__doc__, formatter_class=_HelpFormatter
+        prog="bench/rpc.py", description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument(
         "--concurrency",
@@ -769,21 +735,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         (args.timeout > 0, "--timeout must be > 0"),
         (len(set(args.servers)) == len(args.servers), "--servers must not repeat"),
     ]
-    for ok, message in checks:
-        if not ok:
-            parser.error(message)
+    check_args(parser, checks)
     return args
-
-
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the servers like Ctrl-C does
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    info = machine_info()
+    stop_on_signals()
+    info = machine_info(("a2a-sdk", "httpx", "uvicorn", "starlette", "httptools", "torch"))
     started = time.monotonic()
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from threaded_server import serve_app
 
 
 @dataclass
@@ -105,24 +103,6 @@ def make_app(state: FakeOpenAI) -> Starlette:
 def serve_fake_openai() -> Iterator[FakeOpenAI]:
     """The server, running until the block ends; ``state.base_url`` ends in ``/v1``."""
     state = FakeOpenAI()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        make_app(state), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "fake OpenAI server did not start"
-        time.sleep(0.01)
-    state.base_url = f"http://127.0.0.1:{port}/v1"
-    try:
+    with serve_app(make_app(state), "fake OpenAI server") as url:
+        state.base_url = f"{url}/v1"
         yield state
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        sock.close()

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from threaded_server import serve_app
 
 from noosphere.agents.turn import Turn, TurnResult, TurnSink
 from noosphere.node.metrics import NodeMetrics
@@ -94,25 +94,9 @@ def make_app(state: Receiver) -> Starlette:
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        make_app(state), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "webhook receiver did not start"
-        time.sleep(0.01)
-    state.base_url = f"http://127.0.0.1:{port}"
-    yield state
-    server.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+    with serve_app(make_app(state), "webhook receiver") as url:
+        state.base_url = url
+        yield state
 
 
 @pytest.fixture
