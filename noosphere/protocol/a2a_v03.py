@@ -235,6 +235,11 @@ def _message_in(value: Any, path: str) -> dict[str, Any]:
         "role": _ROLE_IN[role],
         "parts": _parts_in(message, path),
     }
+    return _with_message_fields(out, message, path)
+
+
+def _with_message_fields(out: dict[str, Any], message: dict[str, Any], path: str) -> dict[str, Any]:
+    """Copy the optional Message fields, which have the same names and shapes in both versions."""
     _put(out, "contextId", _opt_str(message, "contextId", path))
     _put(out, "taskId", _opt_str(message, "taskId", path))
     _put(out, "metadata", _opt_dict(message, "metadata", path))
@@ -436,12 +441,7 @@ def _message_out(value: Any, path: str) -> dict[str, Any]:
         "role": _ROLE_OUT[role],
         "parts": _parts_out(message, path),
     }
-    _put(out, "contextId", _opt_str(message, "contextId", path))
-    _put(out, "taskId", _opt_str(message, "taskId", path))
-    _put(out, "metadata", _opt_dict(message, "metadata", path))
-    _put(out, "extensions", _opt_str_list(message, "extensions", path))
-    _put(out, "referenceTaskIds", _opt_str_list(message, "referenceTaskIds", path))
-    return out
+    return _with_message_fields(out, message, path)
 
 
 def _status_out(value: Any, path: str) -> dict[str, Any]:
