@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from noosphere import __version__
+from noosphere.cli_abe import abe_app
 from noosphere.cli_tasks import task_app
 from noosphere.clikit import JsonOption, RpcOption, fail, out, print_json
 
@@ -37,6 +38,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(cards_app, name="cards")
 app.add_typer(agent_app, name="agent")
 app.add_typer(task_app, name="task")
+app.add_typer(abe_app, name="abe")
 
 T = TypeVar("T")
 
