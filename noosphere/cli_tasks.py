@@ -142,6 +142,23 @@ def _read_data(path: Path | None) -> list[Any]:
     return [Part.of_bytes(content, filename=path.name, media_type=media)]
 
 
+def _sealed(message: Any, policy: str, authority: Path | None) -> Any:
+    """The message with its parts sealed under ``policy`` (bound to its message id)."""
+    from noosphere.abe.authority import AuthorityError, load_public_key
+    from noosphere.abe.fame import AbeError
+    from noosphere.abe.policy import PolicyError
+    from noosphere.agents.sealed import seal_parts
+
+    if authority is None:
+        fail("--policy needs --authority (an authority home or public key file)")
+    try:
+        public = load_public_key(authority.expanduser())
+        sealed = seal_parts(public, policy, message.parts, message.message_id)
+    except (AuthorityError, PolicyError, AbeError) as exc:
+        fail(str(exc))
+    return message.model_copy(update={"parts": [sealed]})
+
+
 def _task_text(task: Any) -> list[str]:
     """The lines a person wants to see: state, agent reply, artifact texts."""
     lines = [f"task {task.id}  [bold]{task.status.state.short}[/]  context {task.context_id}"]
@@ -186,6 +203,22 @@ def task_send(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Return as soon as the task is accepted.")
     ] = False,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help='Seal the text and file under an attribute policy, e.g. "(org:acme and'
+            ' role:analyst) or clearance:secret": only agents holding satisfying keys read it.',
+        ),
+    ] = None,
+    authority: Annotated[
+        Path | None,
+        typer.Option(
+            "--authority",
+            envvar="NOOSPHERE_ABE_AUTHORITY",
+            help="Attribute authority home or public key file (for --policy).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Send a task to an agent and print its result (or stream its progress)."""
@@ -194,6 +227,8 @@ def task_send(
 
     target = _resolve_target(rpc, home, to, agent, token)
     message = text_message(text, context_id=context, task_id=task_id, extra_parts=_read_data(file))
+    if policy is not None:
+        message = _sealed(message, policy, authority)
 
     if stream:
 

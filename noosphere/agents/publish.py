@@ -60,9 +60,11 @@ def build_card(
     issued_at_ms: int,
     ttl_ms: int,
     tools: list[dict[str, Any]] | None = None,
+    attestation: dict[str, Any] | None = None,
 ) -> AgentCard:
     """The signed card for ``spec`` as served by the node that owns ``key``; ``tools`` are the
-    JSON schemas of the agent's tools (function-calling shape), published in the extension."""
+    JSON schemas of the agent's tools (function-calling shape), published in the extension;
+    ``attestation`` is the attribute authority's signed statement of the node's attributes."""
     params = NoosphereCardParams(
         peer_id=key.peer_id,
         agent_id=spec.id,
@@ -74,6 +76,7 @@ def build_card(
         issued_at=issued_at_ms,
         expires_at=issued_at_ms + ttl_ms,
         tools=tools or [],
+        attestation=attestation,
     )
     card = AgentCard(
         name=spec.name,

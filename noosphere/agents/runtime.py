@@ -7,13 +7,16 @@ one-line reason; nothing an agent does can take the node down."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import structlog
 
+from noosphere.abe.authority import node_keys
+from noosphere.abe.keys import AttributeKey
 from noosphere.protocol.a2a import Artifact, Message, Part, Role, TaskState
 from noosphere.protocol.base import one_line
 
@@ -22,6 +25,7 @@ from .llm import LlmBackend
 from .memory import AgentMemoryError, EpisodicMemory, Recalled
 from .persona import Persona
 from .planner import EmbeddingPlanner, LlmPlanner, NoToolFits, Plan, Planner
+from .sealed import SealedPartError, open_message
 from .spec import AgentSpec
 from .tools import (
     InputFile,
@@ -125,9 +129,11 @@ class AgentRuntime:
         embedder: Embedder,
         llm: LlmBackend | None = None,
         skill_tools: Mapping[str, str] | None = None,
+        attribute_keys: Sequence[AttributeKey] = (),
     ) -> None:
         self.spec = spec
         self.agent_id = spec.id
+        self.attribute_keys = list(attribute_keys)  # opens parts sealed under a policy
         self.input_modes = frozenset(
             [*spec.input_modes, *(m for skill in spec.skills for m in skill.input_modes)]
         )
@@ -148,8 +154,9 @@ class AgentRuntime:
         cls, spec: AgentSpec, home: Path, embedder: Embedder, llm: LlmBackend | None = None
     ) -> AgentRuntime:
         toolbox, skill_tools = load_skill_tools(spec)  # before the memory: a bad tool leaks nothing
+        keys = [key for key, _ in node_keys(home)]
         memory = EpisodicMemory(home / MEMORY_FILENAME, spec.id, embedder)
-        return cls(spec, toolbox, memory, embedder, llm, skill_tools)
+        return cls(spec, toolbox, memory, embedder, llm, skill_tools, keys)
 
     def close(self) -> None:
         self.memory.close()
@@ -170,7 +177,12 @@ class AgentRuntime:
             )
 
     async def _run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
-        request = tool_input([*turn.history, turn.message])
+        try:  # sealed parts are opened here, in memory; the node stores only the sealed form
+            messages = [open_message(m, self.attribute_keys) for m in (*turn.history, turn.message)]
+        except SealedPartError as exc:
+            return TurnResult(TaskState.REJECTED, f"{self.spec.name} cannot read this task: {exc}")
+        turn = dataclasses.replace(turn, message=messages[-1], history=tuple(messages[:-1]))
+        request = tool_input(messages)
         refusal = await asyncio.to_thread(self.persona.refusal, turn.message.text)
         if refusal is not None:
             return TurnResult(

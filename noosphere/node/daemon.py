@@ -19,11 +19,13 @@ from typing import Any
 
 import structlog
 import uvicorn
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from noosphere.abe.authority import AuthorityError, node_keys
 from noosphere.agents.embedding import shared_embedder
 from noosphere.agents.llm import LlmBackend, LlmError, llm_config_from_env
 from noosphere.agents.memory import AgentMemoryError
@@ -33,6 +35,7 @@ from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.agents.tools import ToolError
 from noosphere.agents.turn import TaskAgent
 from noosphere.protocol import EnvelopeKind, NodeKey, card_id
+from noosphere.protocol.base import one_line
 from noosphere.protocol.sync import (
     CARD_SYNC_PROTOCOL,
     MAX_SYNC_BYTES,
@@ -104,6 +107,7 @@ class Node:
         self.agents: dict[str, TaskAgent] = {}
         self.tasks: TaskManager
         self.llm: LlmBackend | None = None
+        self.attestation: dict[str, Any] | None = None  # carried by this node's cards
         self.cards: CardIndex
         self.gossip: GossipRouter
         self.p2p: P2PHost
@@ -141,12 +145,14 @@ class Node:
         self.llm = _llm_backend(self.config)
         embedder = shared_embedder()
         try:
+            keys = node_keys(self.home)  # attribute keys imported with `noosphere abe import`
+            self.attestation = keys[0][1].to_wire() if keys else None  # the newest epoch's
             for spec in self.specs:
                 self.agents[spec.id] = create_agent(spec, self.home, embedder, self.llm)
-        except (ToolError, AgentMemoryError) as exc:
+        except (ToolError, AgentMemoryError, AuthorityError, ValidationError) as exc:
             for runtime in self.agents.values():
                 runtime.close()
-            raise NodeStartError(str(exc)) from exc
+            raise NodeStartError(one_line(str(exc))) from exc
         self.push = PushNotifier(
             self.metrics, allow_private_targets=self.config.push_private_targets
         )
@@ -368,6 +374,7 @@ class Node:
                     issued_at_ms=now,
                     ttl_ms=self.config.card_ttl_s * 1000,
                     tools=self.agents[spec.id].tool_schemas(),
+                    attestation=self.attestation,
                 )
                 params = self.cards.put_local(card, now)
                 keep.add(params.card_id)

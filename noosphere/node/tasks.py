@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from noosphere.abe.envelope import MEDIA_TYPE as SEALED_MEDIA_TYPE
 from noosphere.agents.turn import TaskAgent, Turn, TurnResult
 from noosphere.protocol import ErrorCode, RpcError
 from noosphere.protocol.a2a import (
@@ -649,8 +650,9 @@ def _checked_result(result: object) -> TurnResult:
 _MAX_OFFSET = 2**62
 
 
-#: Every agent reads plain text and JSON (a data part shaped like a tool's arguments).
-ALWAYS_ACCEPTED = frozenset({"text/plain", "application/json"})
+#: Every agent reads plain text, JSON (a data part shaped like a tool's arguments) and parts
+#: sealed under an attribute policy (its runtime opens them, or rejects the task with why).
+ALWAYS_ACCEPTED = frozenset({"text/plain", "application/json", SEALED_MEDIA_TYPE})
 
 
 def _media_type(part: Part) -> str:
