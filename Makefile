@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint fmt bench-gossip bench-rpc clean
+.PHONY: demo test install lint fmt bench-gossip bench-rpc bench-abe clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -41,6 +41,11 @@ bench-gossip: $(STAMP)
 # bench/rpc.py --help explains the servers and metrics). ARGS adds options, e.g. ARGS="--duration 5".
 bench-rpc: $(STAMP)
 	@$(PY) bench/rpc.py $(ARGS)
+
+# FAME CP-ABE keygen/encrypt/decrypt, seal/open, sizes and throughput (about 10 s; bench/abe.py
+# --help explains the policies and metrics). ARGS adds options, e.g. ARGS="--repeat 50".
+bench-abe: $(STAMP)
+	@$(PY) bench/abe.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
