@@ -78,9 +78,16 @@ def authority_rekey(
     ] = None,
 ) -> None:
     """Start a new key epoch and re-issue keys to every holder except the revoked ones."""
+    from noosphere.abe.authority import AuthorityError
+
     authority = _authority(home)
-    bundles = authority.rekey(set(revoke or []))
-    paths = _write_bundles(bundles, out_dir or authority.home / "outbox")
+    try:
+        bundles = authority.rekey(set(revoke or []))
+        paths = _write_bundles(bundles, out_dir or authority.home / "outbox")
+    except AuthorityError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename}: {exc.strerror}")
     out.print(
         f"epoch {authority.epoch}: {len(paths)} bundles re-issued, {len(revoke or [])} revoked"
     )
@@ -106,10 +113,12 @@ def issue(
     try:
         bundle = authority.issue(agent, [a.strip() for a in attrs.split(",") if a.strip()],
                                  valid_days=valid_days)  # fmt: skip
+        path = out_file or Path(f"{bundle.holder}.epoch-{bundle.epoch}.abekey.json")
+        path.write_text(bundle.model_dump_json(by_alias=True, indent=2) + "\n")
     except AuthorityError as exc:
         fail(str(exc))
-    path = out_file or Path(f"{bundle.holder}.epoch-{bundle.epoch}.abekey.json")
-    path.write_text(bundle.model_dump_json(by_alias=True, indent=2) + "\n")
+    except OSError as exc:
+        fail(f"{exc.filename}: {exc.strerror}")
     out.print(f"key bundle for {agent} ({', '.join(bundle.attestation.attributes)}): {path}")
     out.print(f"  import it on that node: noosphere abe import --home NODE_HOME {path}")
 
@@ -184,6 +193,7 @@ def decrypt(
     try:
         attribute_key = load_attribute_key(key.expanduser())
         plaintext = open_sealed(attribute_key, source.read_bytes(), task_id=task_id)
+        target.write_bytes(plaintext)
     except NotAuthorized as exc:
         fail(f"{exc} (key attributes: {', '.join(attribute_key.attributes)})", EXIT_NOT_AUTHORIZED)
     except (EnvelopeError, EncodingError) as exc:
@@ -192,7 +202,6 @@ def decrypt(
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename}: {exc.strerror}")
-    target.write_bytes(plaintext)
     out.print(f"opened {source} -> {target} ({len(plaintext)} bytes)")
 
 

@@ -44,6 +44,7 @@ from .policy import ATTRIBUTE as ATTRIBUTE_PATTERN
 BUNDLE_FORMAT = "noosphere-abe-key/1"
 DEFAULT_VALIDITY_DAYS = 365
 NODE_ABE_DIR = "abe"
+CLOCK_SKEW_MS = 5 * 60_000
 
 
 class AuthorityError(RuntimeError):
@@ -135,7 +136,7 @@ class Authority:
         self.epoch = epoch
 
     def public_key(self, epoch: int | None = None) -> AuthorityPublicKey:
-        return load_public_key(self.home / f"epoch-{epoch or self.epoch}.public")
+        return load_public_key(self.home / f"epoch-{self.epoch if epoch is None else epoch}.public")
 
     def master_key(self) -> AuthorityMasterKey:
         data = _read_private(self.home / f"epoch-{self.epoch}.master")
@@ -190,13 +191,21 @@ class Authority:
         return unsealed.model_copy(update={"sealed_key": base64.b64encode(sealed).decode("ascii")})
 
     def rekey(self, revoke: set[str] | None = None) -> list[KeyBundle]:
-        """Start the next epoch; re-issue every holder's latest attributes except ``revoke``."""
+        """Start the next epoch; re-issue every holder's latest attributes except ``revoke``.
+
+        Only keys issued in the current epoch are carried over, so a holder revoked once stays
+        revoked at every later re-key (the log keeps its older entries)."""
         latest: dict[str, list[str]] = {}
         log = self.home / "issued.jsonl"
         if log.exists():
-            for line in log.read_text().splitlines():
-                entry = json.loads(line)
-                latest[entry["holder"]] = entry["attributes"]
+            for number, line in enumerate(log.read_text().splitlines(), start=1):
+                try:
+                    entry = json.loads(line)
+                    holder, attributes, epoch = entry["holder"], entry["attributes"], entry["epoch"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise AuthorityError(f"{log}:{number} is not an issue record: {exc}") from exc
+                if epoch == self.epoch:
+                    latest[holder] = attributes
         self._start_epoch(self.epoch + 1)
         return [
             self.issue(holder, attributes)
@@ -252,7 +261,10 @@ def import_bundle(node_home: Path, node_key: NodeKey, bundle_json: bytes) -> Imp
         raw_key = open_sealed_to_node(node_key, sealed, bundle.associated_data())
         key = AttributeKey.decode(raw_key)
         verify_attestation(
-            bundle.attestation, subject=node_key.peer_id, now_ms=int(time.time() * 1000)
+            bundle.attestation,
+            subject=node_key.peer_id,
+            now_ms=int(time.time() * 1000),
+            skew_ms=CLOCK_SKEW_MS,  # the node's clock may be a little behind the authority's
         )
     except (ValueError, SealError, EncodingError, AttestationError) as exc:
         raise AuthorityError(f"bundle rejected: {exc}") from exc
@@ -262,6 +274,7 @@ def import_bundle(node_home: Path, node_key: NodeKey, bundle_json: bytes) -> Imp
         or bundle.attestation.authority != public.fingerprint
         or {key.epoch, bundle.attestation.epoch, public.epoch} != {bundle.epoch}
         or sorted(key.attributes) != sorted(bundle.attestation.attributes)
+        or key.holder != node_key.peer_id
     ):
         raise AuthorityError("bundle rejected: key, public key and attestation do not match")
     target = node_home / NODE_ABE_DIR
@@ -281,6 +294,11 @@ def node_keys(node_home: Path) -> list[tuple[AttributeKey, Attestation]]:
     for path in sorted((node_home / NODE_ABE_DIR).glob("*.key")):
         key = load_attribute_key(path)
         attestation_path = path.with_suffix(".attestation.json")
-        attestation = Attestation.model_validate_json(attestation_path.read_text())
+        try:
+            attestation = Attestation.model_validate_json(attestation_path.read_text())
+        except OSError as exc:
+            raise AuthorityError(f"cannot read {attestation_path}: {exc.strerror}") from exc
+        except ValidationError as exc:
+            raise AuthorityError(f"{attestation_path} is not an attestation") from exc
         found.append((key, attestation))
     return sorted(found, key=lambda pair: -pair[0].epoch)

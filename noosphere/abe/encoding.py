@@ -4,7 +4,8 @@ pymcl objects do not pickle, and keys cross process and trust boundaries, so eve
 explicit, versioned, compact encoding: ``NABE`` magic, a format version, a kind byte, then fields
 in a fixed order (group elements at their fixed sizes, counts and strings length-prefixed).
 Loading checks the magic, version, kind, every length and count, that each group element
-decodes, is canonical (re-encodes to the same bytes) and is not the identity, and that nothing
+decodes, is canonical (re-encodes to the same bytes), lies in its prime-order group and is not
+the identity (mcl checks G1/G2 subgroup membership itself; GT is checked here), and that nothing
 trails; every failure is one ``EncodingError`` line naming what is wrong."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import IntEnum
 from typing import TypeVar
 
 from pymcl import G1, G2, GT, Fr
+from pymcl import r as GROUP_ORDER
 
 MAGIC = b"NABE"
 VERSION = 1
@@ -105,7 +107,14 @@ class Reader:
             raise EncodingError(f"{self.what}: {field} is not a valid group element") from exc
         if value.serialize() != data:
             raise EncodingError(f"{self.what}: {field} is not canonically encoded")
-        if cls is not GT and value.is_zero():
+        if cls is GT:
+            # mcl decodes any Fp12 element (zero included) as a GT value: check membership in
+            # the order-r subgroup (x^r = 1, as x^(r-1)·x since r is 0 in Fr) and the identity.
+            if value.is_zero() or not (value ** Fr(str(GROUP_ORDER - 1)) * value).is_one():
+                raise EncodingError(f"{self.what}: {field} is not in the pairing group GT")
+            if value.is_one():
+                raise EncodingError(f"{self.what}: {field} is the identity")
+        elif value.is_zero():
             raise EncodingError(f"{self.what}: {field} is the identity")
         return value
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pymcl import G1, G2, GT
 
-from .encoding import Kind, Reader, Writer
+from .encoding import MAX_STRING, Kind, Reader, Writer
 from .fame import AbeError, Ciphertext, NotAuthorized, decapsulate, encapsulate
 from .keys import AttributeKey, AuthorityPublicKey
 from .policy import Policy, PolicyError, parse_policy
@@ -61,6 +61,8 @@ def seal(
     """Encrypt ``payload`` so that only keys of this authority satisfying ``policy`` open it."""
     if len(payload) > MAX_PAYLOAD:
         raise AbeError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
+    if len(task_id.encode("utf-8")) > MAX_STRING:
+        raise AbeError(f"task id is over {MAX_STRING} bytes")
     parsed = policy if isinstance(policy, Policy) else parse_policy(policy)
     gt_key, ciphertext = encapsulate(authority.key, parsed)
     w = Writer(Kind.SEALED).string(authority.fingerprint).u32(authority.epoch)
@@ -102,11 +104,14 @@ def open_sealed(key: AttributeKey, sealed: bytes, *, task_id: str | None = None)
     NotAuthorized (attributes do not satisfy the policy) or EnvelopeError (another authority
     or epoch, another task, tampering)."""
     header = read_header(sealed)
-    if header.authority != key.authority:
-        raise EnvelopeError("sealed for another attribute authority than this key's")
-    if header.epoch != key.epoch:
+    if header.authority != key.authority or header.epoch != key.epoch:
+        # Every epoch has its own public key, so its fingerprint changes too: name both.
+        hint = (
+            " (if the authority re-keyed, import its new key)" if header.epoch > key.epoch else ""
+        )
         raise EnvelopeError(
-            f"sealed for key epoch {header.epoch}, this key is from epoch {key.epoch}"
+            f"sealed for attribute authority {header.authority} epoch {header.epoch}, but this"
+            f" key is for authority {key.authority} epoch {key.epoch}{hint}"
         )
     if task_id is not None and header.task_id != task_id:
         raise EnvelopeError(f"sealed for task {header.task_id!r}, not {task_id!r}")

@@ -99,11 +99,17 @@ class AttributeKey:
         sk0 = (r.element(G2, "sk0[1]"), r.element(G2, "sk0[2]"), r.element(G2, "sk0[3]"))
         sk_prime = (r.element(G1, "sk'[1]"), r.element(G1, "sk'[2]"), r.element(G1, "sk'[3]"))
         count = r.u16("attribute count", limit=MAX_KEY_ATTRIBUTES)
+        if count == 0:
+            raise EncodingError("attribute key: holds no attributes")
         attributes: dict[str, tuple[G1, G1, G1]] = {}
+        previous: str | None = None
         for i in range(count):
             name = r.string(f"attribute {i}")
             if name in attributes:
                 raise EncodingError(f"attribute key: attribute {name!r} appears twice")
+            if previous is not None and name < previous:
+                raise EncodingError("attribute key: attributes are not in canonical (sorted) order")
+            previous = name
             attributes[name] = (
                 r.element(G1, f"{name}[1]"),
                 r.element(G1, f"{name}[2]"),

@@ -48,14 +48,20 @@ def sign_attestation(unsigned: Attestation, key: NodeKey) -> Attestation:
 
 
 def verify_attestation(
-    attestation: Attestation, *, subject: str, now_ms: int, issuer: str | None = None
+    attestation: Attestation,
+    *,
+    subject: str,
+    now_ms: int,
+    issuer: str | None = None,
+    skew_ms: int = 0,
 ) -> Attestation:
-    """Check signature, subject, validity window and (optionally) the expected issuer."""
+    """Check signature, subject, validity window and (optionally) the expected issuer.
+    ``skew_ms`` tolerates a verifier clock that is behind the issuer's (``issued_at``)."""
     if issuer is not None and attestation.issuer != issuer:
         raise AttestationError("attestation issued by another authority")
     if attestation.subject != subject:
         raise AttestationError("attestation is about another node")
-    if not attestation.issued_at <= now_ms < attestation.expires_at:
+    if not attestation.issued_at - skew_ms <= now_ms < attestation.expires_at:
         raise AttestationError("attestation is expired or not yet valid")
     try:
         verify_detached(
