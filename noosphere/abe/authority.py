@@ -127,7 +127,7 @@ class Authority:
         return cls(home, epoch, signing)
 
     def _start_epoch(self, epoch: int) -> None:
-        public, master = new_authority(epoch)
+        public, master = new_authority(epoch, self.signing_key.peer_id)
         (self.home / f"epoch-{epoch}.public").write_bytes(public.encode())
         _write_private(self.home / f"epoch-{epoch}.master", master.encode())
         (self.home / "public.key").write_bytes(public.encode())
@@ -264,6 +264,7 @@ def import_bundle(node_home: Path, node_key: NodeKey, bundle_json: bytes) -> Imp
             bundle.attestation,
             subject=node_key.peer_id,
             now_ms=int(time.time() * 1000),
+            issuer=public.issuer,  # the fingerprint covers the issuer: no forged attestations
             skew_ms=CLOCK_SKEW_MS,  # the node's clock may be a little behind the authority's
         )
     except (ValueError, SealError, EncodingError, AttestationError) as exc:

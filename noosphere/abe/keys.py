@@ -22,22 +22,25 @@ MAX_KEY_ATTRIBUTES = 1024
 class AuthorityPublicKey:
     epoch: int
     key: PublicKey
+    issuer: str = ""  # peer id of the authority's attestation-signing key (stable over epochs)
 
     @property
     def fingerprint(self) -> str:
-        """Names the authority and epoch: 16 bytes of SHA-256 over the encoded key, in hex."""
+        """Names the authority and epoch: 16 bytes of SHA-256 over the encoded key, in hex.
+        The encoding includes the issuer, so an attestation that names this fingerprint is
+        only valid when signed by this issuer."""
         return hashlib.sha256(self.encode()).hexdigest()[:32]
 
     def encode(self) -> bytes:
         k = self.key
-        return (
-            Writer(Kind.PUBLIC_KEY).u32(self.epoch).elements((k.h, k.h1, k.h2, k.t1, k.t2))
-        ).getvalue()
+        w = Writer(Kind.PUBLIC_KEY).u32(self.epoch).string(self.issuer)
+        return w.elements((k.h, k.h1, k.h2, k.t1, k.t2)).getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> AuthorityPublicKey:
         r = Reader(data, Kind.PUBLIC_KEY, "authority public key")
         epoch = r.u32("epoch")
+        issuer = r.string("issuer")
         key = PublicKey(
             h=r.element(G2, "h"),
             h1=r.element(G2, "H1"),
@@ -46,7 +49,7 @@ class AuthorityPublicKey:
             t2=r.element(GT, "T2"),
         )
         r.end()
-        return cls(epoch, key)
+        return cls(epoch, key, issuer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +122,11 @@ class AttributeKey:
         return cls(authority, epoch, holder, SecretKey(sk0, attributes, sk_prime))
 
 
-def new_authority(epoch: int = 1) -> tuple[AuthorityPublicKey, AuthorityMasterKey]:
+def new_authority(
+    epoch: int = 1, issuer: str = ""
+) -> tuple[AuthorityPublicKey, AuthorityMasterKey]:
     mpk, msk = setup()
-    return AuthorityPublicKey(epoch, mpk), AuthorityMasterKey(epoch, msk)
+    return AuthorityPublicKey(epoch, mpk, issuer), AuthorityMasterKey(epoch, msk)
 
 
 def issue_key(

@@ -250,3 +250,21 @@ def test_key_issued_to_another_holder_is_rejected(
     forged = bundle.model_copy(update={"sealed_key": base64.b64encode(sealed).decode()})
     with pytest.raises(AuthorityError, match="do not match"):
         import_bundle(tmp_path, node, forged.model_dump_json().encode())
+
+
+def test_attestation_signed_by_another_issuer_is_rejected(
+    bundle_json: bytes, node: NodeKey, tmp_path: Path
+) -> None:
+    """Anyone can sign an attestation naming the authority's fingerprint; import accepts only
+    the issuer that the (fingerprinted) public key names."""
+    from noosphere.protocol.attestation import Attestation, sign_attestation
+
+    bundle = json.loads(bundle_json)
+    forger = NodeKey.generate()
+    claims = {k: v for k, v in bundle["attestation"].items() if k not in ("protected", "signature")}
+    claims["issuer"] = forger.peer_id
+    claims["attributes"] = bundle["attestation"]["attributes"]
+    forged = sign_attestation(Attestation.model_validate(claims), forger)
+    data = changed(bundle_json, attestation=forged.to_wire())
+    with pytest.raises(AuthorityError, match="another authority"):
+        import_bundle(tmp_path, node, data)

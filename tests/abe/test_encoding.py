@@ -35,7 +35,8 @@ def keys() -> Keys:
 
 # --- offsets of fields in the encodings (header is magic + version + kind) ------------------------
 HEADER = 6
-PUB_T1 = HEADER + 4 + 3 * 96  # epoch, h, H1, H2
+PUB_ISSUER = 4  # the keys fixture's authority has an empty issuer: its length prefix only
+PUB_T1 = HEADER + 4 + PUB_ISSUER + 3 * 96  # epoch, issuer, h, H1, H2
 
 
 def secret_key_offsets(key: AttributeKey) -> dict[str, int]:
@@ -77,12 +78,13 @@ def test_fingerprint_names_authority_and_epoch(keys: Keys) -> None:
     public = keys[0]
     assert len(public.fingerprint) == 32 and int(public.fingerprint, 16) >= 0
     assert AuthorityPublicKey(8, public.key).fingerprint != public.fingerprint
+    assert AuthorityPublicKey(public.epoch, public.key, "other").fingerprint != public.fingerprint
 
 
 def test_layout_matches_the_documented_header(keys: Keys) -> None:
     data = keys[0].encode()
     assert data[:4] == MAGIC and data[4] == VERSION and data[5] == Kind.PUBLIC_KEY
-    assert len(data) == HEADER + 4 + 3 * 96 + 2 * 576
+    assert len(data) == HEADER + 4 + PUB_ISSUER + 3 * 96 + 2 * 576
 
 
 # --- header problems -----------------------------------------------------------------------------
@@ -159,7 +161,9 @@ def test_invalid_group_elements_are_named(keys: Keys) -> None:
     with pytest.raises(EncodingError, match=r"sk'\[1\] is not a valid group element"):
         AttributeKey.decode(splice(data, at["sk'"], (P + 1).to_bytes(48, "little")))
     with pytest.raises(EncodingError, match=r"H1 is not a valid group element"):
-        AuthorityPublicKey.decode(splice(public.encode(), HEADER + 4 + 96, b"\x01" * 96))
+        AuthorityPublicKey.decode(
+            splice(public.encode(), HEADER + 4 + PUB_ISSUER + 96, b"\x01" * 96)
+        )
 
 
 def test_points_outside_the_prime_order_subgroup_are_rejected(keys: Keys) -> None:
