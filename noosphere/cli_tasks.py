@@ -60,28 +60,36 @@ class Target:
     auth: httpx.Auth
 
 
+def operator_auth(home: Path | None, token: str | None) -> httpx.Auth:
+    """The operator's bearer token: ``--token``/``NOOSPHERE_TOKEN``, or ``HOME/rpc.token``."""
+    from noosphere.node.auth import BearerAuth, read_token
+    from noosphere.node.keystore import KeyFileError
+
+    if token is None:
+        if home is None:
+            fail(
+                "this command needs your node's token: pass --home DIR (reads DIR/rpc.token),"
+                " --token or NOOSPHERE_TOKEN"
+            )
+        try:
+            token = read_token(home.expanduser() / "rpc.token")
+        except KeyFileError as exc:
+            fail(str(exc))
+    return BearerAuth(token)
+
+
 def _resolve_target(
     rpc: str, home: Path | None, to: str | None, agent: str | None, token: str | None
 ) -> Target:
     """Where to send and how to authenticate: own node by token, another node by signature."""
-    from noosphere.node.auth import BearerAuth, PeerAuth, read_token
+    from noosphere.node.auth import PeerAuth
     from noosphere.node.client import NodeClient, NodeUnreachable
     from noosphere.node.keystore import KeyFileError, load_or_create_node_key
     from noosphere.protocol import AgentCard, RpcError
 
     home = home.expanduser() if home is not None else None
     if to is None:
-        if token is None:
-            if home is None:
-                fail(
-                    "task commands need your node's token: pass --home DIR (reads DIR/rpc.token),"
-                    " --token or NOOSPHERE_TOKEN"
-                )
-            try:
-                token = read_token(home / "rpc.token")
-            except KeyFileError as exc:
-                fail(str(exc))
-        return Target(rpc.rstrip("/"), agent, BearerAuth(token))
+        return Target(rpc.rstrip("/"), agent, operator_auth(home, token))
     if home is None or not (home / "node.key").exists():
         fail("--to signs requests with your node's key: pass --home DIR of a node that has run")
     try:

@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 
 from noosphere.protocol import RpcError
-from noosphere.protocol.api import CardArrival, CardEntry, NodeStatus, PeerEntry
+from noosphere.protocol.api import (
+    CardArrival,
+    CardEntry,
+    NodeStatus,
+    PeerEntry,
+    RecruitParams,
+    RecruitReply,
+)
 
 DEFAULT_RPC_URL = "http://127.0.0.1:7070"
 
@@ -20,9 +27,15 @@ class NodeUnreachable(ConnectionError):
 
 
 class NodeClient:
-    def __init__(self, rpc_url: str = DEFAULT_RPC_URL, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        rpc_url: str = DEFAULT_RPC_URL,
+        *,
+        timeout: float = 10.0,
+        auth: httpx.Auth | None = None,
+    ) -> None:
         self.rpc_url = rpc_url.rstrip("/")
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, auth=auth)
         self._ids = itertools.count(1)
 
     def __enter__(self) -> NodeClient:
@@ -73,6 +86,9 @@ class NodeClient:
     def arrivals(self, since: int = 0) -> list[CardArrival]:
         result = self.call("noosphere.cards.arrivals", {"since": since})
         return [CardArrival.model_validate(a) for a in result]
+
+    def recruit(self, params: RecruitParams) -> RecruitReply:
+        return RecruitReply.model_validate(self.call("noosphere.recruit", params.to_wire()))
 
     def metrics_text(self) -> str:
         try:

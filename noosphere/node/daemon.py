@@ -34,6 +34,7 @@ from noosphere.agents.runtime import create_agent
 from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.agents.tools import ToolError
 from noosphere.agents.turn import TaskAgent
+from noosphere.mars.recruit import Recruiter
 from noosphere.protocol import EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
 from noosphere.protocol.sync import (
@@ -50,6 +51,7 @@ from .cards import CardIndex
 from .config import NodeConfig
 from .gossip import GossipRouter, now_ms
 from .keystore import load_or_create_node_key
+from .mars_api import MarsService, register_mars_api
 from .metrics import NodeMetrics
 from .p2p import GossipParams, P2PError, P2PHost
 from .peers import PeerBook
@@ -183,6 +185,7 @@ class Node:
     async def _serve(self) -> None:
         cfg = self.config
         self.cards = CardIndex(self.store, self.metrics)
+        self.mars = MarsService(Recruiter(shared_embedder(), llm=self.llm), self.cards)
         self.peers = PeerBook(self.store)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card)
@@ -231,6 +234,7 @@ class Node:
             self._spawn(self._announce_loop(), "announce")
             self._spawn(self._sweep_loop(), "sweep")
             self._spawn(self._checkpoint_loop(), "checkpoint")
+            self._spawn(self.mars.run(), "mars-index")
             self._spawn(self._connect_loop(), "connect")
             if self.agents and self.config.preload_models:  # not during the first task
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
@@ -276,6 +280,7 @@ class Node:
         )
         register_node_api(dispatcher, self)
         register_a2a_api(dispatcher, self.tasks, self._local_card)
+        register_mars_api(dispatcher, self.mars, self.key.peer_id)
         return Starlette(
             routes=[
                 Route("/", dispatcher.handle_http, methods=["POST"]),

@@ -83,3 +83,47 @@ class CardsGetParams(WireModel):
 
 class EmptyParams(WireModel):
     pass
+
+
+class RecruitParams(WireModel):
+    """``noosphere.recruit``: rank the agents this node knows for a task."""
+
+    task: str = Field(min_length=1, max_length=20_000)
+    top: int = Field(5, ge=1, le=100)
+    candidates: int = Field(50, ge=1, le=1000)
+    required_tags: list[str] = Field(default_factory=list, max_length=32)
+    input_modes: list[str] = Field(default_factory=list, max_length=32)
+    output_modes: list[str] = Field(default_factory=list, max_length=32)
+    max_price: int | None = Field(None, ge=0)
+    policy: str | None = Field(None, max_length=8192)
+    trusted_issuers: list[str] | None = None
+    stages: list[str] = Field(default_factory=lambda: ["vector", "filter", "rank"])
+
+
+class RecruitChoice(WireModel):
+    card_id: str
+    name: str
+    peer_id: str
+    rpc_url: str
+    tenant: str | None = None
+    price: int
+    score: float
+    vector: float  # stage 1 cosine
+    relevance: float  # stage 2 re-scored similarity
+    features: dict[str, float] = Field(default_factory=dict)  # stage 3, each in [0, 1]
+    explanation: str = ""
+
+
+class RecruitRejection(WireModel):
+    card_id: str
+    name: str
+    vector: float
+    reason: str
+
+
+class RecruitReply(WireModel):
+    chosen: list[RecruitChoice]
+    rejected: list[RecruitRejection]
+    timings_ms: dict[str, float]
+    filter_mode: str
+    cards_indexed: int

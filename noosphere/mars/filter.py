@@ -1,0 +1,199 @@
+"""Recruit, stage 2 (semantic filter): look at each candidate closely, skill by skill, and apply
+the requester's hard constraints. Offline it is a real local stage: the task is compared with
+every skill's description and with each of its examples (all-MiniLM-L6-v2 cosines), which
+re-scores candidates far better than stage 1's one vector per skill; then required tags,
+input/output modes, the price budget, card expiry and the task's ABE policy against the agent's
+verified attribute attestation are checked. Every rejection carries its reason. With an LLM
+endpoint configured, an LLM judge can veto candidates on top (batched, with a timeout; on any
+failure the offline verdicts stand and the output says so)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from noosphere.abe.policy import PolicyError, parse_policy
+from noosphere.agents.embedding import Embedder
+from noosphere.agents.llm import LlmBackend, LlmError
+from noosphere.protocol.attestation import Attestation, AttestationError, verify_attestation
+
+from .profile import AgentProfile
+
+#: Below this re-scored similarity a candidate is not relevant to the task.
+MIN_RELEVANCE = 0.25
+ALWAYS_READ = frozenset({"text/plain", "application/json"})
+_EXAMPLE_WEIGHT = 0.4
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    required_tags: tuple[str, ...] = ()
+    input_modes: tuple[str, ...] = ()  # media types the task sends
+    output_modes: tuple[str, ...] = ()  # media types the requester accepts (any of them)
+    max_price: int | None = None
+    policy: str | None = None  # ABE policy the agent's attested attributes must satisfy
+    trusted_issuers: frozenset[str] | None = None  # attestation signers the requester trusts
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    profile: AgentProfile
+    relevance: float  # re-scored similarity (best skill)
+    skill: int  # best skill index
+    reason: str | None = None  # None: kept
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> bool:
+        return self.reason is None
+
+
+class SemanticFilter:
+    def __init__(self, embedder: Embedder, *, min_relevance: float = MIN_RELEVANCE) -> None:
+        self._embedder = embedder
+        self.min_relevance = min_relevance
+
+    def judge(
+        self,
+        task: str,
+        candidates: Sequence[AgentProfile],
+        constraints: Constraints,
+        *,
+        now_ms: int,
+    ) -> list[Verdict]:
+        """One verdict per candidate, in the input order (blocking: embeds texts)."""
+        policy = _parse(constraints.policy)
+        scores = self._rescore(task, candidates)
+        verdicts = []
+        for profile, (relevance, skill) in zip(candidates, scores, strict=True):
+            reason = _hard_constraint(profile, constraints, policy, now_ms)
+            if reason is None and relevance < self.min_relevance:
+                reason = f"not relevant: best skill scores {relevance:.2f} < {self.min_relevance}"
+            verdicts.append(Verdict(profile, relevance, skill, reason))
+        return verdicts
+
+    def _rescore(self, task: str, candidates: Sequence[AgentProfile]) -> list[tuple[float, int]]:
+        """Per candidate: max over skills of 0.6·cos(task, skill) + 0.4·max cos(task, example)."""
+        texts: list[str] = [task]
+        layout: list[list[tuple[int, list[int]]]] = []
+        for profile in candidates:
+            skills = []
+            for skill_text, examples in _skill_texts(profile):
+                skill_at = len(texts)
+                texts.append(skill_text)
+                example_at = list(range(len(texts), len(texts) + len(examples)))
+                texts.extend(examples)
+                skills.append((skill_at, example_at))
+            layout.append(skills)
+        vectors = self._embedder.encode(texts)
+        sims = vectors @ vectors[0]
+        out = []
+        for skills in layout:
+            best, best_skill = -1.0, 0
+            for i, (skill_at, example_at) in enumerate(skills):
+                score = float(sims[skill_at])
+                if example_at:
+                    example = float(np.max(sims[example_at]))
+                    score = (1 - _EXAMPLE_WEIGHT) * score + _EXAMPLE_WEIGHT * max(score, example)
+                if score > best:
+                    best, best_skill = score, i
+            out.append((best, best_skill))
+        return out
+
+
+def _skill_texts(profile: AgentProfile) -> list[tuple[str, list[str]]]:
+    if not profile.skills:
+        return [(f"{profile.name}: {profile.description}", [])]
+    return [
+        (f"{skill.name}: {skill.description}. {profile.description}", list(skill.examples))
+        for skill in profile.skills
+    ]
+
+
+def _parse(policy: str | None):
+    if policy is None:
+        return None
+    try:
+        return parse_policy(policy)
+    except PolicyError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _hard_constraint(
+    profile: AgentProfile, c: Constraints, policy: object, now_ms: int
+) -> str | None:
+    if profile.expires_at and profile.expires_at <= now_ms:
+        return "card expired"
+    tags = {t.lower() for skill in profile.skills for t in skill.tags}
+    missing = [t for t in c.required_tags if t.lower() not in tags]
+    if missing:
+        return "lacks required tags: " + ", ".join(missing)
+    reads = set(profile.input_modes) | ALWAYS_READ
+    reads |= {m for skill in profile.skills for m in skill.input_modes}
+    unread = [m for m in c.input_modes if m not in reads and "*/*" not in reads]
+    if unread:
+        return "cannot read " + ", ".join(unread)
+    writes = set(profile.output_modes) | {"text/plain"}
+    writes |= {m for skill in profile.skills for m in skill.output_modes}
+    if c.output_modes and "*/*" not in c.output_modes and not writes & set(c.output_modes):
+        return "answers in none of " + ", ".join(c.output_modes)
+    if c.max_price is not None and profile.price > c.max_price:
+        return f"price {profile.price} over the budget {c.max_price}"
+    if policy is not None:
+        return _policy_reason(profile, policy, c.trusted_issuers, now_ms)
+    return None
+
+
+def _policy_reason(
+    profile: AgentProfile, policy: object, issuers: frozenset[str] | None, now_ms: int
+) -> str | None:
+    if profile.attestation is None:
+        return "no attribute attestation (cannot open sealed task data)"
+    try:
+        attestation = Attestation.model_validate(profile.attestation)
+        if issuers is not None and attestation.issuer not in issuers:
+            return "attestation from an authority the requester does not trust"
+        verify_attestation(attestation, subject=profile.peer_id, now_ms=now_ms)
+    except (ValueError, AttestationError) as exc:
+        return f"attestation invalid: {exc}"
+    if not policy.satisfied_by(attestation.attributes):  # type: ignore[attr-defined]
+        return f"attested attributes do not satisfy {policy}"
+    return None
+
+
+class LlmJudge:
+    """Asks an OpenAI-compatible model which kept candidates can do the task (one batched
+    request); returns the ids it rejects with its reasons. Any failure: no vetoes."""
+
+    def __init__(self, backend: LlmBackend) -> None:
+        self._backend = backend
+
+    async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
+        listing = [
+            {"id": v.profile.agent_id, "name": v.profile.name,
+             "skills": [s.name + ": " + s.description for s in v.profile.skills]}
+            for v in kept
+        ]  # fmt: skip
+        if not listing:
+            return {}, "llm judge: nothing to judge"
+        messages = [
+            {
+                "role": "system",
+                "content": "You decide which agents can do a task. Answer only JSON: "
+                '{"reject": [{"id": ..., "reason": ...}]} listing agents that cannot.',
+            },
+            {"role": "user", "content": json.dumps({"task": task, "agents": listing})},
+        ]
+        try:
+            reply = await self._backend.chat(messages, tools=None, tool_choice=None)
+            data = json.loads(reply.content or "{}")
+            rejected = {
+                str(item["id"]): str(item.get("reason", "judged unable"))
+                for item in data.get("reject", [])
+            }
+        except (LlmError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return {}, f"llm judge failed ({type(exc).__name__}); offline verdicts kept"
+        return rejected, f"llm judge ({self._backend.config.model})"
