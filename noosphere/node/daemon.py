@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -34,9 +35,12 @@ from noosphere.agents.runtime import create_agent
 from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.agents.tools import ToolError
 from noosphere.agents.turn import TaskAgent
+from noosphere.mars.filter import SemanticFilter
+from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import Recruiter
-from noosphere.protocol import EnvelopeKind, NodeKey, card_id
+from noosphere.protocol import AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
+from noosphere.protocol.bids import TaskRequest
 from noosphere.protocol.sync import (
     CARD_SYNC_PROTOCOL,
     MAX_SYNC_BYTES,
@@ -47,6 +51,7 @@ from noosphere.protocol.sync import (
 from .a2a_api import register_a2a_api
 from .api import register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
+from .bidding import BidBoard, Bidder
 from .cards import CardIndex
 from .config import NodeConfig
 from .gossip import GossipRouter, now_ms
@@ -185,10 +190,19 @@ class Node:
     async def _serve(self) -> None:
         cfg = self.config
         self.cards = CardIndex(self.store, self.metrics)
-        self.mars = MarsService(Recruiter(shared_embedder(), llm=self.llm), self.cards)
+        self.board = BidBoard(self._learn_bid_card)
+        self.mars = MarsService(
+            Recruiter(shared_embedder(), llm=self.llm),
+            self.cards,
+            solicit=self._solicit,
+            board=self.board,
+        )
+        bid_filter = SemanticFilter(shared_embedder())
+        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, self._peer_hosts)
         self.peers = PeerBook(self.store)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card)
+        self.gossip.on(EnvelopeKind.TASK, lambda envelope: self.bidder.on_request(envelope))
         self._announce_soon = asyncio.Event()
         self.p2p = P2PHost(
             seed=self.key.seed,
@@ -362,6 +376,41 @@ class Node:
     def _on_card(self, envelope: Any) -> None:
         params = self.cards.accept_gossiped(envelope, now_ms())
         self.peers.seen(params.peer_id, params.multiaddrs, now_ms())
+
+    # ---- open calls (task requests and bids) --------------------------------------------------
+
+    def _solicit(self, request: TaskRequest) -> TaskRequest:
+        assert self.runtime is not None
+        request = request.model_copy(update={"reply_to": self.runtime.rpc_url})
+        self.gossip.publish(EnvelopeKind.TASK, request.to_wire())
+        return request
+
+    def _learn_bid_card(self, card: dict[str, Any]) -> None:
+        with self.store.transaction():
+            self.cards.accept_synced(card, now_ms())
+
+    def _own_profiles(self) -> list[AgentProfile]:
+        """This node's agents as MARS sees them (with the signed card, to send in bids)."""
+        profiles = []
+        for stored in self.cards.list(now_ms()):
+            if stored.local:
+                card = AgentCard.model_validate(stored.card)
+                profile = profile_from_card(stored.card_id, card)
+                profiles.append(dataclasses.replace(profile, extra={"card": stored.card}))
+        return profiles
+
+    async def _peer_hosts(self, peer_id: str) -> set[str]:
+        """The hosts a peer is known by: its connection and remembered multiaddrs."""
+        addrs = [
+            a for p in await self.p2p.connected_peers() if p.peer_id == peer_id for a in p.addrs
+        ]
+        addrs += [a for p in self.peers.list() if p.peer_id == peer_id for a in p.addrs]
+        hosts = set()
+        for addr in addrs:
+            parts = addr.split("/")
+            if len(parts) > 2 and parts[1] in ("ip4", "ip6", "dns", "dns4", "dns6"):
+                hosts.add(parts[2])
+        return hosts
 
     def announce_cards(self) -> None:
         """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""

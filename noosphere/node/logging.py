@@ -33,6 +33,8 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # JSON logs carry the traceback as an "exception" string (console renders it).
+                *([structlog.processors.format_exc_info] if fmt == "json" else []),
                 renderer,
             ],
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -21,8 +23,10 @@ from noosphere.protocol.api import (
     RecruitRejection,
     RecruitReply,
 )
+from noosphere.protocol.bids import MAX_TASK_TEXT, Bid, BidAck, TaskRequest
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
+from .bidding import BidBoard
 from .gossip import now_ms
 
 if TYPE_CHECKING:
@@ -35,9 +39,19 @@ STAGES = ("vector", "filter", "rank")
 
 
 class MarsService:
-    def __init__(self, recruiter: Recruiter, cards: CardIndex, *, sync_interval_s: float = 1.0):
+    def __init__(
+        self,
+        recruiter: Recruiter,
+        cards: CardIndex,
+        *,
+        solicit: Callable[[TaskRequest], TaskRequest] | None = None,
+        board: BidBoard | None = None,
+        sync_interval_s: float = 1.0,
+    ):
         self.recruiter = recruiter
         self._cards = cards
+        self._solicit = solicit  # gossips a task request (None: open calls unavailable)
+        self.board = board
         self._seen: dict[str, int] = {}  # card id -> seq indexed
         self._active = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -49,13 +63,18 @@ class MarsService:
             now = now_ms()
             current = {c.card_id: c for c in self._cards.list(now)}
             changed = []
+            bad = []
             for card_id, stored in current.items():
                 if self._seen.get(card_id) == stored.seq:
                     continue
                 try:
                     profile = profile_from_card(card_id, AgentCard.model_validate(stored.card))
                 except (CardError, ValueError) as exc:
+                    # Remember the version (no warning every second) and drop any older one:
+                    # the index follows the store, whose current version is this one.
                     log.warning("card not indexed", card_id=card_id, error=str(exc))
+                    bad.append(card_id)
+                    self._seen[card_id] = stored.seq
                     continue
                 changed.append((profile, stored.seq))
             if changed:
@@ -63,9 +82,10 @@ class MarsService:
                 self._seen.update({p.agent_id: seq for p, seq in changed})
             gone = [card_id for card_id in self._seen if card_id not in current]
             for card_id in gone:
-                self.recruiter.remove(card_id)
                 del self._seen[card_id]
-            return len(changed) + len(gone)
+            for card_id in [*gone, *bad]:
+                self.recruiter.remove(card_id)
+            return len(changed) + len(gone) + len(bad)
 
     async def run(self) -> None:
         """Keep the index in step, once someone has asked for a recruit."""
@@ -85,6 +105,7 @@ class MarsService:
                 f"Invalid params: stages must include 'vector' and be among {', '.join(STAGES)}",
             )
         self._active.set()
+        bids = await self._solicit_bids(params) if params.solicit_bids_ms else 0
         await self.sync()
         query = RecruitQuery(
             task=params.task,
@@ -140,7 +161,27 @@ class MarsService:
             timings_ms=result.timings_ms,
             filter_mode=result.filter_mode,
             cards_indexed=len(self.recruiter.index),
+            bids=bids,
         )
+
+    async def _solicit_bids(self, params: RecruitParams) -> int:
+        """Gossip the task, wait for bids; their cards join the card index. Returns the count."""
+        if self._solicit is None or self.board is None:
+            raise RpcError(ErrorCode.UNSUPPORTED_OPERATION, "this node cannot gossip requests")
+        wait_s = params.solicit_bids_ms / 1000
+        request = TaskRequest(
+            request_id=str(uuid.uuid4()),
+            task=params.task[:MAX_TASK_TEXT],
+            required_tags=params.required_tags,
+            max_price=params.max_price,
+            policy=params.policy,
+            reply_to="pending",  # the solicit callback puts this node's RPC URL here
+            expires_at=now_ms() + int(wait_s * 1000) + 500,
+        )
+        request = self._solicit(request)
+        self.board.open(request)
+        await asyncio.sleep(wait_s)
+        return len(self.board.collect(request.request_id))
 
 
 def register_mars_api(
@@ -157,3 +198,12 @@ def register_mars_api(
         return reply
 
     dispatcher.register("noosphere.recruit", RecruitParams, recruit, authenticated=True)
+
+    async def bid(params: Bid, ctx: CallContext) -> BidAck:
+        if service.board is None:
+            return BidAck(accepted=False, reason="this node takes no bids")
+        if ctx.principal in (None, LOCAL_PRINCIPAL):
+            return BidAck(accepted=False, reason="bids must be signed by the bidding node")
+        return service.board.add(params, ctx.principal)
+
+    dispatcher.register("noosphere.bid", Bid, bid, authenticated=True)

@@ -98,6 +98,9 @@ class RecruitParams(WireModel):
     policy: str | None = Field(None, max_length=8192)
     trusted_issuers: list[str] | None = None
     stages: list[str] = Field(default_factory=lambda: ["vector", "filter", "rank"])
+    solicit_bids_ms: int = Field(
+        0, ge=0, le=10_000, description="gossip the task and wait this long for bids first"
+    )
 
 
 class RecruitChoice(WireModel):
@@ -127,3 +130,4 @@ class RecruitReply(WireModel):
     timings_ms: dict[str, float]
     filter_mode: str
     cards_indexed: int
+    bids: int = 0  # agents that answered a gossiped request
