@@ -28,6 +28,14 @@ def recruit(
         str | None,
         typer.Option("--policy", help="ABE policy the agents' attested attributes must satisfy."),
     ] = None,
+    issuer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--issuer",
+            help="Attribute authority (peer id) whose attestations count for --policy "
+            "(repeatable; default: any validly signed attestation).",
+        ),
+    ] = None,
     stages: Annotated[
         str, typer.Option("--stages", help="Comma list of vector,filter,rank.")
     ] = "vector,filter,rank",
@@ -47,6 +55,7 @@ def recruit(
         required_tags=tag or [],
         max_price=max_price,
         policy=policy,
+        trusted_issuers=issuer or None,
         stages=[s.strip() for s in stages.split(",") if s.strip()],
     )
     try:

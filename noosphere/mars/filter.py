@@ -9,6 +9,7 @@ failure the offline verdicts stand and the output says so)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from .profile import AgentProfile
 MIN_RELEVANCE = 0.25
 ALWAYS_READ = frozenset({"text/plain", "application/json"})
 _EXAMPLE_WEIGHT = 0.4
+#: Tolerated lag of this node's clock behind the attribute authority's (attestation issued_at).
+ATTESTATION_SKEW_MS = 5 * 60_000
+#: How long the LLM judge may take before the offline verdicts stand.
+JUDGE_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,7 @@ class SemanticFilter:
         for profile, (relevance, skill) in zip(candidates, scores, strict=True):
             reason = _hard_constraint(profile, constraints, policy, now_ms)
             if reason is None and relevance < self.min_relevance:
-                reason = f"not relevant: best skill scores {relevance:.2f} < {self.min_relevance}"
+                reason = f"not relevant: best skill scores {relevance:.3f} < {self.min_relevance}"
             verdicts.append(Verdict(profile, relevance, skill, reason))
         return verdicts
 
@@ -113,6 +118,11 @@ def _skill_texts(profile: AgentProfile) -> list[tuple[str, list[str]]]:
     ]
 
 
+def validate_policy(policy: str) -> None:
+    """Raise ValueError when ``policy`` is not a valid access policy."""
+    _parse(policy)
+
+
 def _parse(policy: str | None):
     if policy is None:
         return None
@@ -133,18 +143,28 @@ def _hard_constraint(
         return "lacks required tags: " + ", ".join(missing)
     reads = set(profile.input_modes) | ALWAYS_READ
     reads |= {m for skill in profile.skills for m in skill.input_modes}
-    unread = [m for m in c.input_modes if m not in reads and "*/*" not in reads]
+    unread = [m for m in c.input_modes if not any(_media_match(m, r) for r in reads)]
     if unread:
         return "cannot read " + ", ".join(unread)
     writes = set(profile.output_modes) | {"text/plain"}
     writes |= {m for skill in profile.skills for m in skill.output_modes}
-    if c.output_modes and "*/*" not in c.output_modes and not writes & set(c.output_modes):
+    if c.output_modes and not any(_media_match(w, a) for w in writes for a in c.output_modes):
         return "answers in none of " + ", ".join(c.output_modes)
     if c.max_price is not None and profile.price > c.max_price:
         return f"price {profile.price} over the budget {c.max_price}"
     if policy is not None:
         return _policy_reason(profile, policy, c.trusted_issuers, now_ms)
     return None
+
+
+def _media_match(a: str, b: str) -> bool:
+    """Whether two media types overlap: case-insensitive, parameters ignored, ``*/*`` and
+    ``type/*`` wildcards on either side."""
+    a_type, _, a_sub = a.split(";", 1)[0].strip().lower().partition("/")
+    b_type, _, b_sub = b.split(";", 1)[0].strip().lower().partition("/")
+    return (a_type == "*" or b_type == "*" or a_type == b_type) and (
+        a_sub in ("*", "") or b_sub in ("*", "") or a_sub == b_sub
+    )
 
 
 def _policy_reason(
@@ -156,7 +176,9 @@ def _policy_reason(
         attestation = Attestation.model_validate(profile.attestation)
         if issuers is not None and attestation.issuer not in issuers:
             return "attestation from an authority the requester does not trust"
-        verify_attestation(attestation, subject=profile.peer_id, now_ms=now_ms)
+        verify_attestation(
+            attestation, subject=profile.peer_id, now_ms=now_ms, skew_ms=ATTESTATION_SKEW_MS
+        )
     except (ValueError, AttestationError) as exc:
         return f"attestation invalid: {exc}"
     if not policy.satisfied_by(attestation.attributes):  # type: ignore[attr-defined]
@@ -168,8 +190,9 @@ class LlmJudge:
     """Asks an OpenAI-compatible model which kept candidates can do the task (one batched
     request); returns the ids it rejects with its reasons. Any failure: no vetoes."""
 
-    def __init__(self, backend: LlmBackend) -> None:
+    def __init__(self, backend: LlmBackend, *, timeout_s: float = JUDGE_TIMEOUT_S) -> None:
         self._backend = backend
+        self.timeout_s = timeout_s
 
     async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
         listing = [
@@ -188,12 +211,23 @@ class LlmJudge:
             {"role": "user", "content": json.dumps({"task": task, "agents": listing})},
         ]
         try:
-            reply = await self._backend.chat(messages, tools=None, tool_choice=None)
-            data = json.loads(reply.content or "{}")
+            reply = await asyncio.wait_for(
+                self._backend.chat(messages, tools=None, tool_choice=None), self.timeout_s
+            )
+            data = json.loads(_strip_fences(reply.content or "{}"))
             rejected = {
-                str(item["id"]): str(item.get("reason", "judged unable"))
+                str(item["id"]): "llm judge: " + str(item.get("reason") or "judged unable")
                 for item in data.get("reject", [])
             }
-        except (LlmError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (LlmError, TimeoutError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return {}, f"llm judge failed ({type(exc).__name__}); offline verdicts kept"
         return rejected, f"llm judge ({self._backend.config.model})"
+
+
+def _strip_fences(text: str) -> str:
+    """Models often wrap JSON in a Markdown code fence: keep what is inside."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text

@@ -2,9 +2,9 @@
 per skill, all-MiniLM-L6-v2), kept in step with the card store: cards are added, replaced and
 removed as they arrive, change and expire. Small sets are searched exactly (inner product over
 every vector); beyond ``exact_threshold`` vectors the index becomes an inverted file with 8-bit
-scalar quantization (IVF-SQ8, trained on the vectors it holds), which keeps search time and
-memory flat as the network grows; its recall against exact search is measured by bench/mars.py.
-An agent's score is the best cosine of any of its skills."""
+scalar quantization (IVF-SQ8 of the vectors themselves, not residuals, trained on the vectors it
+holds), which keeps search time and memory flat as the network grows; its recall against exact
+search is measured by bench/mars.py. An agent's score is the best cosine of any of its skills."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
         with self._lock:
             self._remove_locked(agent_id)
+            if not len(vectors):
+                return
             ids = np.arange(self._next_id, self._next_id + len(vectors), dtype=np.int64)
             self._next_id += len(vectors)
             for skill, vector_id in enumerate(ids.tolist()):
@@ -86,13 +88,19 @@ class VectorIndex:
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         vectors = self._index.index.reconstruct_n(0, held) if held else None
         nlist = max(16, int(4 * math.sqrt(max(total, 1))))
-        quantizer = faiss.IndexFlatIP(self.dimension)
-        ivf = faiss.IndexIVFScalarQuantizer(
-            quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
-            faiss.METRIC_INNER_PRODUCT,
-        )  # fmt: skip
         if vectors is None or len(vectors) < nlist:
             return  # not enough to train on yet; stay exact
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        # Codes are the vectors themselves, not residuals to their list's centroid, on per-
+        # dimension ranges widened by a fifth beyond those seen in training: residual codes
+        # trained on a few tight clusters clip any skill unlike them (a new kind of agent),
+        # which measured a cosine of 0.46 for a stored vector against itself.
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT, False,
+        )  # fmt: skip
+        ivf.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+        ivf.sq.rangestat_arg = 0.2
         ivf.train(vectors)
         ivf.nprobe = self.nprobe
         ivf.add_with_ids(vectors, ids)
@@ -120,18 +128,29 @@ class VectorIndex:
         with self._lock:
             if self._index.ntotal == 0 or k <= 0:
                 return []
-            # Several vectors per agent: ask for more than k so k distinct agents remain.
-            fetch = min(self._index.ntotal, max(4 * k, k + 16))
-            scores, ids = self._index.search(query, fetch)
-            best: dict[str, Hit] = {}
-            for score, vector_id in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
-                if vector_id < 0:
-                    continue
-                owner = self._owner.get(vector_id)
-                if owner is None:
-                    continue
-                agent_id, skill = owner
-                if agent_id not in best or score > best[agent_id].score:
-                    best[agent_id] = Hit(agent_id, score, skill)
+            total = int(self._index.ntotal)
+            k = min(k, len(self._ids))
+            # Several vectors per agent: ask for more than k vectors, and more again while fewer
+            # than k distinct agents come back (agents with many similar skills crowd the list).
+            fetch = min(total, max(4 * k, k + 16))
+            while True:
+                best = self._best_per_agent(query, fetch)
+                if len(best) >= k or fetch >= total:
+                    break
+                fetch = min(total, fetch * 4)
         ranked = sorted(best.values(), key=lambda h: (-h.score, h.agent_id))
         return ranked[:k]
+
+    def _best_per_agent(self, query: np.ndarray, fetch: int) -> dict[str, Hit]:
+        scores, ids = self._index.search(query, fetch)
+        best: dict[str, Hit] = {}
+        for score, vector_id in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
+            if vector_id < 0:
+                continue
+            owner = self._owner.get(vector_id)
+            if owner is None:
+                continue
+            agent_id, skill = owner
+            if agent_id not in best or score > best[agent_id].score:
+                best[agent_id] = Hit(agent_id, score, skill)
+        return best

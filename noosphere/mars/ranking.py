@@ -92,7 +92,9 @@ def rank(
     w = weights.normalized()
     out: list[Ranked] = []
     for profile, relevance in candidates:
-        latency = signals.latency_ms(profile.agent_id) or profile.latency_ms
+        latency = signals.latency_ms(profile.agent_id)
+        if latency is None:  # observed beats advertised, even an observed 0 ms
+            latency = profile.latency_ms
         features = {
             "relevance": scale_relevance(relevance),
             "reputation": _or_neutral(signals.reputation(profile.agent_id)),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from noosphere.agents.embedding import Embedder
 from noosphere.agents.llm import LlmBackend
 
-from .filter import Constraints, LlmJudge, SemanticFilter, Verdict
+from .filter import Constraints, LlmJudge, SemanticFilter, Verdict, validate_policy
 from .index import VectorIndex
 from .profile import AgentProfile
 from .ranking import NoSignals, Ranked, RankingWeights, Signals, rank
@@ -106,6 +106,8 @@ class Recruiter:
     # ---- recruiting --------------------------------------------------------------------------
 
     async def recruit(self, query: RecruitQuery, *, requester: str, now_ms: int) -> RecruitResult:
+        if query.constraints.policy is not None:
+            validate_policy(query.constraints.policy)  # malformed: ValueError, whatever the pool
         timings: dict[str, float] = {}
         started = time.perf_counter()
         vector = await asyncio.to_thread(self._embedder.encode_one, query.task)
