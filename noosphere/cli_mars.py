@@ -3,6 +3,7 @@ see every stage's scores and every rejection's reason."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,6 +43,15 @@ def recruit(
     show_rejected: Annotated[
         bool, typer.Option("--rejected", help="Also list the rejected candidates.")
     ] = False,
+    authority: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--authority",
+            envvar="NOOSPHERE_ABE_AUTHORITY",
+            help="Attribute authority (home or public key file) whose attestations count for"
+            " --policy (repeatable; adds its issuer).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Rank the agents your node knows for a task (MARS: vector search, filter, ranking)."""
@@ -49,13 +59,21 @@ def recruit(
     from noosphere.protocol import RpcError
     from noosphere.protocol.api import RecruitParams
 
+    issuers = list(issuer or [])
+    for path in authority or []:
+        from noosphere.abe.authority import AuthorityError, load_public_key
+
+        try:
+            issuers.append(load_public_key(path.expanduser()).issuer)
+        except AuthorityError as exc:
+            fail(str(exc))
     params = RecruitParams(
         task=task,
         top=top,
         required_tags=tag or [],
         max_price=max_price,
         policy=policy,
-        trusted_issuers=issuer or None,
+        trusted_issuers=issuers or None,
         stages=[s.strip() for s in stages.split(",") if s.strip()],
     )
     try:

@@ -69,6 +69,10 @@ class NodeConfig(BaseModel):
     push_private_targets: bool = Field(
         False, description="let remote peers register webhooks on private/loopback addresses"
     )
+    abe_authorities: list[Path] = Field(
+        default_factory=list,
+        description="attribute authority public keys (or homes) whose attestations MARS trusts",
+    )
     preload_models: bool = Field(
         True, description="load the embedding model at start rather than on the first task"
     )

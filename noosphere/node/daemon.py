@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from noosphere.abe.authority import AuthorityError, node_keys
+from noosphere.abe.authority import AuthorityError, load_public_key, node_keys
 from noosphere.agents.embedding import shared_embedder
 from noosphere.agents.llm import LlmBackend, LlmError, llm_config_from_env
 from noosphere.agents.memory import AgentMemoryError
@@ -197,6 +197,11 @@ class Node:
             solicit=self._solicit,
             board=self.board,
         )
+        for path in self.config.abe_authorities:
+            try:
+                self.mars.trusted_issuers.add(load_public_key(path).issuer)
+            except AuthorityError as exc:
+                raise NodeStartError(f"abe_authorities: {exc}") from exc
         bid_filter = SemanticFilter(shared_embedder())
         self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, self._peer_hosts)
         self.peers = PeerBook(self.store)

@@ -52,6 +52,7 @@ class MarsService:
         self._cards = cards
         self._solicit = solicit  # gossips a task request (None: open calls unavailable)
         self.board = board
+        self.trusted_issuers: set[str] = set()  # from the node's abe_authorities
         self._seen: dict[str, int] = {}  # card id -> seq indexed
         self._active = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -117,11 +118,7 @@ class MarsService:
                 output_modes=tuple(params.output_modes),
                 max_price=params.max_price,
                 policy=params.policy,
-                trusted_issuers=(
-                    frozenset(params.trusted_issuers)
-                    if params.trusted_issuers is not None
-                    else None
-                ),
+                trusted_issuers=self._issuers(params),
             ),
             use_filter="filter" in params.stages,
             use_ranking="rank" in params.stages,
@@ -163,6 +160,22 @@ class MarsService:
             cards_indexed=len(self.recruiter.index),
             bids=bids,
         )
+
+    def _issuers(self, params: RecruitParams) -> frozenset[str] | None:
+        """Whose attestations count for a policy: the caller's list, else the authorities this
+        node is configured to trust. A policy with neither is refused (an agent's node could
+        otherwise attest its own attributes)."""
+        if params.trusted_issuers is not None:
+            return frozenset(params.trusted_issuers)
+        if params.policy is None:
+            return None
+        if not self.trusted_issuers:
+            raise RpcError(
+                ErrorCode.INVALID_PARAMS,
+                "Invalid params: a policy needs trusted attestation issuers: pass trustedIssuers"
+                " (CLI: --issuer or --authority) or set abe_authorities in the node config",
+            )
+        return frozenset(self.trusted_issuers)
 
     async def _solicit_bids(self, params: RecruitParams) -> int:
         """Gossip the task, wait for bids; their cards join the card index. Returns the count."""

@@ -12,6 +12,7 @@ import pytest
 
 from noosphere.node.auth import BearerAuth
 from noosphere.node.client import NodeClient
+from noosphere.node.launcher import LocalNode
 from noosphere.protocol import ErrorCode, RpcError
 from noosphere.protocol.api import RecruitParams
 
@@ -94,3 +95,15 @@ def test_recruit_ranks_remote_agents_and_follows_card_expiry(cluster: Cluster) -
         wait_until(lambda: not card_ids(a), timeout=20)
         after = operator.recruit(RecruitParams(task="what is 17/3 + 2^10?"))
         assert after.chosen == [] and after.rejected == [] and after.cards_indexed == 0
+
+
+def test_policy_without_trusted_issuers_is_refused(running_node: LocalNode) -> None:
+    """An agent's node could attest its own attributes: a policy needs named issuers."""
+    auth = BearerAuth(running_node.token)
+    with (
+        NodeClient(running_node.rpc_url, timeout=60, auth=auth) as c,
+        pytest.raises(RpcError) as excinfo,
+    ):
+        c.recruit(RecruitParams(task="what is 2+2?", policy="org:acme"))
+    assert excinfo.value.code == -32602
+    assert "trusted attestation issuers" in excinfo.value.message
