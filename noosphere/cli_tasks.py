@@ -358,3 +358,44 @@ def task_list(
     out.print(table)
     if page.total_size > len(page.tasks):
         out.print(f"[dim]{len(page.tasks)} of {page.total_size} tasks[/]")
+
+
+@task_app.command("feedback")
+def task_feedback(
+    task_id: Annotated[str, typer.Argument(help="The task to rate.")],
+    rating: Annotated[
+        float, typer.Option("--rating", min=0.0, max=1.0, help="0 = useless ... 1 = perfect.")
+    ],
+    rpc: RpcOption = DEFAULT_RPC,
+    home: HomeOption = None,
+    to: ToOption = None,
+    agent: AgentOption = None,
+    token: TokenOption = None,
+    comment: Annotated[str | None, typer.Option("--comment", max=280)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rate a finished task: your node signs the rating around the agent's receipt, records it
+    and gossips it, so every node's trust in the agent moves."""
+    from noosphere.node.client import NodeClient, NodeUnreachable
+    from noosphere.protocol import RpcError
+    from noosphere.protocol.api import FeedbackParams
+    from noosphere.protocol.feedback import TaskReceipt
+
+    target = _resolve_target(rpc, home, to, agent, token)
+    task = _run(target, lambda c: c.get_task(task_id))
+    raw = ((task.metadata or {}).get("noosphere") or {}).get("receipt")
+    if raw is None:
+        fail(f"task {task_id} has no receipt yet (state {task.status.state.short})")
+    params = FeedbackParams(receipt=TaskReceipt.model_validate(raw), rating=rating, comment=comment)
+    try:
+        with NodeClient(rpc, auth=operator_auth(home, token)) as client:
+            reply = client.call("noosphere.feedback", params.to_wire())
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except RpcError as exc:
+        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+    if as_json:
+        return print_json(reply)
+    reputation = reply.get("reputation")
+    shown = "no evidence" if reputation is None else f"{reputation:.3f}"
+    out.print(f"rated {reply['agent']} {rating:g}; its reputation here is now {shown}")

@@ -54,6 +54,7 @@ from .auth import RequestAuthenticator, load_or_create_token
 from .bidding import BidBoard, Bidder
 from .cards import CardIndex
 from .config import NodeConfig
+from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
 from .keystore import load_or_create_node_key
 from .mars_api import MarsService, register_mars_api
@@ -139,6 +140,7 @@ class Node:
                 await self._serve()
             finally:
                 await self.tasks.close()
+                self.feedback.save()
                 await self.push.aclose()
                 if self.llm is not None:
                     await self.llm.aclose()
@@ -160,6 +162,9 @@ class Node:
             for runtime in self.agents.values():
                 runtime.close()
             raise NodeStartError(one_line(str(exc))) from exc
+        self.feedback = FeedbackService(
+            self.key, self.store, lambda body: self.gossip.publish(EnvelopeKind.FEEDBACK, body)
+        )
         self.push = PushNotifier(
             self.metrics, allow_private_targets=self.config.push_private_targets
         )
@@ -170,6 +175,7 @@ class Node:
             self.push,
             max_concurrent_turns=self.config.max_concurrent_tasks,
             turn_timeout_s=self.config.task_timeout_s,
+            receipts=self.feedback.receipt,
         )
         self.tasks.recover()
 
@@ -192,7 +198,7 @@ class Node:
         self.cards = CardIndex(self.store, self.metrics)
         self.board = BidBoard(self._learn_bid_card)
         self.mars = MarsService(
-            Recruiter(shared_embedder(), llm=self.llm),
+            Recruiter(shared_embedder(), llm=self.llm, signals=self.feedback.trust),
             self.cards,
             solicit=self._solicit,
             board=self.board,
@@ -208,6 +214,7 @@ class Node:
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card)
         self.gossip.on(EnvelopeKind.TASK, lambda envelope: self.bidder.on_request(envelope))
+        self.gossip.on(EnvelopeKind.FEEDBACK, self.feedback.on_gossip)
         self._announce_soon = asyncio.Event()
         self.p2p = P2PHost(
             seed=self.key.seed,
@@ -300,6 +307,7 @@ class Node:
         register_node_api(dispatcher, self)
         register_a2a_api(dispatcher, self.tasks, self._local_card)
         register_mars_api(dispatcher, self.mars, self.key.peer_id)
+        register_feedback_api(dispatcher, self.feedback)
         return Starlette(
             routes=[
                 Route("/", dispatcher.handle_http, methods=["POST"]),
@@ -480,6 +488,7 @@ class Node:
         """Move the SQLite WAL into the database file every second, off the event loop."""
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            self.feedback.save()  # trust records, when changed
             try:
                 await asyncio.to_thread(self.store.checkpoint)
             except sqlite3.Error as exc:

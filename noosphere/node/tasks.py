@@ -108,8 +108,10 @@ class TaskManager:
         *,
         max_concurrent_turns: int = 4,
         turn_timeout_s: float = 300.0,
+        receipts: Callable[[StoredTask, TaskState], dict[str, Any] | None] | None = None,
     ) -> None:
         self._store = store
+        self._receipts = receipts  # signs a receipt when a task ends (the requester's proof)
         self._agents = dict(agents)
         self._metrics = metrics
         self._push = push
@@ -534,6 +536,10 @@ class TaskManager:
         metadata = dict(task.metadata or {})
         if retryable:
             metadata["noosphere"] = {**metadata.get("noosphere", {}), "retryable": True}
+        if state.terminal and self._receipts is not None:
+            receipt = self._receipts(row, state)
+            if receipt is not None:
+                metadata["noosphere"] = {**metadata.get("noosphere", {}), "receipt": receipt}
         status = TaskStatus(state=state, message=reply, timestamp=now_rfc3339())
         task = task.model_copy(
             update={"status": status, "history": [*task.history, reply], "metadata": metadata}

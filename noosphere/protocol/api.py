@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from .base import WireModel
+from .feedback import TaskReceipt
 
 
 class AgentSummary(WireModel):
@@ -131,3 +132,17 @@ class RecruitReply(WireModel):
     filter_mode: str
     cards_indexed: int
     bids: int = 0  # agents that answered a gossiped request
+
+
+class FeedbackParams(WireModel):
+    """``noosphere.feedback``: rate a task this node requested (operator only)."""
+
+    receipt: TaskReceipt  # from the task's metadata.noosphere.receipt (signed by the agent)
+    rating: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    comment: str | None = Field(None, max_length=280)
+
+
+class FeedbackReply(WireModel):
+    recorded: bool
+    agent: str
+    reputation: float | None
