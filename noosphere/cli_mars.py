@@ -40,6 +40,15 @@ def recruit(
     stages: Annotated[
         str, typer.Option("--stages", help="Comma list of vector,filter,rank.")
     ] = "vector,filter,rank",
+    bids: Annotated[
+        int,
+        typer.Option(
+            "--bids",
+            min=0,
+            max=10_000,
+            help="First gossip the task and wait this many ms for bids from unknown agents.",
+        ),
+    ] = 0,
     show_rejected: Annotated[
         bool, typer.Option("--rejected", help="Also list the rejected candidates.")
     ] = False,
@@ -74,6 +83,7 @@ def recruit(
         max_price=max_price,
         policy=policy,
         trusted_issuers=issuers or None,
+        solicit_bids_ms=bids,
         stages=[s.strip() for s in stages.split(",") if s.strip()],
     )
     try:
@@ -101,7 +111,7 @@ def recruit(
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in reply.timings_ms.items())
     out.print(
         f"[dim]{reply.cards_indexed} cards indexed; {len(reply.rejected)} rejected; {timings};"
-        f" filter: {reply.filter_mode}[/]"
+        f" filter: {reply.filter_mode}" + (f"; {reply.bids} bids" if bids else "") + "[/]"
     )
     if show_rejected:
         for rejection in reply.rejected:
