@@ -105,7 +105,9 @@ def rank(
         }
         contributions = {name: w[name] * value for name, value in features.items()}
         out.append(Ranked(profile, sum(contributions.values()), features, contributions))
-    out.sort(key=lambda r: (-round(r.score, 12), r.profile.agent_id))
+    # Equal scores (e.g. relevance clipped to 0) fall back to raw relevance, then the card id.
+    raw = {profile.agent_id: relevance for profile, relevance in candidates}
+    out.sort(key=lambda r: (-round(r.score, 12), -raw[r.profile.agent_id], r.profile.agent_id))
     return out
 
 

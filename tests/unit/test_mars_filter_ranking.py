@@ -258,7 +258,7 @@ def test_relevance_threshold_and_example_rescoring() -> None:
     )
     table["unrelated"] = _e(0, 1, 0.0)
     table["Other:"] = _e(0, 1, 0.0)
-    f = SemanticFilter(StubEmbedder(table))  # type: ignore[arg-type]
+    f = SemanticFilter(StubEmbedder(table), min_relevance=0.25)  # type: ignore[arg-type]
     verdicts = f.judge(task, [weak, fine, rescued], Constraints(), now_ms=NOW)
     by_id = {v.profile.agent_id: v for v in verdicts}
     assert [v.profile.agent_id for v in verdicts] == ["p/weak", "p/fine", "p/rescued"]
