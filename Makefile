@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint fmt bench-gossip bench-rpc bench-abe clean
+.PHONY: demo test install lint fmt bench-gossip bench-rpc bench-abe bench-mars clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -46,6 +46,12 @@ bench-rpc: $(STAMP)
 # --help explains the policies and metrics). ARGS adds options, e.g. ARGS="--repeat 50".
 bench-abe: $(STAMP)
 	@$(PY) bench/abe.py $(ARGS)
+
+# MARS recruit at 10k/100k/1M cards: stage 1+3 latency, memory, build/update time, recall of the
+# IVF-SQ8 index and an nprobe sweep (about 8-10 minutes, peak RSS about 11 GB; bench/mars.py
+# --help explains the cards and metrics). ARGS adds options, e.g. ARGS="--cards 10000 100000".
+bench-mars: $(STAMP)
+	@$(PY) bench/mars.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -71,7 +71,7 @@ class Recruiter:
         llm: LlmBackend | None = None,
     ) -> None:
         self._embedder = embedder
-        self.index = index or VectorIndex()
+        self.index = index if index is not None else VectorIndex()  # an empty one is falsy
         self.profiles: dict[str, AgentProfile] = {}
         self.signals: Signals = signals or NoSignals()
         self.weights = weights or RankingWeights()
