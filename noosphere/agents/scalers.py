@@ -1,0 +1,183 @@
+"""Feedback (operations): the hands of an orchestrator. A Scaler knows how many workers run and
+changes that number; the orchestrator reads the workers' Prometheus metrics to decide.
+
+* ``LocalScaler`` starts and stops real worker node processes on this machine (each joins the
+  network through the bootstrap peers), for ``noosphere cluster up``, demos and tests.
+* ``KubernetesScaler`` patches the ``scale`` subresource of the worker Deployment with the
+  official ``kubernetes`` client (in-cluster config or a kubeconfig); the RBAC it needs is
+  get/patch on ``deployments/scale`` for that one Deployment (k8s/base/orchestrator-rbac.yaml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from noosphere.node.launcher import LocalNode, spawn_node
+
+from .autoscale import WorkerSample
+
+
+class ScalerError(RuntimeError):
+    """The scaler could not read or change the worker count; the message says why."""
+
+
+class Scaler(Protocol):
+    async def current(self) -> int: ...
+
+    async def scale(self, replicas: int) -> None: ...
+
+    async def endpoints(self) -> list[str]:
+        """JSON-RPC base URLs of the workers (to read their /metrics and send them tasks)."""
+        ...
+
+
+@dataclass
+class _MetricState:
+    cpu_seconds: float
+    at: float
+
+
+@dataclass
+class MetricsReader:
+    """Reads the task and CPU metrics of workers' /metrics (prometheus-client text format)."""
+
+    timeout_s: float = 2.0
+    _previous: dict[str, _MetricState] = field(default_factory=dict)
+
+    async def sample(self, urls: Sequence[str]) -> list[WorkerSample]:
+        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+            results = await asyncio.gather(
+                *(self._one(http, url) for url in urls), return_exceptions=True
+            )
+        return [r for r in results if isinstance(r, WorkerSample)]
+
+    async def _one(self, http: httpx.AsyncClient, url: str) -> WorkerSample:
+        text = (await http.get(url.rstrip("/") + "/metrics")).text
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in (
+                    "noosphere_task_queue_depth",
+                    "noosphere_tasks_running",
+                    "process_cpu_seconds_total",
+                ):
+                    values[sample.name] = sample.value
+        now = time.monotonic()
+        cpu = values.get("process_cpu_seconds_total")
+        utilization = None
+        previous = self._previous.get(url)
+        if cpu is not None:
+            if previous is not None and now > previous.at:
+                utilization = max(0.0, (cpu - previous.cpu_seconds) / (now - previous.at))
+            self._previous[url] = _MetricState(cpu, now)
+        return WorkerSample(
+            name=url,
+            queued=values.get("noosphere_task_queue_depth", 0.0),
+            running=values.get("noosphere_tasks_running", 0.0),
+            utilization=utilization,
+        )
+
+
+class LocalScaler:
+    """Worker node processes under ``root``, each running ``agents``, joined via ``bootstrap``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        agents: Sequence[Path],
+        bootstrap: Sequence[str],
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.agents = list(agents)
+        self.bootstrap = list(bootstrap)
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.workers: list[LocalNode] = []
+        self._serial = 0
+
+    async def current(self) -> int:
+        self.workers = [w for w in self.workers if w.alive]
+        return len(self.workers)
+
+    async def endpoints(self) -> list[str]:
+        await self.current()
+        return [w.rpc_url for w in self.workers]
+
+    async def scale(self, replicas: int) -> None:
+        await self.current()
+        while len(self.workers) < replicas:
+            self._serial += 1
+            home = self.root / f"worker-{self._serial}"
+            worker = await asyncio.to_thread(
+                spawn_node, home, agents=self.agents, bootstrap=self.bootstrap,
+                extra_args=self.extra_args, env=self.env,
+            )  # fmt: skip
+            self.workers.append(worker)
+        while len(self.workers) > replicas:
+            # Stop the newest first; SIGTERM lets a worker end its running turns cleanly.
+            worker = self.workers.pop()
+            await asyncio.to_thread(worker.stop)
+
+    async def close(self) -> None:
+        await self.scale(0)
+
+
+class KubernetesScaler:
+    """Scales a Deployment through the API server's ``deployments/scale`` endpoints."""
+
+    def __init__(
+        self,
+        namespace: str,
+        deployment: str,
+        *,
+        rpc_port: int = 7070,
+        api_client: object | None = None,
+    ) -> None:
+        from kubernetes import client, config
+
+        if api_client is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api_client = client.ApiClient()
+        self._apps = client.AppsV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.deployment = deployment
+        self.rpc_port = rpc_port
+
+    async def current(self) -> int:
+        scale = await asyncio.to_thread(
+            self._apps.read_namespaced_deployment_scale, self.deployment, self.namespace
+        )
+        return int(scale.spec.replicas or 0)
+
+    async def scale(self, replicas: int) -> None:
+        body = {"spec": {"replicas": replicas}}
+        await asyncio.to_thread(
+            self._apps.patch_namespaced_deployment_scale, self.deployment, self.namespace, body
+        )
+
+    async def endpoints(self) -> list[str]:
+        pods = await asyncio.to_thread(
+            self._core.list_namespaced_pod,
+            self.namespace,
+            label_selector=f"app.kubernetes.io/name={self.deployment}",
+        )
+        return [
+            f"http://{pod.status.pod_ip}:{self.rpc_port}"
+            for pod in pods.items
+            if pod.status and pod.status.pod_ip
+        ]
