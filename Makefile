@@ -3,9 +3,11 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# EVM tools (solc-js, OpenZeppelin, anvil) pinned in package.json / package-lock.json.
+NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint fmt bench-gossip bench-rpc bench-abe bench-mars clean
+.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-mars clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -15,12 +17,28 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found (noosphere's EVM tools need Node.js >= 20)"; exit 1; }
+	@echo "installing pinned EVM tools (solc-js, OpenZeppelin, anvil) into node_modules (first run only)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+node-tools: $(NODE_STAMP)
+
+# Recompile noosphere/ledger/contracts/*.sol into noosphere/ledger/artifacts/ (commit the result).
+contracts: $(NODE_STAMP)
+	@node scripts/compile_contracts.mjs
+
+# Fail if the committed artifacts do not match the sources.
+contracts-check: $(NODE_STAMP)
+	@node scripts/compile_contracts.mjs --check
 
 demo: $(STAMP)
 	@$(VENV)/bin/noosphere demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	@$(PY) -m ruff check noosphere tests bench
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -54,4 +72,4 @@ bench-mars: $(STAMP)
 	@$(PY) bench/mars.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

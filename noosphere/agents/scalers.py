@@ -20,7 +20,7 @@ from typing import Protocol
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from noosphere.node.launcher import LocalNode, spawn_node
+from noosphere.node.launcher import LocalNode, spawn_node, wait_ready
 
 from .autoscale import WorkerSample
 
@@ -103,7 +103,8 @@ class LocalScaler:
         self.bootstrap = list(bootstrap)
         self.extra_args = list(extra_args)
         self.env = env
-        self.workers: list[LocalNode] = []
+        self.workers: list[LocalNode] = []  # serving (or starting), oldest first
+        self._spawned: list[LocalNode] = []  # every process ever started, for close()
         self._serial = 0
 
     async def current(self) -> int:
@@ -112,25 +113,30 @@ class LocalScaler:
 
     async def endpoints(self) -> list[str]:
         await self.current()
-        return [w.rpc_url for w in self.workers]
+        return [w.rpc_url for w in self.workers if w.rpc_url]  # ready ones only
 
     async def scale(self, replicas: int) -> None:
         await self.current()
         while len(self.workers) < replicas:
             self._serial += 1
-            home = self.root / f"worker-{self._serial}"
-            worker = await asyncio.to_thread(
-                spawn_node, home, agents=self.agents, bootstrap=self.bootstrap,
-                extra_args=self.extra_args, env=self.env,
+            # Registered the moment the process exists, so a cancelled scale-up leaves no orphan.
+            worker = spawn_node(
+                self.root / f"worker-{self._serial}", agents=self.agents,
+                bootstrap=self.bootstrap, extra_args=self.extra_args, env=self.env, wait=False,
             )  # fmt: skip
+            self._spawned.append(worker)
             self.workers.append(worker)
+            await asyncio.to_thread(wait_ready, worker)
         while len(self.workers) > replicas:
             # Stop the newest first; SIGTERM lets a worker end its running turns cleanly.
             worker = self.workers.pop()
             await asyncio.to_thread(worker.stop)
 
-    async def close(self) -> None:
-        await self.scale(0)
+    def stop_all(self) -> None:
+        """Stop every worker ever started (blocking; for shutdown)."""
+        for worker in self._spawned:
+            worker.stop()
+        self.workers.clear()
 
 
 class KubernetesScaler:

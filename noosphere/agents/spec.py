@@ -8,6 +8,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -95,6 +96,9 @@ class AgentSpec(BaseModel):
         None,
         description="a custom agent class (module:Class or file.py:Class) instead of the"
         " standard persona + tools + memory runtime",
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="free-form settings read by a custom runtime"
     )
     _base_dir: Path | None = PrivateAttr(None)  # the agent file's folder: tool paths are relative
 

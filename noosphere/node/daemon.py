@@ -262,6 +262,10 @@ class Node:
             self._spawn(self._checkpoint_loop(), "checkpoint")
             self._spawn(self.mars.run(), "mars-index")
             self._spawn(self._connect_loop(), "connect")
+            for agent_id, agent in self.agents.items():  # agents with a life of their own
+                start = getattr(agent, "start", None)
+                if start is not None:
+                    self._spawn(start(), f"agent:{agent_id}")
             if self.agents and self.config.preload_models:  # not during the first task
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
             await self.stopping.wait()
