@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import sys
@@ -58,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals
+from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
 from pymcl import G1, Fr, g1, g2, pairing
 
 from noosphere.abe import fame
@@ -626,8 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "goal": goal(rows),
         "total_run_s": total,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2))
+    write_results(args.json, payload)
     console().print(f"total run time {total:.0f} s; results written to {args.json}")
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import signal
@@ -63,6 +64,12 @@ def check_args(parser: argparse.ArgumentParser, checks: list[tuple[bool, str]]) 
     for ok, message in checks:
         if not ok:
             parser.error(message)
+
+
+def write_results(path: Path, payload: dict[str, Any]) -> None:
+    """The run's JSON, pretty-printed, creating bench/results/ if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
 
 
 def _raise_interrupt(_signum: int, _frame: Any) -> None:

@@ -114,7 +114,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals
+from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
 from prometheus_client.parser import text_string_to_metric_families
 
 from noosphere.node.client import NodeClient, NodeUnreachable
@@ -1263,8 +1263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulation": simulation,
         "total_run_s": total,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2))
+    write_results(args.json, payload)
     console().print(f"total run time {total:.0f} s; results written to {args.json}")
     return 1 if failed else 0
 

@@ -65,7 +65,6 @@ import asyncio
 import contextlib
 import ctypes
 import gc
-import json
 import math
 import random
 import resource
@@ -78,7 +77,7 @@ from typing import Any
 import faiss
 import numpy as np
 import psutil
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals
+from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
 
 from noosphere.agents.embedding import Embedder
 from noosphere.mars.index import VectorIndex
@@ -1042,8 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "goal": goal(rows),
         "total_run_s": total,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2))
+    write_results(args.json, payload)
     console().print(f"total run time {total:.0f} s; results written to {args.json}")
     return 0
 

@@ -89,7 +89,7 @@ from typing import Any
 
 import httpx
 import psutil
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals
+from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
 
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node
 
@@ -775,8 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "notes": notes(results),
         "total_run_s": total,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2))
+    write_results(args.json, payload)
     console().print(f"total run time {total:.0f} s; results written to {args.json}")
     return 0
 
