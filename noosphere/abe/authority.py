@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from noosphere.protocol.attestation import (
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.identity import InvalidPeerId, public_key_from_peer_id
 from noosphere.protocol.sealing import SealError, open_sealed_to_node, seal_to_node
+from noosphere.securefile import KeyFileError, read_secret_file, write_secret_file
 
 from .encoding import EncodingError
 from .keys import AttributeKey, AuthorityMasterKey, AuthorityPublicKey, issue_key, new_authority
@@ -70,24 +70,16 @@ class KeyBundle(BaseModel):
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(path, 0o600)
+    write_secret_file(path, data, replace=True)
 
 
 def _read_private(path: Path) -> bytes:
     try:
-        mode = path.stat().st_mode & 0o777
-        data = path.read_bytes()
-    except OSError as exc:
+        return read_secret_file(path)
+    except FileNotFoundError as exc:
         raise AuthorityError(f"cannot read {path}: {exc.strerror}") from exc
-    if mode & 0o077:
-        raise AuthorityError(f"{path} is accessible by other users (mode {mode:04o}); chmod 600")
-    return data
+    except KeyFileError as exc:
+        raise AuthorityError(str(exc)) from exc
 
 
 @dataclass

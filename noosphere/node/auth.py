@@ -28,7 +28,7 @@ from noosphere.protocol.rpcauth import (
     request_signing_payload,
 )
 
-from .keystore import KeyFileError, write_secret_file
+from .keystore import KeyFileError, read_secret_file, write_secret_file
 
 TOKEN_FILENAME = "rpc.token"
 
@@ -49,14 +49,11 @@ def load_or_create_token(home: Path) -> str:
 def read_token(path: Path) -> str:
     """Read a token file, refusing one that other users can read."""
     try:
-        mode = path.stat().st_mode & 0o777
-        token = path.read_text(encoding="ascii").strip()
+        token = read_secret_file(path).decode("ascii").strip()
     except FileNotFoundError as exc:
         raise KeyFileError(f"{path} does not exist (start the node once to create it)") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise KeyFileError(f"{path}: cannot read token: {exc}") from exc
-    if mode & 0o077:
-        raise KeyFileError(f"{path} is accessible by other users (mode {mode:04o}); chmod 600")
     if len(token) < 16:
         raise KeyFileError(f"{path} does not hold a token")
     return token

@@ -1,0 +1,42 @@
+"""Secret files on disk (all phases): node keys, operator tokens, attribute keys and the
+authority's master keys are written with mode 0600 from the first byte, and refused on read
+when other users can read them, as ssh does."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class KeyFileError(RuntimeError):
+    """The key file exists but cannot be used (permissions, format)."""
+
+
+def write_secret_file(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write ``path`` with mode 0600 (created so, never readable by others on the way); an
+    existing file is an error unless ``replace``."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(path, 0o600)  # an existing file keeps its mode otherwise
+
+
+def read_secret_file(path: Path) -> bytes:
+    """The bytes of a secret file, refusing one that other users can read (as ssh does)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path} is accessible by other users (mode {mode:04o}); run: chmod 600 {path}"
+        )
+    return data
