@@ -103,7 +103,11 @@ def test_swapped_key_file_is_refused(cluster: Cluster) -> None:
 )
 @given(
     payload=st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
         lambda children: (
             st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
         ),

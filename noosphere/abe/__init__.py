@@ -1,0 +1,1 @@
+"""Execute: ciphertext-policy attribute-based encryption (FAME) for task data."""

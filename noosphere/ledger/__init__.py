@@ -1,0 +1,1 @@
+"""Settle: contracts, the local chain and the web3 client."""

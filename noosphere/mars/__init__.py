@@ -1,0 +1,1 @@
+"""Recruit and Feedback: MARS, the recruiter (index, filter, ranking) and trust."""

@@ -1,0 +1,388 @@
+"""Settle on a real chain: the ledger client against the pinned anvil, with anvil's public dev keys.
+
+One chain serves the whole module (tests move its clock forward with ``evm_increaseTime``, so every
+test reads deadlines from the chain, never from the wall clock); the restart test runs last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from noosphere.ledger.chain import DEV_CHAIN_ID, DEV_MNEMONIC, LocalChain
+from noosphere.ledger.client import (
+    ChannelStatus,
+    Deployment,
+    EscrowStatus,
+    LedgerClient,
+    LedgerError,
+)
+
+pytestmark = pytest.mark.integration
+
+TOKEN = 10**18
+GRACE_S = 120
+GAS: dict[str, int] = {}
+
+
+def rpc(url: str, method: str, *params: object) -> object:
+    reply = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    body = reply.json()
+    assert "error" not in body, body
+    return body["result"]
+
+
+def advance(url: str, seconds: int) -> None:
+    """Moves the chain clock forward and mines a block at the new time."""
+    rpc(url, "evm_increaseTime", seconds)
+    rpc(url, "evm_mine")
+
+
+def dev_accounts(n: int) -> list[LocalAccount]:
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
+    ]
+
+
+def record(label: str, receipt: object) -> None:
+    GAS[label] = int(receipt["gasUsed"])  # type: ignore[index]
+
+
+@dataclass
+class Ledger:
+    home: Path
+    chain: LocalChain
+    deployment: Deployment
+    owner: LedgerClient
+    requester: LedgerClient
+    agent: LedgerClient
+    arbiter: LedgerClient
+    stranger: LedgerClient
+    payer: LedgerClient
+
+    @property
+    def url(self) -> str:
+        return self.chain.runtime.rpc_url
+
+    def holders(self) -> list[str]:
+        clients = [self.owner, self.requester, self.agent, self.arbiter, self.stranger, self.payer]
+        return [c.address for c in clients] + [self.deployment.escrow, self.deployment.channel]
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+    home = tmp_path_factory.mktemp("ledger")
+    chain = LocalChain.start(home)
+    accounts = dev_accounts(6)
+    owner = LedgerClient(chain.runtime.rpc_url, accounts[0])
+    deployment = owner.deploy_all(grace_period_s=GRACE_S)
+    deployment.save(home)
+    clients = [owner.for_account(a) for a in accounts[1:]]
+    state = Ledger(home, chain, deployment, owner, *clients)
+    for client in (state.requester, state.payer):
+        owner.mint(client.address, 1_000 * TOKEN)
+    try:
+        yield state
+    finally:
+        state.chain.stop()
+        if GAS:
+            print("\ngas used:", ", ".join(f"{k} {v:,}" for k, v in sorted(GAS.items())))
+
+
+def test_deploy_saves_a_loadable_deployment(ledger: Ledger) -> None:
+    loaded = Deployment.load(ledger.home, DEV_CHAIN_ID)
+    assert loaded == ledger.deployment
+    assert (ledger.home / "deployments" / f"{DEV_CHAIN_ID}.json").is_file()
+    client = LedgerClient(ledger.url, ledger.stranger.account, loaded)
+    assert client.call(client.escrow.functions.gracePeriod()) == GRACE_S
+    assert client.call(client.token.functions.owner()) == ledger.owner.address
+    assert client.call(client.registry.functions.escrow()) == ledger.deployment.escrow
+    assert client.call(client.channel.functions.token()) == ledger.deployment.token
+    assert Deployment.load(ledger.home, 1) is None
+
+
+def test_deploy_all_hands_the_minting_right_to_owner(ledger: Ledger) -> None:
+    deployer = LedgerClient(ledger.url, ledger.stranger.account)  # not the shared client
+    other = deployer.deploy_all(ledger.arbiter.address, grace_period_s=5)
+    assert other.owner == ledger.arbiter.address and other.token != ledger.deployment.token
+    minter = LedgerClient(ledger.url, ledger.arbiter.account, other)
+    minter.mint(minter.address, TOKEN)
+    assert minter.balance_of() == TOKEN
+    with pytest.raises(LedgerError, match="OwnableUnauthorizedAccount"):
+        LedgerClient(ledger.url, ledger.stranger.account, other).mint(minter.address, 1)
+
+
+def test_mint_is_owner_only(ledger: Ledger) -> None:
+    supply = ledger.owner.total_supply()
+    record("NoosToken.mint", ledger.owner.mint(ledger.stranger.address, 5 * TOKEN))
+    assert ledger.stranger.balance_of() == 5 * TOKEN
+    assert ledger.owner.total_supply() == supply + 5 * TOKEN
+    with pytest.raises(LedgerError, match="OwnableUnauthorizedAccount") as info:
+        ledger.stranger.mint(ledger.stranger.address, TOKEN)
+    assert info.value.error == "OwnableUnauthorizedAccount"
+    assert info.value.error_args["account"] == ledger.stranger.address.lower()
+    record("NoosToken.transfer", ledger.stranger.transfer(ledger.owner.address, 5 * TOKEN))
+
+
+def test_escrow_happy_path_moves_exactly_the_amount(ledger: Ledger) -> None:
+    r, a = ledger.requester, ledger.agent
+    amount = 7 * TOKEN + 3
+    before_r, before_a = r.balance_of(), a.balance_of()
+    deadline = r.timestamp() + 600
+    r.open_escrow("happy", a.address, amount, deadline)
+    assert r.balance_of() == before_r - amount
+    assert r.balance_of(ledger.deployment.escrow) >= amount
+    view = r.get_escrow("happy")
+    assert (view.status, view.amount, view.agent, view.deadline) == (
+        EscrowStatus.OPEN,
+        amount,
+        a.address,
+        deadline,
+    )
+    record("TaskEscrow.commitResult", a.commit_result("happy", Web3.keccak(text="result")))
+    assert r.get_escrow("happy").result_hash == Web3.keccak(text="result").to_0x_hex()
+    record("TaskEscrow.release", r.release("happy"))
+    assert r.get_escrow("happy").status is EscrowStatus.RELEASED
+    assert r.balance_of() == before_r - amount
+    assert a.balance_of() == before_a + amount
+
+
+def test_refund_after_deadline(ledger: Ledger) -> None:
+    r, a, s = ledger.requester, ledger.agent, ledger.stranger
+    before = r.balance_of()
+    deadline = r.timestamp() + 60
+    record("TaskEscrow.open", r.open_escrow("refund-me", a.address, 2 * TOKEN, deadline))
+    with pytest.raises(LedgerError, match="TooEarly"):
+        s.refund("refund-me")
+    advance(ledger.url, 61)
+    with pytest.raises(LedgerError, match="DeadlinePassed"):
+        a.commit_result("refund-me", Web3.keccak(text="late"))
+    record("TaskEscrow.refund", s.refund("refund-me"))  # anyone may trigger; funds go back
+    assert r.balance_of() == before
+    assert r.get_escrow("refund-me").status is EscrowStatus.REFUNDED
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        r.release("refund-me")
+
+
+def test_claim_after_deadline_and_grace_with_a_committed_result(ledger: Ledger) -> None:
+    r, a = ledger.requester, ledger.agent
+    before_a = a.balance_of()
+    deadline = r.timestamp() + 60
+    r.open_escrow("claim-me", a.address, 3 * TOKEN, deadline)
+    a.commit_result("claim-me", Web3.keccak(text="done"))
+    with pytest.raises(LedgerError, match="TooEarly") as info:
+        a.claim("claim-me")
+    assert info.value.error_args["availableAfter"] == deadline + GRACE_S
+    advance(ledger.url, 61)
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        r.refund("claim-me")  # committed: no refund
+    with pytest.raises(LedgerError, match="TooEarly"):
+        a.claim("claim-me")  # inside the grace period
+    advance(ledger.url, GRACE_S)
+    with pytest.raises(LedgerError, match="Unauthorized"):
+        r.claim("claim-me")
+    record("TaskEscrow.claim", a.claim("claim-me"))
+    assert a.balance_of() == before_a + 3 * TOKEN
+    assert r.get_escrow("claim-me").status is EscrowStatus.CLAIMED
+
+
+def test_double_release_reverts_with_the_decoded_error(ledger: Ledger) -> None:
+    r, a = ledger.requester, ledger.agent
+    r.open_escrow("twice", a.address, TOKEN, r.timestamp() + 600)
+    with pytest.raises(LedgerError, match=r"TaskEscrow\.release reverted: Unauthorized"):
+        a.release("twice")
+    r.release("twice")
+    with pytest.raises(LedgerError) as info:
+        r.release("twice")
+    message = str(info.value)
+    assert "InvalidStatus" in message and "status=3" in message and "\n" not in message
+    assert info.value.error == "InvalidStatus"
+    assert info.value.function == "TaskEscrow.release"
+    with pytest.raises(LedgerError, match="EscrowExists"):
+        r.open_escrow("twice", a.address, TOKEN, r.timestamp() + 600)
+    with pytest.raises(LedgerError, match="EscrowNotFound"):
+        r.release("never-opened")
+
+
+def test_open_with_permit_needs_no_approve(ledger: Ledger) -> None:
+    r, a, arb = ledger.requester, ledger.agent, ledger.arbiter
+    escrow = ledger.deployment.escrow
+    r.approve(escrow, 0)
+    nonce = r.call(r.token.functions.nonces(r.address))
+    before = r.balance_of()
+    deadline = r.timestamp() + 600
+    receipt = r.open_escrow_with_permit("permit", a.address, 4 * TOKEN, deadline, arb.address)
+    record("TaskEscrow.openWithPermit", receipt)
+    assert r.call(r.token.functions.nonces(r.address)) == nonce + 1
+    assert r.allowance(escrow) == 0 and r.balance_of() == before - 4 * TOKEN
+    view = r.get_escrow("permit")
+    assert view.arbiter == arb.address and view.amount == 4 * TOKEN
+    record("TaskEscrow.resolve", arb.resolve("permit", pay_agent=False))
+    assert r.balance_of() == before
+    # a permit signed by someone else, without allowance: PermitFailed
+    forged = ledger.stranger.sign_permit(escrow, TOKEN, deadline)
+    fn = r.escrow.functions.openWithPermit(
+        Web3.keccak(text="forged"), a.address, TOKEN, deadline, "0x" + "00" * 20,
+        forged.deadline, forged.v, forged.r, forged.s,
+    )  # fmt: skip
+    with pytest.raises(LedgerError, match="PermitFailed"):
+        r.transact(fn)
+
+
+def test_payment_channel_vouchers(ledger: Ledger) -> None:
+    payer, payee, stranger = ledger.payer, ledger.agent, ledger.stranger
+    before_payer, before_payee = payer.balance_of(), payee.balance_of()
+    cid = payer.open_channel(payee.address, 10 * TOKEN, payer.timestamp() + 3600)
+    assert payer.get_channel(cid).status is ChannelStatus.OPEN
+    vouchers = [payer.sign_voucher(cid, n * TOKEN) for n in (1, 3, 6)]
+    assert all(payee.voucher_signer(v) == payer.address for v in vouchers)
+    record("PaymentChannel.withdraw", payee.withdraw_channel(vouchers[1]))
+    assert payee.balance_of() == before_payee + 3 * TOKEN
+    for stale in vouchers[:2]:  # replayed and older vouchers
+        with pytest.raises(LedgerError, match="StaleVoucher"):
+            payee.withdraw_channel(stale)
+    forged = stranger.sign_voucher(cid, 8 * TOKEN)
+    assert payee.voucher_signer(forged) == stranger.address
+    with pytest.raises(LedgerError, match="InvalidSignature"):
+        payee.close_channel(forged)
+    with pytest.raises(LedgerError, match="AmountExceedsDeposit"):
+        payee.close_channel(payer.sign_voucher(cid, 11 * TOKEN))
+    with pytest.raises(LedgerError, match="Unauthorized"):
+        stranger.close_channel(vouchers[2])
+    record("PaymentChannel.close", payee.close_channel(vouchers[2]))
+    assert payee.balance_of() == before_payee + 6 * TOKEN
+    assert payer.balance_of() == before_payer - 6 * TOKEN
+    channel = payer.get_channel(cid)
+    assert (channel.status, channel.paid) == (ChannelStatus.CLOSED, 6 * TOKEN)
+    with pytest.raises(LedgerError, match="ChannelNotOpen"):
+        payee.close_channel(vouchers[2])
+
+
+def test_feedback_only_after_a_settled_escrow(ledger: Ledger) -> None:
+    r, a, s = ledger.requester, ledger.agent, ledger.stranger
+    receipt_card = Web3.keccak(text="card")
+    agent_id = a.register_agent("https://agent.example/card.json", receipt_card, "12D3KooWAgent")
+    r.open_escrow("rated", a.address, TOKEN, r.timestamp() + 600)
+    a.commit_result("rated", Web3.keccak(text="rated result"))
+    with pytest.raises(LedgerError, match="TaskNotSettled"):
+        r.give_feedback(agent_id, "rated", 90)
+    r.release("rated")
+    with pytest.raises(LedgerError, match="NotTaskRequester"):
+        s.give_feedback(agent_id, "rated", 10)
+    with pytest.raises(LedgerError, match="ScoreOutOfRange"):
+        r.give_feedback(agent_id, "rated", 101)
+    record("AgentRegistry.giveFeedback", r.give_feedback(agent_id, "rated", 90, "ipfs://fb"))
+    with pytest.raises(LedgerError, match="FeedbackExists"):
+        r.give_feedback(agent_id, "rated", 50)
+    assert a.feedback_count(agent_id) == 1 and a.average_score_x100(agent_id) == 9000
+    # released without a committed result: the agent took no provable part, no rating
+    r.open_escrow("uncommitted", a.address, TOKEN, r.timestamp() + 600)
+    r.release("uncommitted")
+    with pytest.raises(LedgerError, match="NoCommittedResult"):
+        r.give_feedback(agent_id, "uncommitted", 10)
+
+
+async def test_concurrent_transfers_from_one_account_all_land(ledger: Ledger) -> None:
+    payer, to = ledger.payer, ledger.stranger.address
+    second = payer.for_account(payer.account)  # another client, same account: same nonces
+    before = payer.balance_of(to)
+    start_nonce = payer.w3.eth.get_transaction_count(payer.address)
+    receipts = await asyncio.gather(
+        *(asyncio.to_thread((payer, second)[i % 2].transfer, to, i + 1) for i in range(20))
+    )
+    assert all(r["status"] == 1 for r in receipts)
+    assert payer.balance_of(to) == before + sum(range(1, 21))
+    assert payer.w3.eth.get_transaction_count(payer.address) == start_nonce + 20
+
+
+def test_nonce_resyncs_after_a_transaction_sent_elsewhere(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payer = ledger.payer
+    payer.transfer(ledger.stranger.address, 1)  # the manager now tracks the next nonce
+    # the same key used by another program (anvil holds the dev keys unlocked)
+    rpc(ledger.url, "eth_sendTransaction", {"from": payer.address, "to": payer.address})
+    resyncs: list[int] = []
+    original = payer.nonces.resync
+    monkeypatch.setattr(payer.nonces, "resync", lambda: (resyncs.append(1), original())[1])
+    before = payer.balance_of(ledger.stranger.address)
+    payer.transfer(ledger.stranger.address, 1)  # "nonce too low" -> resync -> retry
+    assert resyncs == [1]
+    assert payer.balance_of(ledger.stranger.address) == before + 1
+
+
+def test_total_supply_is_conserved_over_random_escrow_operations(ledger: Ledger) -> None:
+    rng = random.Random(20240611)
+    r, a, s = ledger.requester, ledger.agent, ledger.stranger
+    supply = r.total_supply()
+    holders = ledger.holders()
+    escrow_before = r.balance_of(ledger.deployment.escrow)
+    locked: dict[str, int] = {}  # unsettled escrows we opened -> amount
+    opened: list[str] = []
+    reverts = 0
+    for step in range(30):
+        op = rng.choice(["open", "open", "commit", "release", "refund", "claim", "time", "pay"])
+        task = rng.choice(opened) if opened else None
+        try:
+            if op == "open" or task is None:
+                task = f"prop-{step}"
+                amount = rng.randint(1, 5 * TOKEN)
+                r.open_escrow(task, a.address, amount, r.timestamp() + rng.randint(30, 200))
+                opened.append(task)
+                locked[task] = amount
+            elif op == "commit":
+                a.commit_result(task, Web3.keccak(text=task))
+            elif op == "release":
+                r.release(task)
+                locked.pop(task, None)
+            elif op == "refund":
+                s.refund(task)
+                locked.pop(task, None)
+            elif op == "claim":
+                a.claim(task)
+                locked.pop(task, None)
+            elif op == "time":
+                advance(ledger.url, rng.randint(10, 200))
+            else:
+                a.transfer(r.address, rng.randint(0, 10))
+        except LedgerError as exc:  # invalid in the current state: must be a named contract error
+            assert exc.error is not None, exc
+            reverts += 1
+        assert r.total_supply() == supply
+        assert sum(r.balance_of(h) for h in holders) == supply
+        assert r.balance_of(ledger.deployment.escrow) == escrow_before + sum(locked.values())
+    for task in opened:
+        settled = r.get_escrow(task).status >= EscrowStatus.RELEASED
+        assert settled == (task not in locked)
+    assert 0 < reverts < 30
+
+
+def test_restart_keeps_deployment_balances_and_open_escrows(ledger: Ledger) -> None:
+    r, a = ledger.requester, ledger.agent
+    r.open_escrow("survivor", a.address, 2 * TOKEN, r.timestamp() + 86_400)
+    holders = ledger.holders()
+    balances = {h: r.balance_of(h) for h in holders}
+    escrow = r.get_escrow("survivor")
+    ledger.chain.stop()
+    ledger.chain = LocalChain.start(ledger.home)
+    loaded = Deployment.load(ledger.home, DEV_CHAIN_ID)
+    assert loaded == ledger.deployment
+    requester = LedgerClient(ledger.url, r.account, loaded)
+    agent = requester.for_account(a.account)
+    assert {h: requester.balance_of(h) for h in holders} == balances
+    assert requester.get_escrow("survivor") == escrow
+    agent.commit_result("survivor", Web3.keccak(text="after restart"))
+    requester.release("survivor")
+    assert agent.balance_of() == balances[a.address] + 2 * TOKEN
+    # a fresh client on the same home finds the deployment instead of deploying again
+    assert requester.load_or_deploy(ledger.home) == ledger.deployment
