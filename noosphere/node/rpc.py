@@ -34,6 +34,34 @@ from .metrics import NodeMetrics
 log = structlog.get_logger("noosphere.rpc")
 
 SUPPORTED_A2A_VERSIONS = ("0.3", "1.0")
+#: Deeper JSON is refused before parsing: the decoder recurses, and a library may have raised
+#: the interpreter's recursion limit (web3 sets 100,000), so RecursionError is no guard.
+MAX_JSON_DEPTH = 64
+
+
+def nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether the JSON text opens more than ``limit`` arrays/objects at once (strings are
+    skipped). Bodies with few brackets are answered by a C-speed count alone."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +146,15 @@ class JsonRpcDispatcher:
             self._metrics.rpc_auth_rejected.labels(reason="invalid").inc()
             return _error_response(None, ErrorCode.UNAUTHORIZED, f"Unauthorized: {exc}", 401)
         ctx = CallContext(principal=principal, a2a_version=version)
+        if nests_deeper_than(body, MAX_JSON_DEPTH):
+            return _error_response(
+                None,
+                ErrorCode.PARSE_ERROR,
+                f"Parse error: JSON nests deeper than {MAX_JSON_DEPTH} levels",
+            )
         try:
             payload = json.loads(body)
-        except (ValueError, RecursionError):  # bad JSON or UTF-8, huge ints, deep nesting
+        except (ValueError, RecursionError):  # bad JSON or UTF-8, huge ints
             return _error_response(
                 None, ErrorCode.PARSE_ERROR, "Parse error: body is not valid JSON"
             )

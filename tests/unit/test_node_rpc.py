@@ -539,3 +539,20 @@ def test_any_batch_gets_one_answer_per_non_notification(
     else:
         assert isinstance(body, list)
         assert len(answered) <= len(body) <= len(batch)
+
+
+def test_nesting_is_bounded_whatever_the_recursion_limit(client: TestClient) -> None:
+    """The bound does not rest on RecursionError (a library may raise the recursion limit)."""
+    import sys
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        response = post_raw(client, b"[" * 1500 + b"]" * 1500)
+    finally:
+        sys.setrecursionlimit(previous)
+    assert response.json()["error"]["code"] == -32700
+    assert "nests deeper" in response.json()["error"]["message"]
+    # Brackets inside strings do not count.
+    text = json.dumps(call("echo", {"text": "[" * 2000}))
+    assert post_raw(client, text.encode()).json()["result"] == "[" * 2000

@@ -187,18 +187,27 @@ def _check_size(value: Fraction) -> Fraction:
     return value
 
 
-def _evaluate(source: str, node: ast.AST) -> Fraction:
+MAX_NESTING = 200
+
+
+def _evaluate(source: str, node: ast.AST, depth: int = 0) -> Fraction:
+    # An explicit bound, not RecursionError: libraries may raise the interpreter's recursion
+    # limit (web3 sets it to 100,000), and the answer must not depend on what else is loaded.
+    if depth > MAX_NESTING:
+        raise ToolError(f"cannot evaluate: the expression nests more than {MAX_NESTING} levels")
+    deeper = depth + 1
     if isinstance(node, ast.Expression):
-        return _evaluate(source, node.body)
+        return _evaluate(source, node.body, deeper)
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return _literal(source, node)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _evaluate(source, node.left), _evaluate(source, node.right)
+        left = _evaluate(source, node.left, deeper)
+        right = _evaluate(source, node.right, deeper)
         return _check_size(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(source, node.operand))
+        return _UNARY[type(node.op)](_evaluate(source, node.operand, deeper))
     if isinstance(node, ast.Attribute) and node.attr == _PCT_ATTR:
-        return _evaluate(source, node.value) / 100
+        return _evaluate(source, node.value, deeper) / 100
     raise ToolError(
         f"unsupported syntax ({type(node).__name__}): only numbers, + - * / // % ^ "
         "and parentheses are allowed"
