@@ -19,6 +19,7 @@ from rich.table import Table
 from noosphere import __version__
 from noosphere.cli_abe import abe_app
 from noosphere.cli_chain import chain_app
+from noosphere.cli_cluster import cluster_app
 from noosphere.cli_ledger import ledger_app
 from noosphere.cli_mars import recruit
 from noosphere.cli_mars_eval import mars_app
@@ -44,6 +45,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(task_app, name="task")
 app.add_typer(abe_app, name="abe")
 app.add_typer(chain_app, name="chain")
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(mars_app, name="mars")
 app.command("recruit")(recruit)
