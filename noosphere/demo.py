@@ -19,33 +19,30 @@ from rich.live import Live
 from rich.table import Table
 
 from noosphere.node.a2a_client import A2AClient, text_message
-from noosphere.node.auth import PeerAuth
-from noosphere.node.client import NodeUnreachable
+from noosphere.node.auth import BearerAuth, PeerAuth
+from noosphere.node.client import NodeClient, NodeUnreachable
 from noosphere.node.daemon import RUNTIME_FILENAME
 from noosphere.node.keystore import load_or_create_node_key
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
-from noosphere.protocol import AgentCard, RpcError
+from noosphere.protocol import RpcError
+from noosphere.protocol.api import RecruitChoice, RecruitParams
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 60.0
 
-#: The Execute step: (agent id, request) pairs sent by the last node to the agents' nodes.
+#: The Recruit + Execute step: tasks the last node recruits agents for and sends them.
 DEMO_TASKS = [
-    ("exact-calculator", "what is 17/3 + 2^10?"),
-    ("exact-calculator", "convert 26.2 miles to km"),
+    "what is 17/3 + 2^10?",
+    "convert 26.2 miles to km",
     (
-        "document-summarizer",
         "summarize in 2 sentences: The outage began at 09:12 UTC when a configuration push "
         "disabled the load balancer health checks. Traffic shifted to a single region, which "
         "saturated within minutes. Engineers rolled back the change at 09:40. Customers saw "
         "elevated error rates for 28 minutes. A postmortem found that the push skipped the "
-        "canary stage. The team will add a mandatory canary gate to the deploy pipeline.",
+        "canary stage. The team will add a mandatory canary gate to the deploy pipeline."
     ),
-    (
-        "data-wrangler",
-        "total sales by region:\nregion,sales\nnorth,120\nsouth,80\nnorth,45\nwest,60",
-    ),
-    ("time-zone-scheduler", "10 business days after 2026-12-18"),
+    "total sales by region:\nregion,sales\nnorth,120\nsouth,80\nnorth,45\nwest,60",
+    "10 business days after 2026-12-18",
 ]
 
 
@@ -130,23 +127,30 @@ def _run_execute(requester: LocalNode, console: Console) -> Table:
     return asyncio.run(_execute(requester, console))
 
 
+def _recruit(requester: LocalNode, text: str, console: Console) -> RecruitChoice | None:
+    """Recruit: ask the requester's node (MARS) who should do ``text``; print the ranking."""
+    with NodeClient(requester.rpc_url, timeout=60, auth=BearerAuth(requester.token)) as client:
+        reply = client.recruit(RecruitParams(task=text, top=3))
+    ranking = ", ".join(f"{c.name} {c.score:.2f}" for c in reply.chosen) or "nobody"
+    console.print(f"[bold]recruit[/] {text.splitlines()[0][:60]!r}: {ranking}", highlight=False)
+    return reply.chosen[0] if reply.chosen else None
+
+
 async def _execute(requester: LocalNode, console: Console) -> Table:
-    """Send each demo task from ``requester`` to the node running its agent, streaming."""
+    """For each demo task: recruit on ``requester`` (MARS), then send it to the winner and
+    stream its progress (requests signed with the requester's node key)."""
     key, _ = load_or_create_node_key(requester.home)
-    with requester.client() as client:
-        cards = {c.agent_id: c for c in client.cards(full=True) if not c.local}
-    table = Table(title=f"Execute: tasks sent by …{requester.peer_id[-8:]} over A2A JSON-RPC")
+    table = Table(title=f"Recruit + Execute: tasks from …{requester.peer_id[-8:]} over A2A")
     for column in ("agent", "request", "state", "result", "seconds"):
         table.add_column(column)
-    for agent_id, text in DEMO_TASKS:
-        entry = cards.get(agent_id)
-        if entry is None or entry.card is None:
+    for text in DEMO_TASKS:
+        winner = await asyncio.to_thread(_recruit, requester, text, console)
+        if winner is None:
             continue
-        interface = AgentCard.model_validate(entry.card).supported_interfaces[0]
-        console.print(f"[bold]→ {entry.name}[/] on …{entry.peer_id[-8:]}: {text.splitlines()[0]}")
+        console.print(f"[bold]→ {winner.name}[/] on …{winner.peer_id[-8:]}")
         started = time.monotonic()
         state, result = "?", ""
-        async with A2AClient(interface.url, auth=PeerAuth(key), tenant=interface.tenant) as a2a:
+        async with A2AClient(winner.rpc_url, auth=PeerAuth(key), tenant=winner.tenant) as a2a:
             try:
                 async for event in a2a.stream(text_message(text)):
                     if event.status_update is not None:
@@ -161,7 +165,7 @@ async def _execute(requester: LocalNode, console: Console) -> Table:
             except (RpcError, NodeUnreachable) as exc:
                 state, result = "error", str(exc)
         table.add_row(
-            entry.name,
+            winner.name,
             text.splitlines()[0][:40],
             state,
             result.replace("\n", " ")[:70],
@@ -224,7 +228,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> None
             f"[bold green]Every node holds all {len(agents)} signed cards.[/] "
             f"Processes up in {boot_s:.1f} s; full convergence {total_s:.1f} s after start."
         )
-        console.rule("[bold]execute[/]: A2A tasks between nodes")
+        console.rule("[bold]recruit + execute[/]: MARS picks an agent, A2A runs the task")
         with console.status("agents are loading their embedding model (all-MiniLM-L6-v2)"):
             _wait_for_models(running[:-1])
         console.print(_run_execute(running[-1], console))

@@ -19,6 +19,7 @@ import numpy as np
 from noosphere.abe.policy import PolicyError, parse_policy
 from noosphere.agents.embedding import Embedder
 from noosphere.agents.llm import LlmBackend, LlmError
+from noosphere.agents.planner import instruction_of
 from noosphere.protocol.attestation import Attestation, AttestationError, verify_attestation
 
 from .profile import AgentProfile
@@ -84,8 +85,10 @@ class SemanticFilter:
         return verdicts
 
     def _rescore(self, task: str, candidates: Sequence[AgentProfile]) -> list[tuple[float, int]]:
-        """Per candidate: max over skills of 0.6·cos(task, skill) + 0.4·max cos(task, example)."""
-        texts: list[str] = [task]
+        """Per candidate: max over skills of 0.6·cos(task, skill) + 0.4·max cos(task, example),
+        the task being its full text or its instruction (the words before a document it
+        carries, so "summarize this: <report about outages>" is about summarizing)."""
+        texts: list[str] = [task, instruction_of(task)]
         layout: list[list[tuple[int, list[int]]]] = []
         for profile in candidates:
             skills = []
@@ -97,7 +100,7 @@ class SemanticFilter:
                 skills.append((skill_at, example_at))
             layout.append(skills)
         vectors = self._embedder.encode(texts)
-        sims = vectors @ vectors[0]
+        sims = np.maximum(vectors @ vectors[0], vectors @ vectors[1])
         out = []
         for skills in layout:
             best, best_skill = -1.0, 0

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from noosphere.agents.embedding import Embedder
 from noosphere.agents.llm import LlmBackend
+from noosphere.agents.planner import instruction_of
 
 from .filter import Constraints, LlmJudge, SemanticFilter, Verdict, validate_policy
-from .index import VectorIndex
+from .index import Hit, VectorIndex
 from .profile import AgentProfile
 from .ranking import NoSignals, Ranked, RankingWeights, Signals, rank
 
@@ -105,13 +106,23 @@ class Recruiter:
 
     # ---- recruiting --------------------------------------------------------------------------
 
+    def _search(self, task: str, k: int) -> list[Hit]:
+        """Stage 1 for the task's full text and for its instruction (the words before a
+        document it carries); an agent keeps its better score."""
+        texts = list(dict.fromkeys([task[:4000], instruction_of(task)]))
+        best: dict[str, Hit] = {}
+        for vector in self._embedder.encode(texts):
+            for hit in self.index.search(vector, k):
+                if hit.agent_id not in best or hit.score > best[hit.agent_id].score:
+                    best[hit.agent_id] = hit
+        return sorted(best.values(), key=lambda h: (-h.score, h.agent_id))[:k]
+
     async def recruit(self, query: RecruitQuery, *, requester: str, now_ms: int) -> RecruitResult:
         if query.constraints.policy is not None:
             validate_policy(query.constraints.policy)  # malformed: ValueError, whatever the pool
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        vector = await asyncio.to_thread(self._embedder.encode_one, query.task)
-        hits = await asyncio.to_thread(self.index.search, vector, query.candidates)
+        hits = await asyncio.to_thread(self._search, query.task, query.candidates)
         pool = [(self.profiles[h.agent_id], h.score) for h in hits if h.agent_id in self.profiles]
         timings["vector"] = _ms(started)
 
