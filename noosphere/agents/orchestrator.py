@@ -32,7 +32,7 @@ from noosphere.protocol.a2a import Artifact, Message, Role, Task, TaskState
 from .autoscale import Autoscaler, Decision, ScalingPolicy, WorkerSample
 from .embedding import Embedder
 from .llm import LlmBackend
-from .scalers import KubernetesScaler, LocalScaler, MetricsReader, Scaler
+from .scalers import KubernetesScaler, LocalScaler, MetricsReader, Scaler, worker_cards
 from .spec import AgentSpec
 from .turn import Turn, TurnResult, TurnSink
 
@@ -46,6 +46,7 @@ class WorkerPoolSpec(BaseModel):
     agents: list[Path] = Field(default_factory=list)  # local: agent files each worker runs
     namespace: str = "noosphere"  # kubernetes
     deployment: str = "worker"  # kubernetes
+    agent_ids: list[str] = Field(default_factory=list)  # kubernetes: the workers' agent ids
     extra_args: list[str] = Field(default_factory=list)  # local: more `node start` flags
 
 
@@ -103,9 +104,10 @@ class OrchestratorAgent:
 
     def _make_scaler(self) -> Scaler:
         pool = self.settings.workers
-        if pool.scaler == "kubernetes":
-            return KubernetesScaler(pool.namespace, pool.deployment)
         runtime = json.loads((self.home / "runtime.json").read_text())
+        if pool.scaler == "kubernetes":
+            source = worker_cards(runtime["rpc_url"], pool.agent_ids, runtime["peer_id"])
+            return KubernetesScaler(pool.namespace, pool.deployment, card_source=source)
         return LocalScaler(
             self.home / "workers",
             agents=pool.agents,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -140,14 +140,16 @@ class LocalScaler:
 
 
 class KubernetesScaler:
-    """Scales a Deployment through the API server's ``deployments/scale`` endpoints."""
+    """Scales a Deployment through the API server's ``deployments/scale`` endpoints; finds the
+    workers from the cards they gossip (``card_source`` lists them), so the orchestrator needs
+    no API permission beyond that one subresource."""
 
     def __init__(
         self,
         namespace: str,
         deployment: str,
         *,
-        rpc_port: int = 7070,
+        card_source: Callable[[], Awaitable[list[str]]],
         api_client: object | None = None,
     ) -> None:
         from kubernetes import client, config
@@ -159,10 +161,9 @@ class KubernetesScaler:
                 config.load_kube_config()
             api_client = client.ApiClient()
         self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
         self.namespace = namespace
         self.deployment = deployment
-        self.rpc_port = rpc_port
+        self._card_source = card_source
 
     async def current(self) -> int:
         scale = await asyncio.to_thread(
@@ -177,13 +178,26 @@ class KubernetesScaler:
         )
 
     async def endpoints(self) -> list[str]:
-        pods = await asyncio.to_thread(
-            self._core.list_namespaced_pod,
-            self.namespace,
-            label_selector=f"app.kubernetes.io/name={self.deployment}",
-        )
-        return [
-            f"http://{pod.status.pod_ip}:{self.rpc_port}"
-            for pod in pods.items
-            if pod.status and pod.status.pod_ip
-        ]
+        return await self._card_source()
+
+
+def worker_cards(
+    node_rpc: str, agent_ids: Sequence[str], own_peer: str
+) -> Callable[[], Awaitable[list[str]]]:
+    """Worker endpoints from the orchestrator node's card index: the JSON-RPC URLs of other
+    nodes' cards for ``agent_ids`` (workers announce themselves by gossip)."""
+    wanted = set(agent_ids)
+
+    async def source() -> list[str]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "noosphere.cards.list",
+                "params": {"full": True}}  # fmt: skip
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            cards = (await http.post(node_rpc.rstrip("/") + "/", json=body)).json()["result"]
+        urls = {
+            (entry["card"].get("supportedInterfaces") or [{}])[0].get("url", "")
+            for entry in cards
+            if entry["agentId"] in wanted and entry["peerId"] != own_peer
+        }
+        return sorted(url for url in urls if url)
+
+    return source

@@ -1,6 +1,6 @@
 """KubernetesScaler against a local server that speaks the Kubernetes API's scale endpoints and
 records every call (no API server can run here), so the official client's real requests are
-checked; MetricsReader against a real node's metrics format."""
+checked; worker discovery from cards; MetricsReader against a real node's metrics format."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from threaded_server import serve_app
 
-from noosphere.agents.scalers import KubernetesScaler, MetricsReader
+from noosphere.agents.scalers import KubernetesScaler, MetricsReader, worker_cards
 from noosphere.node.metrics import NodeMetrics
 
 SCALE_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"
@@ -53,19 +53,9 @@ class FakeApiServer:
                 }
             )
 
-        async def pods(request: Request) -> JSONResponse:
-            self.calls.append({"method": "GET", "path": request.url.path,
-                               "query": dict(request.query_params)})  # fmt: skip
-            items = [
-                {"metadata": {"name": f"worker-{i}"}, "status": {"podIP": f"10.0.0.{i + 1}"}}
-                for i in range(self.replicas)
-            ]
-            return JSONResponse({"apiVersion": "v1", "kind": "PodList", "items": items})
-
         return Starlette(
             routes=[
                 Route(SCALE_PATH, scale, methods=["GET", "PATCH"]),
-                Route("/api/v1/namespaces/{namespace}/pods", pods, methods=["GET"]),
             ]
         )
 
@@ -78,9 +68,15 @@ def api() -> Iterator[FakeApiServer]:
         yield server
 
 
+async def no_cards() -> list[str]:
+    return []
+
+
 def scaler_for(api: FakeApiServer) -> KubernetesScaler:
     configuration = client.Configuration(host=api.url)
-    return KubernetesScaler("noosphere", "worker", api_client=client.ApiClient(configuration))
+    return KubernetesScaler(
+        "noosphere", "worker", card_source=no_cards, api_client=client.ApiClient(configuration)
+    )
 
 
 async def test_reads_and_patches_the_scale_subresource(api: FakeApiServer) -> None:
@@ -97,11 +93,30 @@ async def test_reads_and_patches_the_scale_subresource(api: FakeApiServer) -> No
     assert "patch+json" in patch["content_type"]
 
 
-async def test_endpoints_come_from_the_worker_pods(api: FakeApiServer) -> None:
-    api.replicas = 2
-    endpoints = await scaler_for(api).endpoints()
-    assert endpoints == ["http://10.0.0.1:7070", "http://10.0.0.2:7070"]
-    assert api.calls[-1]["query"]["labelSelector"] == "app.kubernetes.io/name=worker"
+async def test_endpoints_come_from_the_workers_cards() -> None:
+    """Workers are found from the cards they gossip (no pod listing permission needed)."""
+
+    def card(peer: str, agent: str, url: str) -> dict[str, Any]:
+        return {"cardId": f"{peer}/{agent}", "peerId": peer, "agentId": agent,
+                "card": {"supportedInterfaces": [{"url": url}]}}  # fmt: skip
+
+    listed = [
+        card("w1", "exact-calculator", "http://10.0.0.1:7070"),
+        card("w2", "exact-calculator", "http://10.0.0.2:7070"),
+        card("w3", "summarizer", "http://10.0.0.3:7070"),
+        card("me", "exact-calculator", "http://10.0.0.9:7070"),
+    ]
+    calls: list[Any] = []
+
+    async def rpc(request: Request) -> JSONResponse:
+        calls.append(await request.json())
+        return JSONResponse({"jsonrpc": "2.0", "id": 1, "result": listed})
+
+    app = Starlette(routes=[Route("/", rpc, methods=["POST"])])
+    with serve_app(app, "node rpc") as url:
+        urls = await worker_cards(url, ["exact-calculator"], "me")()
+    assert urls == ["http://10.0.0.1:7070", "http://10.0.0.2:7070"]
+    assert calls[0]["method"] == "noosphere.cards.list" and calls[0]["params"] == {"full": True}
 
 
 async def test_metrics_reader_parses_node_metrics() -> None:

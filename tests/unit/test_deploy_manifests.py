@@ -141,7 +141,7 @@ def test_workloads_and_services(base: list[dict[str, Any]]) -> None:
         "orchestrator"
     )
     args = deployments["orchestrator"]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "/app/examples/orchestrator/orchestrator.yaml" in args
+    assert "/app/examples/orchestrator/orchestrator-k8s.yaml" in args
 
 
 def test_config_map_holds_node_settings_and_the_bootstrap_source(
