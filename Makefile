@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-mars clean
+.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-ledger bench-mars clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -64,6 +64,12 @@ bench-rpc: $(STAMP)
 # --help explains the policies and metrics). ARGS adds options, e.g. ARGS="--repeat 50".
 bench-abe: $(STAMP)
 	@$(PY) bench/abe.py $(ARGS)
+
+# Settle on the pinned anvil: gas per escrow/channel operation beside an ERC-20 transfer, escrow
+# settlements per second, amortized gas per micro-task (1,000 through one channel vs one escrow
+# each; about 1 minute; bench/ledger.py --help explains the setup). ARGS adds options.
+bench-ledger: $(STAMP) $(NODE_STAMP)
+	@$(PY) bench/ledger.py $(ARGS)
 
 # MARS recruit at 10k/100k/1M cards: stage 1+3 latency, memory, build/update time, recall of the
 # IVF-SQ8 index and an nprobe sweep (about 8-10 minutes, peak RSS about 11 GB; bench/mars.py
