@@ -167,16 +167,23 @@ def _sealed(message: Any, policy: str, authority: Path | None) -> Any:
     return message.model_copy(update={"parts": [sealed]})
 
 
+def _part_lines(parts: list[Any]) -> list[str]:
+    """What an artifact's parts show: texts as they are, data as indented JSON (capped)."""
+    lines = []
+    for part in parts:
+        if part.text is not None:
+            lines.append(part.text)
+        elif part.data is not None:
+            lines.append(json.dumps(part.data, indent=2)[:4000])
+    return lines
+
+
 def _task_text(task: Any) -> list[str]:
     """The lines a person wants to see: state, agent reply, artifact texts."""
     lines = [f"task {task.id}  [bold]{task.status.state.short}[/]  context {task.context_id}"]
     for artifact in task.artifacts:
         lines.append(f"[dim]artifact {artifact.name or artifact.artifact_id}:[/]")
-        for part in artifact.parts:
-            if part.text is not None:
-                lines.append(part.text)
-            elif part.data is not None:
-                lines.append(json.dumps(part.data, indent=2)[:4000])
+        lines.extend(_part_lines(artifact.parts))
     if task.status.message is not None:
         lines.append(f"[dim]agent:[/] {task.status.message.text}")
     if task.status.state.interrupted:
@@ -255,11 +262,8 @@ def task_send(
                 elif event.artifact_update is not None:
                     artifact = event.artifact_update.artifact
                     out.print(f"[green]{'artifact':>14}[/] {artifact.name or ''}")
-                    for part in artifact.parts:
-                        if part.text is not None:
-                            out.print(part.text, highlight=False)
-                        elif part.data is not None:
-                            out.print(json.dumps(part.data, indent=2)[:4000], highlight=False)
+                    for line in _part_lines(artifact.parts):
+                        out.print(line, highlight=False)
 
         _run(target, follow)
         return
