@@ -1,10 +1,12 @@
 """The ``noosphere ledger`` commands (Settle): deploy the contracts to a chain, check token
-balances, hand out development tokens, and look at an escrow. The signing account is a local
-key: ``--key-index N`` of the development mnemonic (anvil's public test accounts, for local
-chains only) or ``--private-key`` / ``NOOSPHERE_LEDGER_KEY``."""
+balances, hand out development tokens, look at escrows, and pay through payment channels
+(``ledger channel open|voucher|close|show``). The signing account is a local key:
+``--key-index N`` of the development mnemonic (anvil's public test accounts, for local chains
+only) or ``--private-key`` / ``NOOSPHERE_LEDGER_KEY``."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,11 +15,16 @@ import typer
 from noosphere.clikit import JsonOption, fail, out, print_json
 
 if TYPE_CHECKING:
-    from noosphere.ledger.client import LedgerClient
+    from noosphere.ledger.client import ChannelView, LedgerClient, Voucher
 
 ledger_app = typer.Typer(
     help="Token balances, escrows and contract deployment on the chain.", no_args_is_help=True
 )
+channel_app = typer.Typer(
+    help="Payment channels: many small payments settled in one transaction.",
+    no_args_is_help=True,
+)
+ledger_app.add_typer(channel_app, name="channel")
 
 ChainRpc = Annotated[
     str | None,
@@ -50,6 +57,14 @@ def _address(value: str) -> str:
     if not Web3.is_address(value):
         fail(f"{value!r} is not an account address (0x followed by 40 hex digits)")
     return Web3.to_checksum_address(value)
+
+
+def _bytes32_hex(value: str, what: str) -> str:
+    """A 0x-prefixed 32-byte hex id, lower-cased; anything else fails."""
+    body = value[2:] if value.startswith(("0x", "0X")) else ""
+    if len(body) != 64 or any(c not in "0123456789abcdefABCDEF" for c in body):
+        fail(f"{value!r} is not a {what} (0x followed by 64 hex digits)")
+    return "0x" + body.lower()
 
 
 def _client(
@@ -171,3 +186,207 @@ def escrow(
         return print_json(view)
     for key, value in view.model_dump().items():
         out.print(f"{key:>14} {value}")
+
+
+@ledger_app.command("escrows")
+def escrows(
+    chain_home: ChainHome,
+    address: Annotated[str | None, typer.Argument(help="Account (default: the signer).")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="requester or agent: only that side."),
+    ] = None,
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """List an account's escrows (as requester and/or agent) with their current status."""
+    from noosphere.ledger.client import ESCROW_ROLES, LedgerError
+
+    if role is not None and role not in ESCROW_ROLES:
+        fail(f"--role must be one of {', '.join(ESCROW_ROLES)}, not {role!r}")
+    address = _address(address) if address is not None else None
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    try:
+        entries = client.list_escrows(address, role)
+    except (LedgerError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        return print_json(entries)
+    who = address or client.address
+    if not entries:
+        out.print(f"no escrows for {who} on chain {client.chain_id}")
+        return
+    for e in entries:  # one line each, full ids and addresses (for copying into other commands)
+        other = f"agent {e.agent}" if e.role == "requester" else f"requester {e.requester}"
+        out.print(f"{e.task_id} {e.role:<9} {e.status.name.lower():<22} {e.amount} units,"
+                  f" {other}, deadline {e.deadline}", highlight=False, soft_wrap=True)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ channels
+
+
+def _channel(client: LedgerClient, channel_id: str) -> ChannelView:
+    """The channel under ``channel_id``; fails if there is none on this chain."""
+    from noosphere.ledger.client import ChannelStatus, LedgerError
+
+    cid = _bytes32_hex(channel_id, "channel id")
+    try:
+        view = client.get_channel(cid)
+    except LedgerError as exc:
+        fail(str(exc))
+    if view.status is ChannelStatus.NONE:
+        fail(f"no channel {cid} on chain {client.chain_id}")
+    return view
+
+
+def _show_channel(view: ChannelView, as_json: bool) -> None:
+    if as_json:
+        return print_json(view)
+    for key, value in view.model_dump().items():
+        shown = value.name.lower() if key == "status" else value
+        out.print(f"{key:>10} {shown}", highlight=False, soft_wrap=True)
+
+
+@channel_app.command("open")
+def channel_open(
+    chain_home: ChainHome,
+    recipient: Annotated[str, typer.Argument(help="Account the vouchers will pay.")],
+    deposit: Annotated[int, typer.Option("--deposit", min=1, help="Smallest units to lock.")],
+    expiry_s: Annotated[
+        int,
+        typer.Option("--expiry-s", min=1, help="Chain seconds until the sender may reclaim."),
+    ] = 86_400,
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Open a channel from the signer to RECIPIENT, locking --deposit; prints the channel id."""
+    from noosphere.ledger.client import LedgerError
+
+    recipient = _address(recipient)
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    try:
+        channel_id = client.open_channel(recipient, deposit, client.timestamp() + expiry_s)
+        view = client.get_channel(channel_id)
+    except LedgerError as exc:
+        fail(str(exc))
+    if as_json:
+        return print_json(view)
+    out.print(f"opened channel {channel_id} to {recipient}: deposit {deposit},"
+              f" expires at {view.expiry}", highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@channel_app.command("voucher")
+def channel_voucher(
+    chain_home: ChainHome,
+    channel_id: Annotated[str, typer.Argument(help="Channel id (0x + 64 hex digits).")],
+    amount: Annotated[
+        int, typer.Option("--amount", min=1, help="Cumulative amount paid so far (smallest units).")
+    ],
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+) -> None:  # fmt: skip
+    """Sign a voucher as the channel's sender and print it as JSON (hand it to the recipient)."""
+    from noosphere.ledger.client import ChannelStatus, LedgerError
+
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    view = _channel(client, channel_id)
+    if view.status is not ChannelStatus.OPEN:
+        fail(f"channel {view.channel_id} is closed")
+    if view.sender != client.address:
+        fail(f"only the channel's sender {view.sender} signs its vouchers, not {client.address}")
+    if amount > view.deposit:
+        fail(f"--amount {amount} exceeds the channel's deposit {view.deposit}")
+    if amount <= view.paid:
+        fail(f"--amount {amount} is not above what was already paid out ({view.paid});"
+             " vouchers carry the cumulative amount")  # fmt: skip
+    try:
+        voucher = client.sign_voucher(view.channel_id, amount)
+    except LedgerError as exc:
+        fail(str(exc))
+    print_json(voucher)
+
+
+def _read_voucher(source: str) -> Voucher:
+    from pydantic import ValidationError
+
+    from noosphere.ledger.client import Voucher
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).expanduser().read_text()
+    except OSError as exc:
+        fail(f"cannot read the voucher from {source}: {exc.strerror or exc}")
+    try:
+        voucher = Voucher.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "voucher"
+        fail(f"{source} is not a voucher ({where}: {first['msg']})")
+    _bytes32_hex(voucher.channel_id, "channel id in the voucher")
+    if not 0 <= voucher.cumulative_amount < 2**256:
+        fail(f"the voucher's cumulative_amount {voucher.cumulative_amount} is out of range")
+    sig = voucher.signature
+    if not sig.startswith("0x") or len(sig) != 132:
+        fail("bad voucher signature: expected 0x followed by 130 hex digits (65 bytes)")
+    try:
+        bytes.fromhex(sig[2:])
+    except ValueError:
+        fail("bad voucher signature: not hex")
+    return voucher
+
+
+@channel_app.command("close")
+def channel_close(
+    chain_home: ChainHome,
+    voucher_file: Annotated[
+        str, typer.Argument(help="Voucher JSON (from `ledger channel voucher`), or - for stdin.")
+    ],
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Close a channel as its recipient with the latest voucher: the recipient gets what the
+    voucher adds, the rest of the deposit goes back to the sender."""
+    from eth_keys.exceptions import BadSignature
+    from web3.logs import DISCARD
+
+    from noosphere.ledger.client import ChannelStatus, LedgerError
+
+    voucher = _read_voucher(voucher_file)
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    view = _channel(client, voucher.channel_id)
+    if view.status is not ChannelStatus.OPEN:
+        fail(f"channel {view.channel_id} is already closed")
+    try:
+        signer = client.voucher_signer(voucher)
+    except BadSignature as exc:
+        fail(f"bad voucher signature: {exc}")
+    except LedgerError as exc:
+        fail(str(exc))
+    if signer != view.sender:
+        fail(
+            f"bad voucher signature: signed by {signer}, not by the channel's sender {view.sender}"
+        )
+    try:
+        receipt = client.close_channel(voucher)
+    except LedgerError as exc:
+        fail(str(exc))
+    events = client.channel.events.ChannelClosed().process_receipt(receipt, errors=DISCARD)
+    to_recipient = int(events[0]["args"]["toRecipient"]) if events else 0
+    to_sender = int(events[0]["args"]["toSender"]) if events else 0
+    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    if as_json:
+        return print_json({"channel_id": view.channel_id, "to_recipient": to_recipient,
+                           "to_sender": to_sender, "tx": tx})  # fmt: skip
+    out.print(f"closed channel {view.channel_id}: {to_recipient} to the recipient {view.recipient},"
+              f" {to_sender} back to the sender {view.sender}",
+              highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@channel_app.command("show")
+def channel_show(
+    chain_home: ChainHome,
+    channel_id: Annotated[str, typer.Argument(help="Channel id (0x + 64 hex digits).")],
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Show one channel: sender, recipient, deposit, paid out, expiry, status."""
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    _show_channel(_channel(client, channel_id), as_json)

@@ -367,6 +367,30 @@ def test_total_supply_is_conserved_over_random_escrow_operations(ledger: Ledger)
     assert 0 < reverts < 30
 
 
+def test_list_escrows_from_events_with_current_status(ledger: Ledger) -> None:
+    r, a, s = ledger.requester, ledger.agent, ledger.stranger
+    r.open_escrow("listed-1", a.address, 11, r.timestamp() + 600)
+    r.open_escrow("listed-2", a.address, 22, r.timestamp() + 600)
+    r.release("listed-2")
+    mine = r.list_escrows()  # the signer, both sides
+    assert mine and all(e.role == "requester" and e.requester == r.address for e in mine)
+    assert [e.opened_block for e in mine] == sorted(e.opened_block for e in mine)
+    by_id = {e.task_id: e for e in mine}
+    listed_1, listed_2 = (Web3.keccak(text=t).to_0x_hex() for t in ("listed-1", "listed-2"))
+    assert (by_id[listed_1].status, by_id[listed_1].amount) == (EscrowStatus.OPEN, 11)
+    assert by_id[listed_2].status is EscrowStatus.RELEASED
+    extra = {"role", "opened_block", "opened_tx"}
+    assert all(e.model_dump(exclude=extra) == r.get_escrow(e.task_id).model_dump() for e in mine)
+    as_agent = s.list_escrows(a.address, "agent")
+    assert {e.task_id for e in as_agent} >= {listed_1, listed_2}
+    assert all(e.role == "agent" and e.agent == a.address for e in as_agent)
+    assert s.list_escrows(a.address, "requester") == []
+    assert r.list_escrows(chunk_blocks=3) == mine  # paged eth_getLogs, same answer
+    assert s.list_escrows(ledger.arbiter.address) == []  # arbiters are neither side
+    with pytest.raises(ValueError, match="role must be"):
+        r.list_escrows(role="arbiter")
+
+
 def test_restart_keeps_deployment_balances_and_open_escrows(ledger: Ledger) -> None:
     r, a = ledger.requester, ledger.agent
     r.open_escrow("survivor", a.address, 2 * TOKEN, r.timestamp() + 86_400)
