@@ -23,6 +23,7 @@ from noosphere.cli_cluster import cluster_app
 from noosphere.cli_ledger import ledger_app
 from noosphere.cli_mars import recruit
 from noosphere.cli_mars_eval import mars_app
+from noosphere.cli_submit import task_submit
 from noosphere.cli_tasks import task_app
 from noosphere.clikit import JsonOption, RpcOption, fail, out, print_json
 
@@ -42,6 +43,7 @@ agent_app = typer.Typer(
 app.add_typer(node_app, name="node")
 app.add_typer(cards_app, name="cards")
 app.add_typer(agent_app, name="agent")
+task_app.command("submit")(task_submit)
 app.add_typer(task_app, name="task")
 app.add_typer(abe_app, name="abe")
 app.add_typer(chain_app, name="chain")

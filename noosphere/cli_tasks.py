@@ -178,7 +178,7 @@ def _part_lines(parts: list[Any]) -> list[str]:
     return lines
 
 
-def _task_text(task: Any) -> list[str]:
+def task_lines(task: Any) -> list[str]:
     """The lines a person wants to see: state, agent reply, artifact texts."""
     lines = [f"task {task.id}  [bold]{task.status.state.short}[/]  context {task.context_id}"]
     for artifact in task.artifacts:
@@ -272,7 +272,7 @@ def task_send(
     if as_json:
         return print_json(result)
     if isinstance(result, Task):
-        for line in _task_text(result):
+        for line in task_lines(result):
             out.print(line, highlight=False)
         if result.status.state.short in ("failed", "rejected", "canceled"):
             raise typer.Exit(2)
@@ -298,7 +298,7 @@ def task_get(
     task = _run(target, lambda c: c.get_task(task_id, history_length=history))
     if as_json:
         return print_json(task)
-    for line in _task_text(task):
+    for line in task_lines(task):
         out.print(line, highlight=False)
 
 

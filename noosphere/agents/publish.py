@@ -61,6 +61,7 @@ def build_card(
     ttl_ms: int,
     tools: list[dict[str, Any]] | None = None,
     attestation: dict[str, Any] | None = None,
+    registry_id: int | None = None,
 ) -> AgentCard:
     """The signed card for ``spec`` as served by the node that owns ``key``; ``tools`` are the
     JSON schemas of the agent's tools (function-calling shape), published in the extension;
@@ -77,6 +78,7 @@ def build_card(
         expires_at=issued_at_ms + ttl_ms,
         tools=tools or [],
         attestation=attestation,
+        registry_id=registry_id,
     )
     card = AgentCard(
         name=spec.name,

@@ -159,3 +159,20 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def set_gas_balance(rpc_url: str, address: str, wei: int) -> None:
+    """Give ``address`` ether for gas on a local development chain (anvil's ``anvil_setBalance``;
+    real chains have no such call: fund the account from a wallet instead)."""
+    try:
+        reply = httpx.post(
+            rpc_url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
+                  "params": [address, hex(wei)]},
+            timeout=10,
+        )  # fmt: skip
+        body = reply.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ChainError(f"cannot reach the chain at {rpc_url}: {exc}") from exc
+    if "error" in body:
+        raise ChainError(f"{rpc_url} refused anvil_setBalance: {body['error'].get('message')}")

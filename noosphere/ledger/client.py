@@ -35,6 +35,11 @@ CONTRACT_NAMES = ("NoosToken", "TaskEscrow", "AgentRegistry", "PaymentChannel")
 DEPLOYMENTS_DIRNAME = "deployments"
 ZERO_ADDRESS = "0x" + "00" * 20
 DEFAULT_GRACE_PERIOD_S = 3600
+#: Gas limit for time-gated calls (refund, claim) sent without estimation: estimates run against
+#: the latest block, and on a quiet chain (anvil mines only on demand) its timestamp lags the
+#: clock, so a call that is due now would be estimated as "too early". Both use under 60,000.
+TIME_GATED_GAS = 120_000
+ESCROW_ROLES = ("requester", "agent")
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -133,6 +138,15 @@ class EscrowView(BaseModel):
     arbiter: str | None
     amount: int
     result_hash: str | None
+
+
+class EscrowEntry(EscrowView):
+    """An escrow found in the ``EscrowOpened`` events, with its current record and ``role`` of
+    the account it was listed for (``requester`` or ``agent``)."""
+
+    role: str
+    opened_block: int
+    opened_tx: str
 
 
 class ChannelView(BaseModel):
@@ -462,9 +476,12 @@ class LedgerClient:
 
     # ------------------------------------------------------------------ transactions
 
-    def transact(self, fn: Any, *, label: str | None = None, value: int = 0) -> TxReceipt:
+    def transact(
+        self, fn: Any, *, label: str | None = None, value: int = 0, gas: int | None = None
+    ) -> TxReceipt:
         """Signs ``fn`` (a bound contract function or constructor) with this account, sends it,
-        waits for the receipt; a revert (at estimation or on chain) raises ``LedgerError``."""
+        waits for the receipt; a revert (at estimation or on chain) raises ``LedgerError``.
+        With ``gas`` set the call is not estimated first (see ``TIME_GATED_GAS``)."""
         label = label or self._label(fn)
         for attempt in range(4):
             with self.nonces.lock:
@@ -474,6 +491,8 @@ class LedgerClient:
                     "chainId": self.chain_id,
                     "value": value,
                 }
+                if gas is not None:
+                    params["gas"] = gas
                 try:
                     tx = fn.build_transaction(params)  # estimates gas: reverts surface here
                     signed = self.account.sign_transaction(tx)
@@ -646,11 +665,13 @@ class LedgerClient:
     def release(self, task_id: str | bytes) -> TxReceipt:
         return self.transact(self.escrow.functions.release(to_bytes32(task_id)))
 
-    def claim(self, task_id: str | bytes) -> TxReceipt:
-        return self.transact(self.escrow.functions.claim(to_bytes32(task_id)))
+    def claim(self, task_id: str | bytes, *, unestimated: bool = False) -> TxReceipt:
+        fn = self.escrow.functions.claim(to_bytes32(task_id))
+        return self.transact(fn, gas=TIME_GATED_GAS if unestimated else None)
 
-    def refund(self, task_id: str | bytes) -> TxReceipt:
-        return self.transact(self.escrow.functions.refund(to_bytes32(task_id)))
+    def refund(self, task_id: str | bytes, *, unestimated: bool = False) -> TxReceipt:
+        fn = self.escrow.functions.refund(to_bytes32(task_id))
+        return self.transact(fn, gas=TIME_GATED_GAS if unestimated else None)
 
     def resolve(self, task_id: str | bytes, pay_agent: bool) -> TxReceipt:
         return self.transact(self.escrow.functions.resolve(to_bytes32(task_id), pay_agent))
@@ -671,6 +692,46 @@ class LedgerClient:
             amount=amount,
             result_hash=None if not any(result_hash) else _hex(result_hash),
         )
+
+    def list_escrows(
+        self, address: str | None = None, role: str | None = None, *, chunk_blocks: int = 10_000
+    ) -> list[EscrowEntry]:
+        """Every escrow in which ``address`` (default: this account) is the requester or the agent
+        (``role`` ``"requester"`` / ``"agent"`` for one side only), oldest first, with its current
+        status. Read from the indexed ``EscrowOpened`` events since the deployment block, in
+        ``chunk_blocks`` ranges (public endpoints cap ``eth_getLogs`` ranges)."""
+        if role not in (None, *ESCROW_ROLES):
+            raise ValueError(f"role must be one of {', '.join(ESCROW_ROLES)}, not {role!r}")
+        who = HexBytes(bytes(12) + bytes.fromhex(_addr(address or self.address)[2:]))
+        event = self.escrow.events.EscrowOpened()
+        topic0 = HexBytes(Web3.keccak(text=_ESCROW_OPENED))
+        latest = self.w3.eth.block_number
+        found: list[tuple[int, int, str, Any]] = []
+        for side in (role,) if role else ESCROW_ROLES:
+            # topics: [signature, taskId, requester, agent]
+            topics = [topic0, None, who, None] if side == "requester" else [topic0, None, None, who]
+            start = self.deployment.block_number
+            while start <= latest:
+                end = min(start + chunk_blocks - 1, latest)
+                query = {"address": self.escrow.address, "fromBlock": start, "toBlock": end}
+                logs = self.w3.eth.get_logs({**query, "topics": topics})  # type: ignore[typeddict-item]
+                for log in logs:
+                    found.append(
+                        (log["blockNumber"], log["logIndex"], side, event.process_log(log))
+                    )
+                start = end + 1
+        entries = []
+        for block, _index, side, decoded in sorted(found, key=lambda f: (f[0], f[1])):
+            view = self.get_escrow(bytes(decoded["args"]["taskId"]))
+            entries.append(
+                EscrowEntry(
+                    **view.model_dump(),
+                    role=side,
+                    opened_block=block,
+                    opened_tx=_hex(decoded["transactionHash"]),
+                )
+            )
+        return entries
 
     # ------------------------------------------------------------------ payment channels
 
@@ -788,6 +849,7 @@ _PERMIT_TYPE = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
+_ESCROW_OPENED = "EscrowOpened(bytes32,address,address,address,uint256,uint64)"
 # Must match PaymentChannel.VOUCHER_TYPEHASH: Voucher(bytes32 channelId,uint256 cumulativeAmount)
 _VOUCHER_TYPE = [
     {"name": "channelId", "type": "bytes32"},

@@ -72,6 +72,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
             models_loaded=shared_embedder().loaded,
             tasks_running=node.tasks.running,
             tasks_queued=node.tasks.queue_depth,
+            evm_address=node.settlement.address if node.settlement is not None else None,
         )
 
     async def peers(_: EmptyParams, __: CallContext) -> list[PeerEntry]:

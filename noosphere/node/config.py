@@ -73,6 +73,20 @@ class NodeConfig(BaseModel):
         default_factory=list,
         description="attribute authority public keys (or homes) whose attestations MARS trusts",
     )
+    chain_rpc: str = Field(
+        "", description="EVM JSON-RPC URL of the ledger (default: the chain running in chain_home)"
+    )
+    chain_home: Path | None = Field(
+        None,
+        description="directory of `noosphere chain start`/`ledger deploy` (contract addresses);"
+        " unset = no ledger: agents work for free, submissions pay nobody",
+    )
+    payment_window_s: int = Field(
+        30, ge=1, le=86_400, description="a priced agent needs this long left on an escrow"
+    )
+    escrow_deadline_s: int = Field(
+        300, ge=10, le=30 * 86_400, description="how long escrows this node opens run"
+    )
     preload_models: bool = Field(
         True, description="load the embedding model at start rather than on the first task"
     )

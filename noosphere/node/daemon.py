@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from noosphere.abe.authority import AuthorityError, load_public_key, node_keys
+from noosphere.abe.keys import AuthorityPublicKey
 from noosphere.agents.embedding import shared_embedder
 from noosphere.agents.llm import LlmBackend, LlmError, llm_config_from_env
 from noosphere.agents.memory import AgentMemoryError
@@ -41,6 +43,7 @@ from noosphere.mars.recruit import Recruiter
 from noosphere.protocol import AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
 from noosphere.protocol.bids import TaskRequest
+from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.sync import (
     CARD_SYNC_PROTOCOL,
     MAX_SYNC_BYTES,
@@ -56,14 +59,16 @@ from .cards import CardIndex
 from .config import NodeConfig
 from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
-from .keystore import load_or_create_node_key
+from .keystore import load_or_create_evm_account, load_or_create_node_key
 from .mars_api import MarsService, register_mars_api
 from .metrics import NodeMetrics
 from .p2p import GossipParams, P2PError, P2PHost
 from .peers import PeerBook
 from .push import PushNotifier
 from .rpc import JsonRpcDispatcher
+from .settlement import Settlement, register_ledger_api
 from .store import STORE_FILENAME, NodeStore
+from .submit import Submitter, register_submit_api
 from .tasks import TaskManager
 
 log = structlog.get_logger("noosphere.node")
@@ -119,6 +124,8 @@ class Node:
         self.cards: CardIndex
         self.gossip: GossipRouter
         self.p2p: P2PHost
+        self.settlement: Settlement | None = None
+        self.submitter: Submitter
         self._tasks: list[asyncio.Task[Any]] = []
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -135,10 +142,12 @@ class Node:
         try:
             self._bind_identity()
             self.token = load_or_create_token(self.home)
+            self.settlement = await asyncio.to_thread(self._connect_ledger)
             self._start_agents()
             try:
                 await self._serve()
             finally:
+                await self.submitter.close()
                 await self.tasks.close()
                 self.feedback.save()
                 await self.push.aclose()
@@ -176,8 +185,57 @@ class Node:
             max_concurrent_turns=self.config.max_concurrent_tasks,
             turn_timeout_s=self.config.task_timeout_s,
             receipts=self.feedback.receipt,
+            payments=self.settlement,
         )
         self.tasks.recover()
+
+    def _connect_ledger(self) -> Settlement | None:
+        """The node's ledger account when ``chain_home`` is set (else agents work for free)."""
+        from noosphere.ledger.chain import read_runtime
+        from noosphere.ledger.client import Deployment, LedgerClient, LedgerError
+
+        cfg = self.config
+        if cfg.chain_home is None:
+            if cfg.chain_rpc:
+                raise NodeStartError(
+                    "chain_rpc is set but chain_home is not: chain_home holds the contract"
+                    " addresses (deployments/<chainId>.json, written by `noosphere ledger deploy`)"
+                )
+            return None
+        chain_home = cfg.chain_home.expanduser()
+        url = cfg.chain_rpc
+        if not url:
+            runtime = read_runtime(chain_home)
+            if runtime is None:
+                raise NodeStartError(
+                    f"no chain runs for {chain_home}: start it (noosphere chain start --home"
+                    f" {chain_home}) or set chain_rpc"
+                )
+            url = runtime.rpc_url
+        account, created = load_or_create_evm_account(self.home)
+        try:
+            client = LedgerClient(url, account)
+            deployment = Deployment.load(chain_home, client.chain_id)
+            if deployment is None:
+                raise NodeStartError(
+                    f"no contracts recorded for chain {client.chain_id} in {chain_home}:"
+                    f" run noosphere ledger deploy --chain-home {chain_home}"
+                )
+            client.use(deployment)
+        except (LedgerError, OSError) as exc:
+            raise NodeStartError(f"ledger at {url}: {one_line(str(exc))}") from exc
+        log.info("ledger account", address=account.address, chain_id=client.chain_id,
+                 new_account=created)  # fmt: skip
+        for spec in self.specs:
+            if spec.price.amount and spec.price.token != "NOOS":
+                raise NodeStartError(f"agent {spec.id}: the ledger pays in NOOS, not"
+                                     f" {spec.price.token}")  # fmt: skip
+        return Settlement(
+            client,
+            self.store,
+            {spec.id: int(spec.price.amount) for spec in self.specs},
+            min_window_s=cfg.payment_window_s,
+        )
 
     def _bind_identity(self) -> None:
         """Record the key's identity in the store on first start; refuse a swapped key file."""
@@ -208,6 +266,17 @@ class Node:
                 self.mars.trusted_issuers.add(load_public_key(path).issuer)
             except AuthorityError as exc:
                 raise NodeStartError(f"abe_authorities: {exc}") from exc
+        self.submitter = Submitter(
+            self.key,
+            self.store,
+            self.mars,
+            self.cards,
+            self.feedback,
+            self.settlement,
+            self._authorities,
+            escrow_deadline_s=cfg.escrow_deadline_s,
+        )
+        self.submitter.recover()
         bid_filter = SemanticFilter(shared_embedder())
         self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, self._peer_hosts)
         self.peers = PeerBook(self.store)
@@ -262,6 +331,11 @@ class Node:
             self._spawn(self._checkpoint_loop(), "checkpoint")
             self._spawn(self.mars.run(), "mars-index")
             self._spawn(self._connect_loop(), "connect")
+            if self.settlement is not None:
+                self._spawn(
+                    self.settlement.run(self._registrations, self._announce_soon.set),
+                    "settlement",
+                )
             for agent_id, agent in self.agents.items():  # agents with a life of their own
                 start = getattr(agent, "start", None)
                 if start is not None:
@@ -312,6 +386,8 @@ class Node:
         register_a2a_api(dispatcher, self.tasks, self._local_card)
         register_mars_api(dispatcher, self.mars, self.key.peer_id)
         register_feedback_api(dispatcher, self.feedback)
+        register_submit_api(dispatcher, self.submitter)
+        register_ledger_api(dispatcher, self.settlement)
         return Starlette(
             routes=[
                 Route("/", dispatcher.handle_http, methods=["POST"]),
@@ -432,7 +508,12 @@ class Node:
     def announce_cards(self) -> None:
         """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""
         assert self.runtime is not None
-        endpoint = NodeEndpoint(rpc_url=self.runtime.rpc_url, multiaddrs=self.runtime.multiaddrs)
+        endpoint = NodeEndpoint(
+            rpc_url=self.runtime.rpc_url,
+            multiaddrs=self.runtime.multiaddrs,
+            evm_address=self.settlement.address if self.settlement is not None else None,
+        )
+        registry_ids = self.settlement.registry_ids if self.settlement is not None else {}
         now = now_ms()
         keep = set()
         with self.store.transaction():
@@ -446,11 +527,29 @@ class Node:
                     ttl_ms=self.config.card_ttl_s * 1000,
                     tools=self.agents[spec.id].tool_schemas(),
                     attestation=self.attestation,
+                    registry_id=registry_ids.get(spec.id),
                 )
                 params = self.cards.put_local(card, now)
                 keep.add(params.card_id)
                 self.gossip.publish(EnvelopeKind.CARD, {"card": card.to_wire()})
             self.store.delete_local_cards_except(keep)
+
+    def _registrations(self) -> list[tuple[str, str, bytes, str]]:
+        """What the ledger's agent registry records for each of this node's agents: card URL,
+        hash of the card as first registered, and the node's peer id."""
+        out = []
+        for spec in self.specs:
+            stored = self.cards.get(card_id(self.key.peer_id, spec.id), now_ms())
+            if stored is None or self.runtime is None:
+                continue
+            url = f"{self.runtime.rpc_url}/agents/{spec.id}/.well-known/agent-card.json"
+            digest = hashlib.sha256(canonical_json(stored.card)).digest()
+            out.append((spec.id, url, digest, self.key.peer_id))
+        return out
+
+    def _authorities(self) -> list[AuthorityPublicKey]:
+        """The attribute authorities this node trusts and seals to (``abe_authorities``)."""
+        return [load_public_key(path) for path in self.config.abe_authorities]
 
     async def _announce_loop(self) -> None:
         """Announce at start, every announce interval, and soon after a new connection (so a

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 STORE_FILENAME = "node.db"
-SCHEMA_VERSION = 2  # 2 added tasks and push_configs (created on open, so 1 upgrades in place)
+# 2 added tasks and push_configs, 3 payments and submissions (tables are created on open, so
+# older stores upgrade in place)
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +56,25 @@ CREATE TABLE IF NOT EXISTS push_configs (
     config_json TEXT NOT NULL,
     PRIMARY KEY (task_id, config_id)
 );
+CREATE TABLE IF NOT EXISTS payments (
+    escrow_id  TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    due_at     INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    payment_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_task ON payments (task_id);
+CREATE INDEX IF NOT EXISTS payments_due ON payments (state, due_at);
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    submission_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS submissions_created ON submissions (created_at);
 """
 
 
@@ -79,6 +100,19 @@ class StoredPeer:
     addrs: list[str]
     first_seen: int
     last_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPayment:
+    """One escrow this node takes part in, as the agent's node or as the requester's."""
+
+    escrow_id: str
+    role: str  # "agent" | "requester"
+    task_id: str  # the A2A task it pays for (the submission id on the requester's side)
+    state: str
+    due_at: int  # unix seconds: when the settlement worker should look at it next
+    updated_at: int
+    payment: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +387,83 @@ class NodeStore:
         )
         return cursor.rowcount > 0
 
+    # ---- payments and submissions -----------------------------------------------------------
+
+    def insert_payment(self, row: StoredPayment) -> bool:
+        """Add a payment record; False (and nothing written) if the escrow id is already known."""
+        cursor = self._db.execute(
+            "INSERT INTO payments (escrow_id, role, task_id, state, due_at, updated_at,"
+            " payment_json) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(escrow_id) DO NOTHING",
+            _payment_values(row),
+        )
+        return cursor.rowcount > 0
+
+    def put_payment(self, row: StoredPayment) -> None:
+        self._db.execute(
+            "INSERT INTO payments (escrow_id, role, task_id, state, due_at, updated_at,"
+            " payment_json) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(escrow_id) DO UPDATE SET"
+            " state = excluded.state, due_at = excluded.due_at,"
+            " updated_at = excluded.updated_at, payment_json = excluded.payment_json",
+            _payment_values(row),
+        )
+
+    def get_payment(self, escrow_id: str) -> StoredPayment | None:
+        row = self._db.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE escrow_id = ?", (escrow_id,)
+        ).fetchone()
+        return None if row is None else _payment_from_row(row)
+
+    def payments_for_task(self, task_id: str) -> list[StoredPayment]:
+        rows = self._db.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE task_id = ?", (task_id,)
+        ).fetchall()
+        return [_payment_from_row(r) for r in rows]
+
+    def payments_due(self, states: list[str], now_s: int) -> list[StoredPayment]:
+        marks = ",".join("?" * len(states))
+        rows = self._db.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE state IN ({marks}) AND due_at <= ?"
+            " ORDER BY due_at",
+            (*states, now_s),
+        ).fetchall()
+        return [_payment_from_row(r) for r in rows]
+
+    def list_payments(self, limit: int = 1000) -> list[StoredPayment]:
+        rows = self._db.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments ORDER BY updated_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_payment_from_row(r) for r in rows]
+
+    def put_submission(
+        self, submission_id: str, state: str, created_at: int, updated_at: int, body: dict[str, Any]
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO submissions (submission_id, state, created_at, updated_at,"
+            " submission_json) VALUES (?, ?, ?, ?, ?) ON CONFLICT(submission_id) DO UPDATE SET"
+            " state = excluded.state, updated_at = excluded.updated_at,"
+            " submission_json = excluded.submission_json",
+            (submission_id, state, created_at, updated_at, json.dumps(body, separators=(",", ":"))),
+        )
+
+    def get_submission(self, submission_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT submission_json FROM submissions WHERE submission_id = ?", (submission_id,)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def list_submissions(
+        self, *, states: list[str] | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        where, args = "", []
+        if states:
+            where = f"WHERE state IN ({','.join('?' * len(states))})"
+            args = list(states)
+        rows = self._db.execute(
+            f"SELECT submission_json FROM submissions {where} ORDER BY created_at DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
@@ -384,3 +495,22 @@ _TASK_COLUMNS = "task_id, agent_id, context_id, principal, state, created_at, up
 
 def _task_from_row(row: tuple[Any, ...]) -> StoredTask:
     return StoredTask(*row[:7], json.loads(row[7]))
+
+
+_PAYMENT_COLUMNS = "escrow_id, role, task_id, state, due_at, updated_at, payment_json"
+
+
+def _payment_values(row: StoredPayment) -> tuple[Any, ...]:
+    return (
+        row.escrow_id,
+        row.role,
+        row.task_id,
+        row.state,
+        row.due_at,
+        row.updated_at,
+        json.dumps(row.payment, separators=(",", ":")),
+    )
+
+
+def _payment_from_row(row: tuple[Any, ...]) -> StoredPayment:
+    return StoredPayment(*row[:6], json.loads(row[6]))

@@ -48,6 +48,7 @@ from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
 from .metrics import NodeMetrics
 from .push import PushNotifier
+from .settlement import Admission, Settlement
 from .store import NodeStore, StoredTask
 
 log = structlog.get_logger("noosphere.tasks")
@@ -109,8 +110,10 @@ class TaskManager:
         max_concurrent_turns: int = 4,
         turn_timeout_s: float = 300.0,
         receipts: Callable[[StoredTask, TaskState], dict[str, Any] | None] | None = None,
+        payments: Settlement | None = None,
     ) -> None:
         self._store = store
+        self._payments = payments  # priced agents work only for an escrow
         self._receipts = receipts  # signs a receipt when a task ends (the requester's proof)
         self._agents = dict(agents)
         self._metrics = metrics
@@ -155,7 +158,7 @@ class TaskManager:
 
     async def send(self, request: SendMessageRequest, principal: str) -> Task:
         """SendMessage: returns when the turn ends (or at once with ``returnImmediately``)."""
-        task = self._accept(request, principal)
+        task = self._accept(request, principal, await self._admit(request))
         config = request.configuration
         if not (config and config.return_immediately):
             job = self._running.get(task.id)
@@ -169,7 +172,10 @@ class TaskManager:
     ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task, then its updates until the turn ends."""
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
-        task = self._accept(request, principal, before_start=lambda t: self._watch(t, queue))
+        admission = await self._admit(request)
+        task = self._accept(
+            request, principal, admission, before_start=lambda t: self._watch(t, queue)
+        )
         return self._drain(task, queue)
 
     def get(self, task_id: str, principal: str, history_length: int | None = None) -> Task:
@@ -293,10 +299,18 @@ class TaskManager:
             + ", ".join(sorted(self._agents)),
         )
 
+    async def _admit(self, request: SendMessageRequest) -> Admission | None:
+        """The escrow paying for a new task to a priced agent (checked on chain), if needed."""
+        if self._payments is None or request.message.task_id:
+            return None  # a continued task was paid for when it was created
+        agent = self._agent_for(request.tenant)
+        return await self._payments.admit(agent.agent_id, request.message)
+
     def _accept(
         self,
         request: SendMessageRequest,
         principal: str,
+        admission: Admission | None = None,
         before_start: Callable[[Task], None] | None = None,
     ) -> Task:
         message = request.message
@@ -337,7 +351,10 @@ class TaskManager:
                 updated_at=now,
                 task=task.to_wire(),
             )
-            self._store.put_task(row)  # acknowledged only once stored
+            with self._store.transaction():  # acknowledged only once stored
+                if admission is not None and self._payments is not None:
+                    self._payments.bind(admission, task_id, agent.agent_id)
+                self._store.put_task(row)
         config = request.configuration
         if config and config.task_push_notification_config:
             self.set_push_config(
@@ -424,6 +441,8 @@ class TaskManager:
                 finally:
                     sink.closed = True
                     self._metrics.tasks_running.dec()
+            if final.state == TaskState.COMPLETED and self._payments is not None:
+                await self._payments.before_completion(self._load(turn.task_id))
         except asyncio.CancelledError:
             final = self._interrupted(turn.task_id)
         finally:
@@ -536,6 +555,8 @@ class TaskManager:
         metadata = dict(task.metadata or {})
         if retryable:
             metadata["noosphere"] = {**metadata.get("noosphere", {}), "retryable": True}
+        if state.terminal and self._payments is not None:
+            self._payments.task_ended(task.id, completed=state == TaskState.COMPLETED)
         if state.terminal and self._receipts is not None:
             receipt = self._receipts(row, state)
             if receipt is not None:

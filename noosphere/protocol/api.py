@@ -30,6 +30,7 @@ class NodeStatus(WireModel):
     models_loaded: bool = False  # the embedding model is in memory (first task will be fast)
     tasks_running: int = 0
     tasks_queued: int = 0
+    evm_address: str | None = None  # the node's ledger account (None: no ledger configured)
 
 
 class PeerEntry(WireModel):
@@ -146,3 +147,72 @@ class FeedbackReply(WireModel):
     recorded: bool
     agent: str
     reputation: float | None
+
+
+class SubmitParams(WireModel):
+    """``noosphere.tasks.submit``: recruit, pay, run, settle and rate one task (operator only)."""
+
+    task: str = Field(min_length=1, max_length=20_000)
+    data: list[Any] = Field(default_factory=list, max_length=16)  # extra JSON data parts
+    policy: str | None = Field(None, max_length=8192)  # seal the parts under this ABE policy
+    issuer: str | None = None  # which configured authority seals (default: the first)
+    budget: int | None = Field(None, ge=0)  # the most this task may cost
+    required_tags: list[str] = Field(default_factory=list, max_length=32)
+    max_attempts: int = Field(3, ge=1, le=10)  # agents tried before giving up
+    deadline_s: int | None = Field(None, ge=10, le=30 * 86_400)  # escrow deadline from now
+    solicit_bids_ms: int = Field(0, ge=0, le=10_000)
+
+
+class SubmissionEvent(WireModel):
+    at_ms: int  # since the submission was created
+    phase: str  # recruit | pay | execute | settle | feedback | done
+    text: str
+
+
+class SubmissionAttempt(WireModel):
+    agent: str  # card id
+    name: str
+    rpc_url: str
+    price: int
+    score: float
+    escrow_id: str | None = None
+    task_id: str | None = None
+    state: str = "starting"  # starting | running | completed | failed | rejected | unreachable
+    reason: str = ""
+    payment: str = "none"  # none | open | released | refund pending | refunded | ...
+
+
+class Submission(WireModel):
+    id: str
+    state: str  # running | completed | failed
+    task: str
+    created_at: int  # unix ms
+    updated_at: int
+    events: list[SubmissionEvent] = Field(default_factory=list)
+    attempts: list[SubmissionAttempt] = Field(default_factory=list)
+    winner: str | None = None  # card id of the agent whose result was accepted
+    result: dict[str, Any] | None = None  # the completed A2A task
+    paid: str = "0"  # smallest token unit released to the winner
+    timings_ms: dict[str, float] = Field(default_factory=dict)  # per phase
+    reputation: dict[str, float | None] = Field(default_factory=dict)  # winner: before, after
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+
+class SubmissionGetParams(WireModel):
+    id: str = Field(min_length=1, max_length=128)
+
+
+class LedgerStatus(WireModel):
+    """``noosphere.ledger.status``: this node's account on the ledger."""
+
+    address: str
+    chain_id: int
+    balance: str
+    token: str
+    escrow: str
+    registry_ids: dict[str, int] = Field(default_factory=dict)  # agent id -> registry id
+    payments: list[dict[str, Any]] = Field(default_factory=list)

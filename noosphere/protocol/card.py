@@ -93,6 +93,7 @@ class NoosphereCardParams(WireModel):
     availability: int | None = None  # percent of the last window the agent answered
     reputation: int | None = None  # permille, as seen by the card's own node
     tools: list[dict[str, Any]] = Field(default_factory=list)  # {name, description, parameters}
+    registry_id: int | None = Field(None, ge=1)  # the agent's identity token on the ledger
     seq: int = Field(ge=0)
     issued_at: int = Field(ge=0)  # unix milliseconds
     expires_at: int = Field(ge=0)  # unix milliseconds

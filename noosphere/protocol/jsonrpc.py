@@ -30,6 +30,7 @@ class ErrorCode(IntEnum):
     CARD_NOT_FOUND = -32040
     REQUEST_TOO_LARGE = -32041
     UNAUTHORIZED = -32042
+    PAYMENT_REQUIRED = -32043
 
 
 RequestId = StrictStr | StrictInt | None

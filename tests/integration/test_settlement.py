@@ -1,0 +1,248 @@
+"""Settle inside a task's life, between real node processes and a real anvil: a priced agent works
+only for an open escrow that pays it, commits its result hash on chain before reporting the task
+completed; the requester's node releases the payment when the result matches the commitment,
+records the rating on the registry, and refunds the escrow of an agent that died mid-task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, set_gas_balance
+from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient
+from noosphere.node.a2a_client import A2AClient, text_message
+from noosphere.node.auth import BearerAuth
+from noosphere.node.client import NodeClient
+from noosphere.node.keystore import load_or_create_evm_account
+from noosphere.node.launcher import LocalNode
+from noosphere.protocol import ErrorCode, RpcError
+from noosphere.protocol.api import Submission
+from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef
+
+from .support import EXAMPLES, Cluster, wait_until
+
+pytestmark = pytest.mark.integration
+
+AGENTS = Path(__file__).parent / "agents"
+FUNDS = 1_000
+GRACE_S = 30
+
+
+@dataclass
+class Chain:
+    home: Path
+    url: str
+    owner: LedgerClient
+    deployment: Deployment
+
+    def fund(self, home: Path) -> str:
+        """Create the node's ledger key before it starts, give it gas and tokens."""
+        home.mkdir(parents=True, exist_ok=True)
+        account, _ = load_or_create_evm_account(home)
+        set_gas_balance(self.url, account.address, 10**20)
+        self.owner.mint(account.address, FUNDS)
+        return str(account.address)
+
+    def env(self, window_s: int = 5) -> dict[str, str]:
+        return {"NOOSPHERE_CHAIN_HOME": str(self.home), "NOOSPHERE_PAYMENT_WINDOW_S": str(window_s)}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    home = tmp_path_factory.mktemp("chain")
+    local = LocalChain.start(home)
+    try:
+        Account.enable_unaudited_hdwallet_features()
+        owner_account = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0")
+        owner = LedgerClient(local.runtime.rpc_url, owner_account)
+        deployment = owner.deploy_all(grace_period_s=GRACE_S)
+        deployment.save(home)
+        yield Chain(home, local.runtime.rpc_url, owner, deployment)
+    finally:
+        local.stop()
+
+
+def operator(node: LocalNode) -> NodeClient:
+    return NodeClient(node.rpc_url, auth=BearerAuth(node.token), timeout=30)
+
+
+def submit(node: LocalNode, **params: Any) -> Submission:
+    with operator(node) as client:
+        return Submission.model_validate(client.call("noosphere.tasks.submit", params))
+
+
+def submission(node: LocalNode, submission_id: str) -> Submission:
+    with operator(node) as client:
+        return Submission.model_validate(
+            client.call("noosphere.tasks.submission", {"id": submission_id})
+        )
+
+
+def finished(node: LocalNode, submission_id: str, timeout: float = 120) -> Submission:
+    return wait_until(
+        lambda: (s := submission(node, submission_id)).finished and s, timeout=timeout
+    )
+
+
+def card_of(node: LocalNode, card_id: str) -> dict[str, Any] | None:
+    with node.client() as client:
+        for entry in client.cards(full=True):
+            if entry.card_id == card_id:
+                return entry.card
+    return None
+
+
+def own_card(node: LocalNode) -> str:
+    with node.client() as client:
+        (agent,) = client.status().agents
+    return agent.card_id
+
+
+def registered(node: LocalNode, card_id: str) -> dict[str, Any] | None:
+    """The card as ``node`` knows it, once it carries the agent's registry id."""
+    card = card_of(node, card_id)
+    ext = card["capabilities"]["extensions"][0]["params"] if card else {}
+    return ext if ext.get("registryId") and ext.get("evmAddress") else None
+
+
+def test_submit_pays_the_agent_exactly_once_and_rates_it_on_chain(
+    cluster: Cluster, chain: Chain
+) -> None:
+    agent_addr = chain.fund(cluster.root / "agent")
+    requester_addr = chain.fund(cluster.root / "requester")
+    agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
+    requester = cluster.start("requester", bootstrap=[agent.multiaddr], env=chain.env())
+    calculator = own_card(agent)
+    ext = wait_until(lambda: registered(requester, calculator), timeout=60)
+    assert ext["evmAddress"] == agent_addr
+
+    started = submit(requester, task="what is 17 * 23?", budget=10)
+    assert started.state == "running"
+    done = finished(requester, started.id)
+
+    assert done.state == "completed", done.error
+    assert done.winner == calculator and done.paid == "5"
+    assert "391" in str(done.result)
+    phases = {e.phase for e in done.events}
+    assert {"recruit", "pay", "execute", "settle", "feedback", "done"} <= phases
+    (attempt,) = done.attempts
+    assert attempt.payment == "released" and attempt.escrow_id is not None
+    # balances moved by exactly the price, once
+    assert chain.owner.balance_of(agent_addr) == FUNDS + 5
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 5
+    view = chain.owner.get_escrow(attempt.escrow_id)
+    assert view.status == EscrowStatus.RELEASED and view.result_hash is not None
+    # the rating is on the registry and in the trust model
+    assert chain.owner.feedback_count(ext["registryId"]) == 1
+    assert chain.owner.average_score_x100(ext["registryId"]) == 100 * 100
+    assert done.reputation["after"] is not None, done.events
+    # the agent's node kept its side of the record
+    with operator(agent) as client:
+        status = client.call("noosphere.ledger.status")
+    (payment,) = status["payments"]
+    assert payment["escrowId"] == attempt.escrow_id
+    assert payment["role"] == "agent" and payment["state"] == "committed"
+    assert payment["resultHash"] == view.result_hash
+
+
+def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, chain: Chain) -> None:
+    agent_addr = chain.fund(cluster.root / "agent")
+    agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
+    payer = chain.owner
+    payer.mint(payer.address, 100)
+
+    async def send(metadata: dict[str, Any] | None) -> Any:
+        message = text_message("what is 2 + 2?").model_copy(update={"metadata": metadata})
+        async with A2AClient(agent.rpc_url, auth=BearerAuth(agent.token)) as client:
+            return await client.send(message)
+
+    with pytest.raises(RpcError) as unpaid:
+        asyncio.run(send(None))
+    assert unpaid.value.code == ErrorCode.PAYMENT_REQUIRED
+    terms = unpaid.value.data
+    assert terms["price"] == "5" and terms["payTo"] == agent_addr
+    assert terms["escrow"] == chain.deployment.escrow
+
+    now = payer.timestamp()
+    too_small = "0x" + "11" * 32
+    payer.approve(chain.deployment.escrow, 100)
+    payer.open_escrow(too_small, agent_addr, 4, now + 600)
+    with pytest.raises(RpcError, match="holds 4, the price is 5") as small:
+        asyncio.run(send(ref(chain, too_small)))
+    assert small.value.code == ErrorCode.PAYMENT_REQUIRED
+
+    good = "0x" + "22" * 32
+    payer.open_escrow(good, agent_addr, 5, now + 600)
+    task = asyncio.run(send(ref(chain, good)))
+    assert task.status.state.short == "completed"
+    assert payer.get_escrow(good).status == EscrowStatus.COMMITTED
+    with pytest.raises(RpcError, match="already paid") as replay:
+        asyncio.run(send(ref(chain, good)))
+    assert replay.value.code == ErrorCode.PAYMENT_REQUIRED
+
+    with pytest.raises(RpcError) as bad:
+        asyncio.run(send({PAYMENT_METADATA_KEY: {"chainId": 1, "escrow": "x", "escrowId": "y"}}))
+    assert bad.value.code == ErrorCode.INVALID_PARAMS
+
+
+def ref(chain: Chain, escrow_id: str) -> dict[str, Any]:
+    return {
+        PAYMENT_METADATA_KEY: PaymentRef(
+            chain_id=chain.deployment.chain_id,
+            escrow=chain.deployment.escrow,
+            escrow_id=escrow_id,
+        ).to_wire()
+    }
+
+
+def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
+    cluster: Cluster, chain: Chain
+) -> None:
+    """kill -9 of the executing agent's node: the requester re-recruits, the task completes on
+    the other agent, the dead agent's escrow is refunded after its deadline, nothing is paid
+    twice."""
+    requester_addr = chain.fund(cluster.root / "requester")
+    first_addr = chain.fund(cluster.root / "w1")
+    second_addr = chain.fund(cluster.root / "w2")
+    w1 = cluster.start("w1", agents=[AGENTS / "slow-paid.yaml"], env=chain.env())
+    w2 = cluster.start(
+        "w2", agents=[AGENTS / "slow-paid.yaml"], bootstrap=[w1.multiaddr], env=chain.env()
+    )
+    requester = cluster.start("requester", bootstrap=[w1.multiaddr], env=chain.env())
+    workers = {own_card(w): w for w in (w1, w2)}
+    for card_id in workers:
+        wait_until(lambda c=card_id: registered(requester, c), timeout=60)
+
+    started = submit(requester, task="wait 6 seconds", deadlineS=20, maxAttempts=2)
+    running = wait_until(
+        lambda: next(
+            (a for a in submission(requester, started.id).attempts if a.state == "running"), None
+        ),
+        timeout=60,
+    )
+    victim = workers[running.agent]
+    victim.kill()
+    done = finished(requester, started.id)
+
+    assert done.state == "completed", done.error
+    first, second = done.attempts
+    assert first.agent == running.agent and first.state == "unreachable"
+    assert first.payment == "refund after deadline"
+    assert second.agent != first.agent and second.payment == "released"
+    survivor_addr = second_addr if workers[second.agent] is w2 else first_addr
+    victim_addr = first_addr if survivor_addr == second_addr else second_addr
+
+    # the first escrow goes back to the requester once its deadline has passed
+    wait_until(
+        lambda: chain.owner.get_escrow(first.escrow_id).status == EscrowStatus.REFUNDED,
+        timeout=60,
+    )
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 3
+    assert chain.owner.balance_of(survivor_addr) == FUNDS + 3
+    assert chain.owner.balance_of(victim_addr) == FUNDS
