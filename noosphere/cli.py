@@ -260,15 +260,18 @@ def agent_check(
 
 @app.command("demo")
 def demo(
-    nodes: Annotated[int, typer.Option("--nodes", min=2, max=10, help="How many local nodes.")] = 3,
+    nodes: Annotated[
+        int, typer.Option("--nodes", min=3, max=10, help="Local nodes (the last one requests).")
+    ] = 5,
     keep: Annotated[
-        bool, typer.Option("--keep", help="Leave the nodes running when done.")
+        bool, typer.Option("--keep", help="Leave the chain and the nodes running when done.")
     ] = False,
     workdir: Annotated[Path, typer.Option("--workdir", help="Where node homes go.")] = Path(
         ".noosphere-demo"
     ),
 ) -> None:
-    """Start local nodes with the example agents and show each node's view of the network."""
+    """Run the six phases on this machine: a local chain, nodes with the example agents, then
+    publish, discover, recruit, execute (one task sealed), settle and feedback."""
     from noosphere.demo import DemoError, run_demo
 
     try:

@@ -85,23 +85,7 @@ def task_submit(
             )
             if no_wait:
                 return print_json(submission) if as_json else out.print(submission.id)
-            shown = 0
-            while True:
-                if not as_json:
-                    for event in submission.events[shown:]:
-                        style = PHASE_STYLE.get(event.phase, "")
-                        out.print(
-                            f"[dim]{event.at_ms / 1000:6.2f}s[/] [{style}]{event.phase:>8}[/]"
-                            f" {event.text}",
-                            highlight=False,
-                        )
-                    shown = len(submission.events)
-                if submission.finished:
-                    break
-                time.sleep(POLL_INTERVAL_S)
-                submission = Submission.model_validate(
-                    client.call("noosphere.tasks.submission", {"id": submission.id})
-                )
+            submission = follow_submission(client, submission, out, quiet=as_json)
     except NodeUnreachable as exc:
         fail(str(exc))
     except RpcError as exc:
@@ -111,9 +95,31 @@ def task_submit(
     if as_json:
         print_json(submission)
     else:
-        _summary(submission)
+        print_summary(submission)
     if submission.state != "completed":
         raise typer.Exit(2)
+
+
+def follow_submission(client: Any, submission: Any, console: Any, *, quiet: bool = False) -> Any:
+    """Poll a submission until it ends, printing each new event (one line per step)."""
+    from noosphere.protocol.api import Submission
+
+    shown = 0
+    while True:
+        if not quiet:
+            for event in submission.events[shown:]:
+                style = PHASE_STYLE.get(event.phase, "")
+                console.print(
+                    f"[dim]{event.at_ms / 1000:6.2f}s[/] [{style}]{event.phase:>8}[/] {event.text}",
+                    highlight=False,
+                )
+            shown = len(submission.events)
+        if submission.finished:
+            return submission
+        time.sleep(POLL_INTERVAL_S)
+        submission = Submission.model_validate(
+            client.call("noosphere.tasks.submission", {"id": submission.id})
+        )
 
 
 def _read_json(path: Path | None) -> list[Any]:
@@ -127,28 +133,29 @@ def _read_json(path: Path | None) -> list[Any]:
         fail(f"{path} is not valid JSON: {exc}")
 
 
-def _summary(submission: Any) -> None:
+def print_summary(submission: Any, console: Any = out, *, result: bool = True) -> None:
+    """The result, the attempts (agent, price, outcome, payment) and the phase timings."""
     from noosphere.cli_tasks import task_lines
     from noosphere.protocol.a2a import Task
 
-    if submission.result is not None:
+    if result and submission.result is not None:
         for line in task_lines(Task.model_validate(submission.result)):
-            out.print(line, highlight=False)
+            console.print(line, highlight=False)
     table = Table(title=f"submission {submission.id}", show_header=True)
     for column in ("agent", "price", "state", "payment", "reason"):
         table.add_column(column)
     for attempt in submission.attempts:
         table.add_row(attempt.name, str(attempt.price), attempt.state, attempt.payment,
                       attempt.reason[:60])  # fmt: skip
-    out.print(table)
+    console.print(table)
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in submission.timings_ms.items())
-    out.print(f"[bold]{submission.state}[/]  paid {submission.paid}  ({timings})")
+    console.print(f"[bold]{submission.state}[/]  paid {submission.paid}  ({timings})")
     reputation = submission.reputation
     if reputation:
         before, after = reputation.get("before"), reputation.get("after")
-        out.print(f"reputation of {submission.winner}: {_fmt(before)} -> {_fmt(after)}")
+        console.print(f"reputation of {submission.winner}: {_fmt(before)} -> {_fmt(after)}")
     if submission.error:
-        out.print(f"[red]{submission.error}[/]")
+        console.print(f"[red]{submission.error}[/]")
 
 
 def _fmt(value: float | None) -> str:

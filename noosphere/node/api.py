@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .rpc import CallContext, JsonRpcDispatcher
 
 
-def card_entry(stored: StoredCard, *, full: bool) -> CardEntry:
+def card_entry(stored: StoredCard, *, full: bool, reputation: float | None = None) -> CardEntry:
     card = AgentCard.model_validate(stored.card)
     ext = card.noosphere()
     return CardEntry(
@@ -46,6 +46,7 @@ def card_entry(stored: StoredCard, *, full: bool) -> CardEntry:
         expires_at=stored.expires_at,
         received_at=stored.received_at,
         local=stored.local,
+        reputation=reputation,
         card=stored.card if full else None,
     )
 
@@ -98,7 +99,10 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
 
     async def cards_list(params: CardsListParams, _: CallContext) -> list[CardEntry]:
         stored = node.cards.list(now_ms())[params.offset : params.offset + params.limit]
-        return [card_entry(c, full=params.full) for c in stored]
+        trust = node.feedback.trust
+        return [
+            card_entry(c, full=params.full, reputation=trust.reputation(c.card_id)) for c in stored
+        ]
 
     async def cards_get(params: CardsGetParams, _: CallContext) -> CardEntry:
         stored = node.cards.get(params.id, now_ms())
@@ -112,7 +116,9 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
                     f"card id prefix {params.id!r} matches {len(matches)} cards; give more",
                 )
             stored = matches[0]
-        return card_entry(stored, full=True)
+        return card_entry(
+            stored, full=True, reputation=node.feedback.trust.reputation(stored.card_id)
+        )
 
     dispatcher.register("noosphere.node.status", EmptyParams, status)
     dispatcher.register("noosphere.peers", EmptyParams, peers)

@@ -340,7 +340,7 @@ class Node:
                 start = getattr(agent, "start", None)
                 if start is not None:
                     self._spawn(start(), f"agent:{agent_id}")
-            if self.agents and self.config.preload_models:  # not during the first task
+            if self.config.preload_models:  # not during the first task or recruit
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
             await self.stopping.wait()
         finally:

@@ -56,6 +56,7 @@ class CardEntry(WireModel):
     expires_at: int
     received_at: int
     local: bool
+    reputation: float | None = None  # this node's trust in the agent (None: no ratings yet)
     card: dict[str, Any] | None = None
 
 
