@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-ledger bench-mars clean
+.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -35,7 +35,7 @@ contracts: $(NODE_STAMP)
 contracts-check: $(NODE_STAMP)
 	@node scripts/compile_contracts.mjs --check
 
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	@$(VENV)/bin/noosphere demo
 
 test: $(STAMP) $(NODE_STAMP)
@@ -76,6 +76,12 @@ bench-ledger: $(STAMP) $(NODE_STAMP)
 # --help explains the cards and metrics). ARGS adds options, e.g. ARGS="--cards 10000 100000".
 bench-mars: $(STAMP)
 	@$(PY) bench/mars.py $(ARGS)
+
+# Orchestrator scaling on real processes: reaction time from a load spike to a new worker
+# serving (5 spikes, median) and queue drain with 1, 2, 4 fixed workers against linear speed-up
+# (about 4 minutes on 2 cores; bench/scaling.py --help explains the setup). ARGS adds options.
+bench-scaling: $(STAMP)
+	@$(PY) bench/scaling.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -181,6 +181,7 @@ def node_status(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = 
     table.add_row("peers", str(status.peers_connected))
     table.add_row("cards", str(status.cards_known))
     table.add_row("agents", ", ".join(a.name for a in status.agents) or "-")
+    table.add_row("ledger account", status.evm_address or "- (no chain_home configured)")
     out.print(table)
 
 
