@@ -151,5 +151,5 @@ def load_config(
         raise ConfigError(f"invalid node config: {describe_validation_error(exc)}") from exc
     created = not path.exists()
     if created:
-        path.write_text(tomli_w.dumps(config.model_dump(mode="json")))
+        path.write_text(tomli_w.dumps(config.model_dump(mode="json", exclude_none=True)))
     return config, created

@@ -164,3 +164,16 @@ def test_advertised_host_replaces_wildcard_with_loopback() -> None:
     assert NodeConfig(host="0.0.0.0").advertised_host == "127.0.0.1"
     assert NodeConfig(host="10.1.2.3").advertised_host == "10.1.2.3"
     assert NodeConfig(host="0.0.0.0", public_host="node.example").advertised_host == "node.example"
+
+
+def test_ledger_settings_are_optional_and_round_trip(tmp_path: Path) -> None:
+    config, _ = load_config(tmp_path, environ={})
+    assert config.chain_home is None and config.chain_rpc == ""
+    assert "chain_home" not in tomllib.loads((tmp_path / CONFIG_FILENAME).read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    chain = tmp_path / "chain"
+    config, _ = load_config(other, environ={"NOOSPHERE_CHAIN_HOME": str(chain)})
+    assert config.chain_home == chain
+    again, created = load_config(other, environ={})
+    assert not created and again.chain_home == chain
