@@ -3,7 +3,8 @@ publishes a card), but it runs a pool of worker nodes instead of tools: each tas
 to the least-loaded worker over A2A (signed with the orchestrator's node key), and a control
 loop reads the workers' metrics, asks the ``Autoscaler`` how many workers the load needs, and
 applies it through a ``Scaler`` (worker processes here, or a Kubernetes Deployment). Every
-decision is logged with its inputs.
+decision is logged with its inputs and reason, and exported at the node's /metrics
+(``noosphere_orchestrator_*``, labelled by ``agent``; see ``OrchestratorMetrics``).
 
 Agent file::
 
@@ -18,23 +19,29 @@ Agent file::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from noosphere.node.metrics import attach_agent_registry, detach_agent_registry
 from noosphere.protocol.a2a import Artifact, Message, Role, Task, TaskState
 
-from .autoscale import Autoscaler, Decision, ScalingPolicy, WorkerSample
+from .autoscale import REASON_CODES, Autoscaler, Decision, ScalingPolicy, WorkerSample
 from .embedding import Embedder
 from .llm import LlmBackend
 from .scalers import KubernetesScaler, LocalScaler, MetricsReader, Scaler, worker_cards
 from .spec import AgentSpec
 from .turn import Turn, TurnResult, TurnSink
+
+if TYPE_CHECKING:
+    from noosphere.node.a2a_client import A2AClient
 
 log = structlog.get_logger("noosphere.orchestrator")
 
@@ -62,6 +69,126 @@ class OrchestratorSettings(BaseModel):
     )
 
 
+class OrchestratorMetrics:
+    """The control loop's view, in its own registry (attached to the node's /metrics): every
+    decision's replica counts, inputs and reason, and what it observed of each worker."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.registry = CollectorRegistry()
+        r, a = self.registry, ["agent"]
+        self.replicas_current = Gauge(
+            "noosphere_orchestrator_replicas_current", "Workers running (or starting)", a,
+            registry=r,
+        )  # fmt: skip
+        self.replicas_desired = Gauge(
+            "noosphere_orchestrator_replicas_desired", "Workers the last decision asked for", a,
+            registry=r,
+        )  # fmt: skip
+        self.replicas_recommended = Gauge(
+            "noosphere_orchestrator_replicas_recommended",
+            "Workers the last observation called for (before stabilization and cooldown)",
+            a, registry=r,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "noosphere_orchestrator_decisions_total",
+            "Scaling decisions, by the change applied (up, down, none) and its reason code",
+            [*a, "direction", "reason"], registry=r,
+        )  # fmt: skip
+        self.backlog = Gauge(
+            "noosphere_orchestrator_backlog",
+            "Task turns queued and running on the workers plus those waiting here",
+            a, registry=r,
+        )  # fmt: skip
+        self.waiting = Gauge(
+            "noosphere_orchestrator_waiting_turns",
+            "Task turns waiting here for a free worker slot", a, registry=r,
+        )  # fmt: skip
+        self.mean_utilization = Gauge(
+            "noosphere_orchestrator_mean_utilization",
+            "Mean CPU share of the ready workers (the autoscaler's utilization input)",
+            a, registry=r,
+        )  # fmt: skip
+        self.by_signal = Gauge(
+            "noosphere_orchestrator_replicas_by_signal",
+            "Workers each signal calls for (queue, utilization)", [*a, "signal"], registry=r,
+        )  # fmt: skip
+        self.last_decision = Gauge(
+            "noosphere_orchestrator_last_decision_timestamp_seconds",
+            "Unix time of the last decision", a, registry=r,
+        )  # fmt: skip
+        self.scale_seconds = Histogram(
+            "noosphere_orchestrator_scale_seconds",
+            "Time to apply a change (up: until the new workers serve)",
+            [*a, "direction"], registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60),
+        )  # fmt: skip
+        w = [*a, "worker"]
+        self.worker_queue = Gauge(
+            "noosphere_orchestrator_worker_queue_depth",
+            "A worker's queued task turns (its noosphere_task_queue_depth)", w, registry=r,
+        )  # fmt: skip
+        self.worker_running = Gauge(
+            "noosphere_orchestrator_worker_running",
+            "A worker's running task turns (its noosphere_tasks_running)", w, registry=r,
+        )  # fmt: skip
+        self.worker_inflight = Gauge(
+            "noosphere_orchestrator_worker_inflight",
+            "Task turns this orchestrator has handed to a worker and not yet got back",
+            w, registry=r,
+        )  # fmt: skip
+        self.worker_utilization = Gauge(
+            "noosphere_orchestrator_worker_utilization",
+            "A worker's CPU share over the last interval (absent until it is known and ready)",
+            w, registry=r,
+        )  # fmt: skip
+        self.worker_ready = Gauge(
+            "noosphere_orchestrator_worker_ready",
+            "1 when a worker serves with its models loaded (its CPU counts as load)",
+            w, registry=r,
+        )  # fmt: skip
+        self._workers: set[str] = set()
+        for code in REASON_CODES:  # every series exists from the start (rate() needs that)
+            for direction in ("up", "down", "none"):
+                self.decisions.labels(agent, direction, code)
+        attach_agent_registry(self.registry)
+
+    def observe(
+        self, decision: Decision, samples: list[WorkerSample], inflight: dict[str, int]
+    ) -> None:
+        agent, inputs = self.agent, decision.inputs
+        self.replicas_current.labels(agent).set(decision.current)
+        self.replicas_desired.labels(agent).set(decision.desired)
+        self.replicas_recommended.labels(agent).set(decision.recommended)
+        self.decisions.labels(agent, decision.direction, decision.code).inc()
+        self.backlog.labels(agent).set(inputs.get("backlog", 0.0))
+        self.waiting.labels(agent).set(inputs.get("waiting", 0.0))
+        self.mean_utilization.labels(agent).set(inputs.get("mean_utilization", 0.0))
+        self.by_signal.labels(agent, "queue").set(inputs.get("by_queue", 0.0))
+        self.by_signal.labels(agent, "utilization").set(inputs.get("by_utilization", 0.0))
+        self.last_decision.labels(agent).set(time.time())
+        seen = {s.name for s in samples}
+        for gone in self._workers - seen:
+            for gauge in (self.worker_queue, self.worker_running, self.worker_inflight,
+                          self.worker_utilization, self.worker_ready):  # fmt: skip
+                with contextlib.suppress(KeyError):
+                    gauge.remove(agent, gone)
+        self._workers = seen
+        for s in samples:
+            self.worker_queue.labels(agent, s.name).set(s.queued)
+            self.worker_running.labels(agent, s.name).set(s.running)
+            self.worker_inflight.labels(agent, s.name).set(inflight.get(s.name, 0))
+            self.worker_ready.labels(agent, s.name).set(1.0 if s.ready else 0.0)
+            if s.utilization is None:
+                with contextlib.suppress(KeyError):
+                    self.worker_utilization.remove(agent, s.name)
+            else:
+                self.worker_utilization.labels(agent, s.name).set(s.utilization)
+
+    def close(self) -> None:
+        detach_agent_registry(self.registry)
+
+
 class OrchestratorAgent:
     """A TaskAgent that forwards turns to a scaled pool of worker nodes."""
 
@@ -77,10 +204,12 @@ class OrchestratorAgent:
         self.autoscaler = Autoscaler(settings.policy)
         self.metrics = MetricsReader()
         self.decisions: list[Decision] = []
+        self.stats = OrchestratorMetrics(spec.id)
         self._key, _ = load_or_create_node_key(home)
         self._scaler: Scaler | None = None
         self._samples: dict[str, WorkerSample] = {}
         self._inflight: dict[str, int] = {}
+        self._clients: dict[str, A2AClient] = {}
         self._waiting = 0  # turns queued here for a free worker slot
         self._freed = asyncio.Event()
 
@@ -113,6 +242,8 @@ class OrchestratorAgent:
             agents=pool.agents,
             bootstrap=runtime["multiaddrs"][:1],
             extra_args=pool.extra_args,
+            busy=lambda url: self._inflight.get(url, 0),
+            drain_timeout_s=self.settings.turn_timeout_s,
         )
 
     async def start(self) -> None:
@@ -121,37 +252,65 @@ class OrchestratorAgent:
         current = await self._scaler.current()
         if current < self.settings.policy.min_replicas:
             await self._scaler.scale(self.settings.policy.min_replicas)
-        while True:
-            try:
-                await self.step()
-            except Exception:  # the pool must keep being managed
-                log.exception("orchestrator step failed")
-            await asyncio.sleep(self.settings.interval_s)
+        try:
+            while True:
+                try:
+                    await self.step()
+                except Exception:  # the pool must keep being managed
+                    log.exception("orchestrator step failed")
+                await asyncio.sleep(self.settings.interval_s)
+        finally:
+            for client in self._clients.values():
+                await client.aclose()
+            self._clients.clear()
+            await self.metrics.aclose()
 
     async def step(self) -> Decision:
         assert self._scaler is not None
         urls = await self._scaler.endpoints()
         samples = await self.metrics.sample(urls)
+        await self._forget_clients(urls)
         self._samples = {s.name: s for s in samples}
         self._freed.set()  # the worker set may have changed: let waiting turns look again
-        # Turns waiting here for a worker slot are backlog too.
-        samples = [*samples, WorkerSample("orchestrator-queue", float(self._waiting), 0.0)]
         current = await self._scaler.current()
-        decision = self.autoscaler.decide(samples, current, time.monotonic())
-        if decision.changes:
-            log.info(
-                "scaling workers",
-                current=decision.current,
-                desired=decision.desired,
-                reason=decision.reason,
-                **decision.inputs,
-            )
-            await self._scaler.scale(decision.desired)
+        # Turns waiting here for a worker slot are backlog too.
+        decision = self.autoscaler.decide(
+            samples, current, time.monotonic(), waiting=float(self._waiting)
+        )
+        self.stats.observe(decision, samples, self._inflight)
+        previous = self.decisions[-1] if self.decisions else None
         self.decisions.append(decision)
         del self.decisions[:-1000]
+        fields = {
+            "current": decision.current,
+            "desired": decision.desired,
+            "recommended": decision.recommended,
+            "direction": decision.direction,
+            "code": decision.code,
+            "reason": decision.reason,
+            **decision.inputs,
+        }
+        if decision.changes:
+            log.info("scaling workers", **fields)
+            started = time.monotonic()
+            await self._scaler.scale(decision.desired)
+            self.stats.scale_seconds.labels(self.agent_id, decision.direction).observe(
+                time.monotonic() - started
+            )
+            self.stats.replicas_current.labels(self.agent_id).set(await self._scaler.current())
+            log.info(
+                "workers scaled", replicas=decision.desired,
+                seconds=round(time.monotonic() - started, 3),
+            )  # fmt: skip
+        elif previous is None or (previous.code, previous.recommended) != (
+            decision.code,
+            decision.recommended,
+        ):  # a held or steady state is logged when it begins, not every interval
+            log.info("holding workers", **fields)
         return decision
 
     def close(self) -> None:
+        self.stats.close()
         if isinstance(self._scaler, LocalScaler):
             self._scaler.stop_all()
 
@@ -177,13 +336,28 @@ class OrchestratorAgent:
         finally:
             self._waiting -= 1
 
+    def _client(self, url: str) -> A2AClient:
+        """One client per worker, kept: its connections are reused, and building an httpx
+        client costs milliseconds of CPU (its TLS context), a lot per forwarded turn."""
+        from noosphere.node.a2a_client import A2AClient
+        from noosphere.node.auth import PeerAuth
+
+        client = self._clients.get(url)
+        if client is None:
+            client = A2AClient(url, auth=PeerAuth(self._key), timeout=self.settings.turn_timeout_s)
+            self._clients[url] = client
+        return client
+
+    async def _forget_clients(self, keep: list[str]) -> None:
+        """Close the clients of workers that left the pool (and have no turn in flight)."""
+        for url in [u for u in self._clients if u not in keep and not self._inflight.get(u)]:
+            await self._clients.pop(url).aclose()
+
     def _release(self, url: str) -> None:
         self._inflight[url] -= 1
         self._freed.set()
 
     async def run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
-        from noosphere.node.a2a_client import A2AClient
-        from noosphere.node.auth import PeerAuth
         from noosphere.node.client import NodeUnreachable
         from noosphere.protocol import RpcError
 
@@ -200,10 +374,7 @@ class OrchestratorAgent:
             parts=turn.message.parts,
         )
         try:
-            async with A2AClient(
-                url, auth=PeerAuth(self._key), timeout=self.settings.turn_timeout_s
-            ) as client:
-                result = await client.send(message)
+            result = await self._client(url).send(message)
         except (RpcError, NodeUnreachable) as exc:
             return TurnResult(TaskState.FAILED, f"worker {url} failed: {exc}")
         finally:

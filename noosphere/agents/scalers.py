@@ -43,46 +43,68 @@ class Scaler(Protocol):
 class _MetricState:
     cpu_seconds: float
     at: float
+    ready: bool
+
+
+_READ = (
+    "noosphere_task_queue_depth",
+    "noosphere_tasks_running",
+    "process_cpu_seconds_total",
+    "noosphere_models_loaded",
+)
 
 
 @dataclass
 class MetricsReader:
-    """Reads the task and CPU metrics of workers' /metrics (prometheus-client text format)."""
+    """Reads the task and CPU metrics of workers' /metrics (prometheus-client text format).
+
+    A worker is ready once its models are loaded (``noosphere_models_loaded``; a worker that
+    does not export it counts as ready). Utilization is the CPU share over the interval since
+    the previous sample, and only for intervals that began with the worker ready: loading
+    models is start-up work, not load, and must not make the pool grow."""
 
     timeout_s: float = 2.0
     _previous: dict[str, _MetricState] = field(default_factory=dict)
+    _http: httpx.AsyncClient | None = None  # kept: a new client per sample costs CPU
 
     async def sample(self, urls: Sequence[str]) -> list[WorkerSample]:
-        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
-            results = await asyncio.gather(
-                *(self._one(http, url) for url in urls), return_exceptions=True
-            )
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout_s)
+        http = self._http
+        results = await asyncio.gather(
+            *(self._one(http, url) for url in urls), return_exceptions=True
+        )
+        for gone in set(self._previous) - set(urls):
+            del self._previous[gone]
         return [r for r in results if isinstance(r, WorkerSample)]
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def _one(self, http: httpx.AsyncClient, url: str) -> WorkerSample:
         text = (await http.get(url.rstrip("/") + "/metrics")).text
         values: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name in (
-                    "noosphere_task_queue_depth",
-                    "noosphere_tasks_running",
-                    "process_cpu_seconds_total",
-                ):
+                if sample.name in _READ:
                     values[sample.name] = sample.value
         now = time.monotonic()
+        ready = values.get("noosphere_models_loaded", 1.0) >= 1.0
         cpu = values.get("process_cpu_seconds_total")
         utilization = None
         previous = self._previous.get(url)
         if cpu is not None:
-            if previous is not None and now > previous.at:
+            if previous is not None and previous.ready and ready and now > previous.at:
                 utilization = max(0.0, (cpu - previous.cpu_seconds) / (now - previous.at))
-            self._previous[url] = _MetricState(cpu, now)
+            self._previous[url] = _MetricState(cpu, now, ready)
         return WorkerSample(
             name=url,
             queued=values.get("noosphere_task_queue_depth", 0.0),
             running=values.get("noosphere_tasks_running", 0.0),
             utilization=utilization,
+            ready=ready,
         )
 
 
@@ -97,12 +119,18 @@ class LocalScaler:
         bootstrap: Sequence[str],
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        busy: Callable[[str], int] | None = None,
+        drain_timeout_s: float = 60.0,
     ) -> None:
         self.root = root
         self.agents = list(agents)
         self.bootstrap = list(bootstrap)
         self.extra_args = list(extra_args)
         self.env = env
+        # Turns the caller has in flight on a worker URL: a worker leaving the pool is first
+        # taken out of endpoints(), then stopped once these are done (or after the timeout).
+        self.busy = busy
+        self.drain_timeout_s = drain_timeout_s
         self.workers: list[LocalNode] = []  # serving (or starting), oldest first
         self._spawned: list[LocalNode] = []  # every process ever started, for close()
         self._serial = 0
@@ -117,6 +145,7 @@ class LocalScaler:
 
     async def scale(self, replicas: int) -> None:
         await self.current()
+        started: list[LocalNode] = []
         while len(self.workers) < replicas:
             self._serial += 1
             # Registered the moment the process exists, so a cancelled scale-up leaves no orphan.
@@ -126,11 +155,27 @@ class LocalScaler:
             )  # fmt: skip
             self._spawned.append(worker)
             self.workers.append(worker)
-            await asyncio.to_thread(wait_ready, worker)
+            started.append(worker)
+        # The new processes start side by side; each serves as soon as it is ready.
+        results = await asyncio.gather(
+            *(asyncio.to_thread(wait_ready, w) for w in started), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
         while len(self.workers) > replicas:
-            # Stop the newest first; SIGTERM lets a worker end its running turns cleanly.
+            # Stop the newest first, once the turns it was handed are done (a worker stopping
+            # cancels its running turns).
             worker = self.workers.pop()
+            await self._drain(worker)
             await asyncio.to_thread(worker.stop)
+        if failed:
+            raise failed[0]
+
+    async def _drain(self, worker: LocalNode) -> None:
+        if self.busy is None or not worker.rpc_url:
+            return
+        deadline = time.monotonic() + self.drain_timeout_s
+        while self.busy(worker.rpc_url) > 0 and time.monotonic() < deadline and worker.alive:
+            await asyncio.sleep(0.05)
 
     def stop_all(self) -> None:
         """Stop every worker ever started (blocking; for shutdown)."""

@@ -1,9 +1,18 @@
 """All phases (observability): the node's Prometheus metrics, served at ``/metrics``. Each node
-owns its registry so several nodes can live in one process (tests) without sharing counters."""
+owns its registry so several nodes can live in one process (tests) without sharing counters.
+
+Agents with a life of their own (orchestrators) keep their metrics in their own registry and
+attach it with ``attach_agent_registry``; every node registry in the process shows the attached
+ones (like the process collector, they describe this process, and a node process hosts one
+node), merged by metric name and told apart by their ``agent`` label."""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from noosphere.protocol import RejectReason
@@ -117,6 +126,13 @@ class NodeMetrics:
         )
         for reason in RejectReason:
             self.envelopes_rejected.labels(reason=reason.value)
+        self.models_loaded = Gauge(
+            "noosphere_models_loaded",
+            "1 once the embedding model is in memory (a node loading it is busy, not loaded)",
+            registry=r,
+        )
+        self.models_loaded.set_function(_models_loaded)
+        r.register(_AgentCollector())
 
     def record_sent(self, messages: int, size: int) -> None:
         """Called from the libp2p thread per RPC written (prometheus counters are thread-safe)."""
@@ -126,3 +142,36 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _models_loaded() -> float:
+    from noosphere.agents.embedding import shared_embedder
+
+    return 1.0 if shared_embedder().loaded else 0.0
+
+
+_agent_registries: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
+
+
+def attach_agent_registry(registry: CollectorRegistry) -> None:
+    """Show ``registry`` (an agent's own metrics) at every node's /metrics in this process."""
+    _agent_registries.add(registry)
+
+
+def detach_agent_registry(registry: CollectorRegistry) -> None:
+    _agent_registries.discard(registry)
+
+
+class _AgentCollector:
+    """The attached agent registries, families of one name merged (one family per name is what
+    the exposition format allows; the samples differ by their ``agent`` label)."""
+
+    def collect(self) -> Iterable[Metric]:
+        merged: dict[str, Metric] = {}
+        for registry in list(_agent_registries):
+            for family in registry.collect():
+                if family.name in merged:
+                    merged[family.name].samples.extend(family.samples)
+                else:
+                    merged[family.name] = family
+        return list(merged.values())

@@ -4,9 +4,11 @@ checked; worker discovery from cards; MetricsReader against a real node's metric
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from threaded_server import serve_app
 
-from noosphere.agents.scalers import KubernetesScaler, MetricsReader, worker_cards
+from noosphere.agents.scalers import KubernetesScaler, LocalScaler, MetricsReader, worker_cards
 from noosphere.node.metrics import NodeMetrics
 
 SCALE_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"
@@ -123,6 +125,7 @@ async def test_metrics_reader_parses_node_metrics() -> None:
     metrics = NodeMetrics()
     metrics.task_queue_depth.set(7)
     metrics.tasks_running.set(2)
+    metrics.models_loaded.set_function(lambda: 1.0)
 
     async def render(_: Request) -> PlainTextResponse:
         return PlainTextResponse(metrics.render().decode())
@@ -134,3 +137,67 @@ async def test_metrics_reader_parses_node_metrics() -> None:
         second = await reader.sample([url])
     assert len(first) == 1 and first[0].queued == 7 and first[0].running == 2
     assert first[0].utilization is None and second[0].utilization is not None
+    assert first[0].ready and second[0].ready
+
+
+async def test_cpu_of_a_worker_loading_its_models_is_not_load() -> None:
+    """Utilization only counts over intervals that began with the worker ready, so the CPU a
+    fresh worker spends loading its models never reaches the autoscaler."""
+    metrics = NodeMetrics()
+    loaded = [0.0]
+    metrics.models_loaded.set_function(lambda: loaded[0])
+
+    async def render(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(metrics.render().decode())
+
+    app = Starlette(routes=[Route("/metrics", render)])
+    with serve_app(app, "metrics") as url:
+        reader = MetricsReader()
+        warming = [await reader.sample([url]) for _ in range(2)]
+        loaded[0] = 1.0
+        just_loaded = await reader.sample([url])  # the interval began while loading
+        steady = await reader.sample([url])
+    assert all(not s[0].ready and s[0].utilization is None for s in warming)
+    assert just_loaded[0].ready and just_loaded[0].utilization is None
+    assert steady[0].ready and steady[0].utilization is not None
+
+
+async def test_a_worker_without_the_readiness_metric_counts_as_ready() -> None:
+    """Workers of an older version (no noosphere_models_loaded) are read as before."""
+    text = "noosphere_task_queue_depth 3.0\nprocess_cpu_seconds_total 1.5\n"
+
+    async def render(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(text)
+
+    app = Starlette(routes=[Route("/metrics", render)])
+    with serve_app(app, "metrics") as url:
+        reader = MetricsReader()
+        await reader.sample([url])
+        second = await reader.sample([url])
+    assert second[0].ready and second[0].queued == 3 and second[0].utilization == 0.0
+
+
+@dataclass
+class FakeWorker:
+    rpc_url: str
+    alive: bool = True
+
+    def stop(self) -> int:
+        self.alive = False
+        return 0
+
+
+async def test_local_scaler_drains_a_worker_before_stopping_it(tmp_path: Path) -> None:
+    """Scale-down takes the newest worker out of the endpoints at once, and stops it only when
+    the turns handed to it are done (a stopping node cancels its running turns)."""
+    inflight = {"http://w2": 2}
+    scaler = LocalScaler(tmp_path, agents=[], bootstrap=[], busy=lambda u: inflight.get(u, 0))
+    w1, w2 = FakeWorker("http://w1"), FakeWorker("http://w2")
+    scaler.workers = [w1, w2]  # type: ignore[list-item]
+    scaling = asyncio.create_task(scaler.scale(1))
+    await asyncio.sleep(0.2)
+    assert await scaler.endpoints() == ["http://w1"]  # no new turns for w2
+    assert w2.alive and not scaling.done()  # but it finishes the two it has
+    inflight["http://w2"] = 0
+    await asyncio.wait_for(scaling, 5)
+    assert not w2.alive and w1.alive
