@@ -246,3 +246,50 @@ def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
     assert chain.owner.balance_of(requester_addr) == FUNDS - 3
     assert chain.owner.balance_of(survivor_addr) == FUNDS + 3
     assert chain.owner.balance_of(victim_addr) == FUNDS
+
+
+def test_requester_killed_mid_submission_ends_it_and_the_agent_claims(
+    cluster: Cluster, chain: Chain
+) -> None:
+    """kill -9 of the requester while its agent works: on restart the submission is reported
+    failed (nothing accepted is lost); the agent had committed its result, so the requester's
+    node cannot refund, and the agent's node claims the payment after deadline + grace."""
+    requester_addr = chain.fund(cluster.root / "requester")
+    worker_addr = chain.fund(cluster.root / "worker")
+    worker = cluster.start(
+        "worker",
+        agents=[AGENTS / "slow-paid.yaml"],
+        env={**chain.env(), "NOOSPHERE_PRELOAD_MODELS": "true"},  # commits well in time
+    )
+    requester = cluster.start("requester", bootstrap=[worker.multiaddr], env=chain.env())
+    wait_until(lambda: registered(requester, own_card(worker)), timeout=60)
+    wait_until(lambda: worker.client().status().models_loaded, timeout=120)
+
+    started = submit(requester, task="wait 4 seconds", deadlineS=12, maxAttempts=1)
+    running = wait_until(
+        lambda: next(
+            (a for a in submission(requester, started.id).attempts if a.state == "running"), None
+        ),
+        timeout=60,
+    )
+    requester.kill()
+    requester = cluster.start("requester", env=chain.env())
+
+    after = submission(requester, started.id)
+    assert after.state == "failed" and "restarted" in (after.error or "")
+    assert after.attempts[0].escrow_id == running.escrow_id
+    escrow_id = running.escrow_id
+    assert escrow_id is not None
+    # the agent finished and committed; after the deadline the requester's node sees that ...
+    wait_until(lambda: payment_state(requester, escrow_id) == "agent-committed", timeout=60)
+    # ... and after deadline + grace the agent's node claims its pay
+    wait_until(lambda: chain.owner.get_escrow(escrow_id).status == EscrowStatus.CLAIMED, timeout=90)
+    wait_until(lambda: payment_state(worker, escrow_id) == "claimed", timeout=30)
+    assert chain.owner.balance_of(worker_addr) == FUNDS + 3
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 3
+
+
+def payment_state(node: LocalNode, escrow_id: str) -> str | None:
+    with operator(node) as client:
+        payments = client.call("noosphere.ledger.status")["payments"]
+    return next((p["state"] for p in payments if p["escrowId"] == escrow_id), None)
