@@ -151,8 +151,14 @@ def faucet(
         int, typer.Option("--amount", min=1, help="Smallest units to mint.")
     ] = 10**21,
     chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    gas: Annotated[
+        bool,
+        typer.Option("--gas/--no-gas", help="On the local dev chain, also give the account"
+                     " ether for gas (anvil_setBalance) when it has less than 1 ETH."),
+    ] = True,
 ) -> None:  # fmt: skip
     """Mint development tokens to an account (the token owner signs; local chains only)."""
+    from noosphere.ledger.chain import DEV_CHAIN_ID, ChainError, set_gas_balance
     from noosphere.ledger.client import LedgerError
 
     address = _address(address)
@@ -160,7 +166,10 @@ def faucet(
     try:
         client.mint(address, amount)
         value = client.balance_of(address)
-    except (LedgerError, ValueError) as exc:
+        if gas and client.chain_id == DEV_CHAIN_ID and client.w3.eth.get_balance(address) < 10**18:
+            set_gas_balance(client.rpc_url, address, 10 * 10**18)
+            out.print(f"gave {address} 10 ETH for gas")
+    except (LedgerError, ChainError, ValueError) as exc:
         fail(str(exc))
     out.print(f"minted {amount} to {address}; balance {value}")
 

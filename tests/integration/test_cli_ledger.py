@@ -56,6 +56,10 @@ def test_deploy_fund_and_read(tmp_path: Path) -> None:
         assert funded.returncode == 0, funded.stderr
         shown = cli("ledger", "balance", *home, ACCOUNT_1)
         assert "500 NOOS" in shown.stdout
+        fresh = Account.create().address  # a new node's account: no ether for gas yet
+        funded = cli("ledger", "faucet", *home, fresh, "--amount", "7")
+        assert funded.returncode == 0 and "10 ETH for gas" in funded.stdout, funded.stderr
+        assert Web3(Web3.HTTPProvider(chain.runtime.rpc_url)).eth.get_balance(fresh) == 10**19
         bad = cli("ledger", "balance", *home, "nonsense")
         assert bad.returncode == 1 and "not an account address" in bad.stderr
         missing = cli("ledger", "escrow", *home, "task-1")

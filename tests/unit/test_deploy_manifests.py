@@ -279,7 +279,7 @@ def test_compose_file_matches_the_compose_specification(compose: dict[str, Any])
 
 def test_compose_services_volumes_and_healthchecks(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"chain", "bootstrap", "worker", "orchestrator"}
+    assert set(services) == {"chain", "ledger", "bootstrap", "worker", "orchestrator"}
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] == "CMD", name
     for name in ("bootstrap", "worker", "orchestrator"):
@@ -289,8 +289,17 @@ def test_compose_services_volumes_and_healthchecks(compose: dict[str, Any]) -> N
     assert {"chain-state", "bootstrap-home", "orchestrator-home"} <= set(compose["volumes"])
     assert "bootstrap-home:/data" in services["bootstrap"]["volumes"]
     assert "orchestrator-home:/data" in services["orchestrator"]["volumes"]
-    # replicas must not share a home (one node.key = one peer id): no named volume on workers
-    assert "volumes" not in services["worker"]
+    # replicas must not share a home (one node.key = one peer id): no named volume for /data
+    # on workers; the ledger's recorded addresses are shared read-only by every node
+    assert services["worker"]["volumes"] == ["ledger-home:/ledger:ro"]
+    for name in ("bootstrap", "worker", "orchestrator"):
+        assert "ledger-home:/ledger:ro" in services[name]["volumes"], name
+        assert services[name]["environment"]["NOOSPHERE_CHAIN_HOME"] == "/ledger", name
+    ledger = services["ledger"]
+    assert ledger["command"][:2] == ["ledger", "deploy"] and ledger["restart"] == "no"
+    assert "ledger-home:/ledger" in ledger["volumes"]
+    condition = services["bootstrap"]["depends_on"]["ledger"]["condition"]
+    assert condition == "service_completed_successfully"
     # scaling must not collide on fixed host ports
     assert all(":" not in str(p) for p in services["worker"].get("ports", []))
     assert services["worker"]["environment"]["NOOSPHERE_BOOTSTRAP_FROM"] == (
@@ -308,7 +317,7 @@ def test_compose_environment_names_are_node_settings(compose: dict[str, Any]) ->
     from noosphere.node.config import ENV_PREFIX, NodeConfig
 
     settings = {ENV_PREFIX + f.upper() for f in NodeConfig.model_fields}
-    extra = {"NOOSPHERE_BOOTSTRAP_FROM", "NOOSPHERE_BOOTSTRAP_P2P_PORT", "NOOSPHERE_CHAIN_URL"}
+    extra = {"NOOSPHERE_BOOTSTRAP_FROM", "NOOSPHERE_BOOTSTRAP_P2P_PORT"}
     for name in ("bootstrap", "worker", "orchestrator"):
         env = set(compose["services"][name]["environment"])
         assert env <= settings | extra, (name, env - settings - extra)
