@@ -190,6 +190,26 @@ def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, ch
         asyncio.run(send({PAYMENT_METADATA_KEY: {"chainId": 1, "escrow": "x", "escrowId": "y"}}))
     assert bad.value.code == ErrorCode.INVALID_PARAMS
 
+    # an escrow for someone else, one about to expire, one on another chain
+    other = "0x" + "33" * 32
+    payer.open_escrow(other, Account.create().address, 5, now + 600)
+    with pytest.raises(RpcError, match="not this agent"):
+        asyncio.run(send(ref(chain, other)))
+    soon = "0x" + "44" * 32
+    payer.open_escrow(soon, agent_addr, 5, payer.timestamp() + 3)
+    with pytest.raises(RpcError, match="at least 5 s are needed"):
+        asyncio.run(send(ref(chain, soon)))
+    wrong_chain = {PAYMENT_METADATA_KEY: {**ref(chain, good)[PAYMENT_METADATA_KEY], "chainId": 1}}
+    with pytest.raises(RpcError, match="must be on chain") as foreign:
+        asyncio.run(send(wrong_chain))
+    assert foreign.value.code == ErrorCode.PAYMENT_REQUIRED
+
+    # a restarted agent node still knows the escrow it was paid with
+    agent.kill()
+    agent = cluster.start("agent", env=chain.env())
+    with pytest.raises(RpcError, match="already paid"):
+        asyncio.run(send(ref(chain, good)))
+
 
 def ref(chain: Chain, escrow_id: str) -> dict[str, Any]:
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -281,3 +282,28 @@ def test_background_checkpoints_move_the_wal_into_the_database(tmp_path: Path) -
     reopened = NodeStore(tmp_path / "node.db")
     assert reopened.get_meta("k299") == "v" * 500
     reopened.close()
+
+
+def test_payments_bind_an_escrow_once_and_come_due(store: NodeStore) -> None:
+    from noosphere.node.store import StoredPayment
+
+    row = StoredPayment("0xaa", "agent", "task-1", "bound", 100, 1, {"amount": "5"})
+    assert store.insert_payment(row) is True
+    assert store.insert_payment(dataclasses.replace(row, task_id="task-2")) is False  # replay
+    assert store.get_payment("0xaa") == row
+    assert store.payments_for_task("task-1") == [row]
+    assert store.payments_due(["bound"], 99) == []
+    assert store.payments_due(["bound"], 100) == [row]
+    store.put_payment(dataclasses.replace(row, state="committed", due_at=500))
+    assert store.payments_due(["bound", "committed"], 499) == []
+    assert store.get_payment("0xaa").state == "committed"  # type: ignore[union-attr]
+
+
+def test_submissions_are_kept_and_listed_newest_first(store: NodeStore) -> None:
+    store.put_submission("s1", "running", 1, 1, {"id": "s1"})
+    store.put_submission("s2", "completed", 2, 2, {"id": "s2"})
+    store.put_submission("s1", "failed", 1, 3, {"id": "s1", "error": "x"})
+    assert store.get_submission("s1") == {"id": "s1", "error": "x"}
+    assert [s["id"] for s in store.list_submissions()] == ["s2", "s1"]
+    assert store.list_submissions(states=["running"]) == []
+    assert store.get_submission("nope") is None
