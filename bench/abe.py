@@ -57,7 +57,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
+from benchkit import (
+    HelpFormatter,
+    add_json_option,
+    check_args,
+    machine_info,
+    stop_on_signals,
+    write_results,
+)
 from pymcl import G1, Fr, g1, g2, pairing
 
 from noosphere.abe import fame
@@ -567,12 +574,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--unit-reps", type=int, default=20, help="batches of 10 per group-operation unit cost"
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=DEFAULT_JSON,
-        help=f"output file (default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)})",
-    )
+    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     checks = [
         (all(2 <= n <= 256 for n in args.sizes), "--sizes values must be in 2..256"),

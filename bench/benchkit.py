@@ -59,6 +59,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text if "%(default)" in text else text + " (default: %(default)s)"
 
 
+def add_json_option(parser: argparse.ArgumentParser, default: Path) -> None:
+    """``--json PATH``: where the results go (default shown relative to the repository)."""
+    repo = Path(__file__).resolve().parent.parent
+    shown = default.relative_to(repo) if default.is_relative_to(repo) else default
+    parser.add_argument(
+        "--json", type=Path, default=default, help=f"output file (default: {shown})"
+    )
+
+
 def check_args(parser: argparse.ArgumentParser, checks: list[tuple[bool, str]]) -> None:
     """``parser.error`` (one line, exit 2) for the first failed check."""
     for ok, message in checks:

@@ -65,7 +65,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
+from benchkit import (
+    HelpFormatter,
+    add_json_option,
+    check_args,
+    machine_info,
+    stop_on_signals,
+    write_results,
+)
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -573,12 +580,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--grace", type=int, default=3600, help="TaskEscrow grace period in seconds"
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=DEFAULT_JSON,
-        help=f"output file (default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)})",
-    )
+    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     check_args(
         parser,

@@ -77,7 +77,14 @@ from typing import Any
 import faiss
 import numpy as np
 import psutil
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
+from benchkit import (
+    HelpFormatter,
+    add_json_option,
+    check_args,
+    machine_info,
+    stop_on_signals,
+    write_results,
+)
 
 from noosphere.agents.embedding import Embedder
 from noosphere.mars.index import VectorIndex
@@ -963,12 +970,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="faiss.omp_set_num_threads before measuring (0: faiss's default, one per core)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of texts and cards")
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=DEFAULT_JSON,
-        help=f"output file (default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)})",
-    )
+    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     check_args(
         parser,

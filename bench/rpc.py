@@ -89,7 +89,14 @@ from typing import Any
 
 import httpx
 import psutil
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
+from benchkit import (
+    HelpFormatter,
+    add_json_option,
+    check_args,
+    machine_info,
+    stop_on_signals,
+    write_results,
+)
 
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node
 
@@ -721,12 +728,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-homes", action="store_true", help="keep node homes and logs (kept on failure)"
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=DEFAULT_JSON,
-        help=f"output file (default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)})",
-    )
+    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     checks = [
         (all(c >= 1 for c in args.concurrency), "--concurrency values must be >= 1"),

@@ -55,7 +55,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
+from benchkit import (
+    HelpFormatter,
+    add_json_option,
+    check_args,
+    machine_info,
+    stop_on_signals,
+    write_results,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from noosphere.node.a2a_client import A2AClient, text_message
@@ -506,12 +513,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=4, help="turns the orchestrator hands one worker at once"
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=DEFAULT_JSON,
-        help=f"output file (default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)})",
-    )
+    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     check_args(
         parser,
