@@ -197,9 +197,10 @@ class Submitter:
             )
         )  # fmt: skip
         metadata: dict[str, Any] = {}
-        if choice.price > 0:
+        pay_to = card.noosphere().evm_address if card is not None else None
+        if choice.price > 0 and pay_to:  # without a ledger on its node, the price is advisory
             metadata[PAYMENT_METADATA_KEY] = await self._pay(
-                record, number, choice, card, params.deadline_s or self._deadline_s
+                record, number, choice, pay_to, params.deadline_s or self._deadline_s
             )
         message = self._message(params, metadata)
         with record.phase("execute"):
@@ -212,16 +213,12 @@ class Submitter:
         record: _Record,
         number: int,
         choice: RecruitChoice,
-        card: AgentCard | None,
+        pay_to: str,
         deadline_s: int,
     ) -> dict[str, Any]:
         if self._settlement is None:
             raise _Failed("unpaid", f"{choice.name} charges {choice.price} and this node has no"
                           " ledger (set chain_home in its config)")  # fmt: skip
-        pay_to = card.noosphere().evm_address if card is not None else None
-        if not pay_to:
-            raise _Failed("unpaid", f"{choice.name} charges {choice.price} but its card names no"
-                          " EVM address")  # fmt: skip
         escrow_id = escrow_id_for(self._key.peer_id, record.id, number)
         deadline = int(time.time()) + deadline_s
         with record.phase("pay"):
