@@ -20,6 +20,7 @@ from noosphere.mars.trust import TrustModel
 from noosphere.protocol import Envelope, ErrorCode, NodeKey, RpcError, card_id
 from noosphere.protocol.a2a import TaskState
 from noosphere.protocol.api import FeedbackParams, FeedbackReply
+from noosphere.protocol.envelope import EnvelopeRejected, RejectReason
 from noosphere.protocol.feedback import (
     Feedback,
     FeedbackError,
@@ -55,7 +56,6 @@ class FeedbackService:
         self._publish = publish
         self.trust = self._load()
         self._dirty = False
-        self.rejected = 0
 
     def _load(self) -> TrustModel:
         raw = self._store.get_meta(TRUST_META_KEY)
@@ -125,10 +125,9 @@ class FeedbackService:
             verify_feedback(
                 feedback, now_ms=_now_ms(), max_age_ms=MAX_FEEDBACK_AGE_MS, skew_ms=CLOCK_SKEW_MS
             )
-        except FeedbackError as exc:
-            self.rejected += 1
+        except FeedbackError as exc:  # counted by the gossip router as invalid_body
             log.info("feedback rejected", sender=envelope.sender, reason=str(exc))
-            return
+            raise EnvelopeRejected(RejectReason.INVALID_BODY, str(exc)) from exc
         if self.trust.record(feedback, _now_ms()):
             self._dirty = True
 

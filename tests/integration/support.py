@@ -62,3 +62,30 @@ def metric(node: LocalNode, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (for a node that must come back on the same one)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_many(
+    cluster: Cluster, specs: list[tuple[str, dict[str, Any]]], timeout: float = 90.0
+) -> list[LocalNode]:
+    """Start several nodes at once (``(name, spawn_node kwargs)`` each) and wait for all of them:
+    on a small machine, waiting for each in turn costs one interpreter start-up per node."""
+    from noosphere.node.launcher import wait_ready
+
+    nodes = [cluster.start(name, wait=False, **kwargs) for name, kwargs in specs]
+    for node in nodes:
+        wait_ready(node, timeout)
+    return nodes
+
+
+def own_card_ids(node: LocalNode) -> set[str]:
+    """The cards of the node's own agents (in its index from the start)."""
+    return {c for c in card_ids(node) if c.startswith(node.peer_id + "/")}
