@@ -30,6 +30,7 @@ log = structlog.get_logger("noosphere.bids")
 
 MAX_OPEN_REQUESTS = 256
 MAX_BIDS_PER_REQUEST = 200
+MAX_BIDS_IN_FLIGHT = 8  # task requests judged at once; more are dropped (flood guard)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Bidder:
         self._sender_hosts = sender_hosts
         self._jobs: set[asyncio.Task[None]] = set()
         self.bids_sent = 0
+        self.requests_dropped = 0
 
     def on_request(self, envelope: Envelope) -> None:
         """Gossip handler: judge and bid in the background (never blocks the receiver)."""
@@ -102,6 +104,10 @@ class Bidder:
         try:
             request = TaskRequest.model_validate(envelope.body)
         except ValueError:
+            return
+        if len(self._jobs) >= MAX_BIDS_IN_FLIGHT:  # a flood of requests must not pile up work
+            self.requests_dropped += 1
+            log.info("task request dropped: too many bids in flight", sender=envelope.sender)
             return
         job = asyncio.create_task(self._bid(request, envelope.sender))
         self._jobs.add(job)
