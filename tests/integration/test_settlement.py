@@ -313,3 +313,53 @@ def payment_state(node: LocalNode, escrow_id: str) -> str | None:
     with operator(node) as client:
         payments = client.call("noosphere.ledger.status")["payments"]
     return next((p["state"] for p in payments if p["escrowId"] == escrow_id), None)
+
+
+def test_chain_and_nodes_restart_with_balances_and_open_escrows_intact(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Stop anvil and kill -9 both nodes while an escrow is open; start everything again: the
+    balances and the open escrow are still there, and the requester's node refunds it."""
+    local = LocalChain.start(tmp_path / "chain")
+    try:
+        Account.enable_unaudited_hdwallet_features()
+        owner = LedgerClient(
+            local.runtime.rpc_url,
+            Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0"),
+        )
+        deployment = owner.deploy_all(grace_period_s=GRACE_S)
+        deployment.save(local.home)
+        own = Chain(local.home, local.runtime.rpc_url, owner, deployment)
+        requester_addr = own.fund(cluster.root / "requester")
+        own.fund(cluster.root / "worker")
+        worker = cluster.start("worker", agents=[AGENTS / "slow-paid.yaml"], env=own.env())
+        requester = cluster.start("requester", bootstrap=[worker.multiaddr], env=own.env())
+        wait_until(lambda: registered(requester, own_card(worker)), timeout=60)
+        started = submit(requester, task="wait 20 seconds", deadlineS=25, maxAttempts=1)
+        running = wait_until(
+            lambda: next(
+                (a for a in submission(requester, started.id).attempts if a.state == "running"),
+                None,
+            ),
+            timeout=60,
+        )
+        escrow_id = running.escrow_id
+        assert escrow_id is not None
+
+        worker.kill()
+        requester.kill()
+        port = int(local.runtime.rpc_url.rsplit(":", 1)[1])
+        local.stop()  # anvil writes its state on SIGTERM
+        local = LocalChain.start(local.home, port=port)
+        assert owner.balance_of(requester_addr) == FUNDS - 3  # locked, not lost
+        assert owner.balance_of(deployment.escrow) == 3
+        assert owner.get_escrow(escrow_id).status == EscrowStatus.OPEN
+        requester = cluster.start("requester", env=own.env())
+        cluster.start("worker", env=own.env())
+
+        assert submission(requester, started.id).state == "failed"
+        wait_until(lambda: owner.get_escrow(escrow_id).status == EscrowStatus.REFUNDED, timeout=90)
+        assert owner.balance_of(requester_addr) == FUNDS
+        assert payment_state(requester, escrow_id) == "refunded"
+    finally:
+        local.stop()
