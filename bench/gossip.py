@@ -9,16 +9,22 @@ generated agent, and measures how fast signed Agent Cards spread over libp2p Gos
   dialing peers learned from cards, so the connection graph stays the undirected bootstrap graph
   (checked after warm-up with ``noosphere.peers`` and reported as extra/missing edges).  Nodes start
   in parallel (``--start-parallel`` at a time) as soon as the nodes they bootstrap to are ready.
+  ``NOOSPHERE_PRELOAD_MODELS=0``: no task runs here, so nodes do not load the embedding model
+  (about 0.4 GB and some CPU seconds per node, which would not fit 50 nodes in this machine).
 * Cards.  ``NOOSPHERE_ANNOUNCE_INTERVAL_S=--interval`` makes every node re-sign and re-gossip its
   card every ``--interval`` seconds; each re-announcement is a new card *version* (new ``seq`` and
   ``issued_at``).  Cards live ``--card-ttl`` seconds.
 * Warm-up.  Poll until every node holds all N cards (``--warmup-timeout``, clear error otherwise).
 * Measurement window.  A metrics scrape of every node opens the window; it lasts
-  ``--rounds`` x ``--interval`` seconds and a second scrape closes it.  Meanwhile every node's
-  ``noosphere.cards.list`` is polled about every ``--poll-interval`` seconds (thread pool) and,
-  for each (card_id, seq) version, the ``received_at`` at each node and the owner's ``issued_at``
-  are recorded.  After the window, polling goes on (up to ``--interval`` + 2 s) until every
-  version issued in the window has been seen at every node or replaced there.
+  ``--rounds`` x ``--interval`` seconds and a second scrape closes it.  Meanwhile every node is
+  polled about every ``--poll-interval`` seconds (thread pool) and, for each (card_id, seq)
+  version, the ``received_at`` at each node and the owner's ``issued_at`` are recorded.  By
+  default (``--poll-method arrivals``) a poll fetches the node's log of versions stored since its
+  previous poll (``noosphere.cards.arrivals``), so no version is missed and the poll costs the
+  node little; ``--poll-method cards`` polls ``noosphere.cards.list`` (every card, the node's
+  current versions only) as the benchmark did before.  After the window, polling goes on (up to
+  ``--interval`` + 2 s) until every version issued in the window has been seen at every node or
+  replaced there.
 * Latency of a version at a node = ``received_at - issued_at`` (both wall-clock ms on this
   machine, so no clock skew; 1 ms resolution).  It includes the owner's signing, batching and
   publish path, every hop, and the receiver's validation and store write.
@@ -121,7 +127,7 @@ from noosphere.node.client import NodeClient, NodeUnreachable
 from noosphere.node.config import GossipConfig, NodeConfig
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
 from noosphere.node.p2p import GossipParams
-from noosphere.protocol.api import CardEntry
+from noosphere.protocol.api import CardArrival, CardEntry
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "gossip.json"
@@ -415,10 +421,13 @@ class Recorder:
         self.versions: dict[tuple[str, int], Version] = {}
         self.latest: list[dict[str, int]] = [{} for _ in range(n)]
 
-    def add(self, node: int, entries: Iterable[CardEntry]) -> None:
+    def add(self, node: int, entries: Iterable[CardEntry | CardArrival]) -> None:
+        """Record card list entries or arrival-log entries seen at ``node``."""
         latest = self.latest[node]
         for entry in entries:
-            owner = self.owner_of.get(entry.peer_id)
+            # bench card ids are "<owner peer id>/bench-agent-NNNN"
+            peer_id = getattr(entry, "peer_id", None) or entry.card_id.split("/", 1)[0]
+            owner = self.owner_of.get(peer_id)
             if owner is None:
                 continue
             key = (entry.card_id, entry.seq)
@@ -641,6 +650,20 @@ def poll_cards(poller: Poller, recorder: Recorder | None) -> tuple[list[set[str]
     return held, time.perf_counter() - started
 
 
+def poll_arrivals(poller: Poller, recorder: Recorder, since: list[int]) -> float:
+    """Fetch every node's log of card versions it stored since the last poll (a few bytes per
+    version, where ``noosphere.cards.list`` returns every card); returns the sweep time (s)."""
+    started = time.perf_counter()
+    index = {id(client): i for i, client in enumerate(poller.clients)}
+    # received_at has 1 ms resolution: ask again for the last ms seen (Recorder ignores repeats)
+    results = poller.map(lambda c: c.arrivals(max(0, since[index[id(c)]] - 1)))
+    for node, (arrivals, _) in enumerate(results):
+        recorder.add(node, arrivals)
+        if arrivals:
+            since[node] = max(since[node], max(a.received_at for a in arrivals))
+    return time.perf_counter() - started
+
+
 def warm_up(poller: Poller, expected: set[str], timeout: float, label: str) -> float:
     """Poll until every node holds every card; returns the time it took (s).
 
@@ -718,6 +741,7 @@ def measure(
     next_round = 1
     polled_after_close = False  # a version issued just before the closing scrape needs a poll
     next_sweep = time.monotonic()
+    since = [0] * n  # arrivals polling: last received_at seen per node
     while True:
         now = wall_ms()
         if b is None and now >= end_ms:
@@ -728,7 +752,10 @@ def measure(
             versions = recorder.in_window(a.mid_ms, b.mid_ms)
             if recorder.resolved(versions, n) or now >= grace_end_ms:
                 break
-        _, took = poll_cards(poller, recorder)
+        if args.poll_method == "arrivals":
+            took = poll_arrivals(poller, recorder, since)
+        else:
+            _, took = poll_cards(poller, recorder)
         sweeps.append(took)
         polled_after_close = b is not None
         if b is None and now >= a.mid_ms + next_round * args.interval * 1000:
@@ -764,6 +791,8 @@ def run_real(n: int, args: argparse.Namespace, workroot: Path) -> dict[str, Any]
     env = {
         "NOOSPHERE_TARGET_PEERS": "0",
         "NOOSPHERE_ANNOUNCE_INTERVAL_S": f"{args.interval:g}",
+        # no tasks run here: loading the embedding model would cost ~0.4 GB and CPU per node
+        "NOOSPHERE_PRELOAD_MODELS": "0",
     }
     cluster = Cluster(root, env, ["--card-ttl", str(args.card_ttl)])
     result: dict[str, Any] = {
@@ -1126,6 +1155,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " own received_at, so polls only need to see each version before it is replaced (well"
         " under --interval), but each poll costs every node CPU",
     )
+    real.add_argument(
+        "--poll-method",
+        choices=["arrivals", "cards"],
+        default="arrivals",
+        help="what the measurement polls fetch: 'arrivals' = each node's log of the card versions"
+        " it stored since the last poll (noosphere.cards.arrivals: a few bytes per version, and no"
+        " version is missed); 'cards' = every node's whole card list (noosphere.cards.list, as"
+        " before 2026-11-27: it costs each node far more CPU than the gossip it observes)",
+    )
     real.add_argument("--poll-workers", type=int, default=16, help="threads polling the nodes")
     real.add_argument(
         "--start-parallel",
@@ -1253,6 +1291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parameters["node_env"] = {
         "NOOSPHERE_TARGET_PEERS": "0",
         "NOOSPHERE_ANNOUNCE_INTERVAL_S": f"{args.interval:g}",
+        "NOOSPHERE_PRELOAD_MODELS": "0",
     }
     payload = {
         "benchmark": "bench/gossip.py",

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -556,10 +557,10 @@ class Node:
         peer that joined after the last announcement gets this node's cards right away)."""
         while True:
             self.announce_cards()
+            # ±10 % jitter: nodes started together do not keep announcing in the same instant
+            interval = self.config.effective_announce_interval_s * random.uniform(0.9, 1.1)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._announce_soon.wait(), self.config.effective_announce_interval_s
-                )
+                await asyncio.wait_for(self._announce_soon.wait(), interval)
                 await asyncio.sleep(ANNOUNCE_DEBOUNCE_S)  # one announcement for a burst of joins
             self._announce_soon.clear()
 

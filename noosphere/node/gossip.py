@@ -40,6 +40,9 @@ log = structlog.get_logger("noosphere.gossip")
 KIND_FOR_TOPIC = {topic: kind for kind, topic in TOPIC_FOR_KIND.items()}
 REPLAY_MEMORY = 4096  # sequence numbers remembered per sender
 PUBLISH_RETRY_DELAY = 0.5
+# Batches the validator decoded, kept for the receiver so it need not parse them again (a
+# validated message that is never delivered, e.g. our own, stays until the map is cleared).
+VALIDATED_KEPT = 256
 Handler = Callable[[Envelope], None]
 Publish = Callable[[str, bytes], Any]
 
@@ -106,6 +109,7 @@ class GossipRouter:
             t: asyncio.Event() for t in TOPIC_FOR_KIND.values()
         }
         self._last_seq = int(store.get_meta("own_seq") or 0)
+        self._validated: dict[bytes, EnvelopeBatch] = {}  # written in the transport's thread
 
     @property
     def topics(self) -> list[str]:
@@ -187,6 +191,9 @@ class GossipRouter:
         except EnvelopeRejected as exc:
             self.reject(exc.reason)
             return False
+        if len(self._validated) >= VALIDATED_KEPT:
+            self._validated.clear()
+        self._validated[data] = batch
         return True
 
     def _check_stateless(self, topic: str, origin: str, envelope: Envelope) -> None:
@@ -209,11 +216,13 @@ class GossipRouter:
         while True:
             message = await self._inbound.get()
             self._metrics.gossip_messages_received.labels(topic=message.topic).inc()
-            try:
-                batch = decode_batch(message.data)
-            except EnvelopeRejected as exc:
-                self.reject(exc.reason)
-                continue
+            batch = self._validated.pop(message.data, None)
+            if batch is None:
+                try:
+                    batch = decode_batch(message.data)
+                except EnvelopeRejected as exc:
+                    self.reject(exc.reason)
+                    continue
             with self._store.transaction():
                 for envelope in batch.envelopes:
                     self._accept(envelope)

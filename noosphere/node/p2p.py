@@ -6,6 +6,13 @@ asyncio delivery uses ``loop.call_soon_threadsafe``. Two libp2p pitfalls are des
 each subscription is drained at once by its own task (its channel holds 32 and drops when full),
 and GossipSub's per-peer spam limit (10 msg/s per topic, counted on *forwarders*) is disabled in
 favour of noosphere's own per-sender limits, which the gossip layer applies after verification.
+
+Three transport costs are cut here, without patching the library (docs/performance.md, "Where
+the time goes"): inbound pubsub streams are read in whole available chunks (py-libp2p reads a
+frame's varint byte by byte and yamux credits the sender's window after every read, so each RPC
+cost three WINDOW_UPDATE frames); yamux credits windows go-yamux style (once half the window is
+used); and our signed peer record rides on the first RPC of each pubsub stream only instead of
+on every RPC, where every receiver re-verified its Ed25519 signature.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +38,8 @@ from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub, ValidationCache
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limited
 
@@ -42,6 +52,11 @@ PUBLISH_BACKPRESSURE_TIMEOUT = 5.0
 RESTART_DELAY = 1.0
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 REPLY_CHUNK_BYTES = 32 * 1024
+# py-libp2p's yamux (0.8.1) sends a WINDOW_UPDATE after every read by default; "0" restores
+# go-yamux's policy of crediting the window once half of it has been consumed. An operator's own
+# setting of the variable wins.
+YAMUX_ENV = {"PY_YAMUX_RELEASE_ON_READ": "0"}
+ADDRS_CACHE_S = 5.0  # how long pubsub's view of our listen addresses is reused
 
 
 def quiet_libp2p_loggers(level: int = logging.WARNING) -> None:
@@ -91,22 +106,115 @@ TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, da
 Responder = Callable[[str], Awaitable[bytes]]  # asyncio coroutine: requesting peer id -> reply
 
 
+class _NoValidationCache(ValidationCache):
+    """Remembers no verdict: every message not seen before is validated."""
+
+    def get(self, msg_id: bytes) -> None:
+        return None
+
+    def put(self, msg_id: bytes, result: Any) -> None:
+        return None
+
+
+class _AddrCachingHost:
+    """The host as pubsub sees it, with ``get_addrs`` cached for a few seconds. py-libp2p
+    builds the signed peer record it attaches to RPCs from ``get_addrs()`` on every forwarded
+    message and control RPC (about 0.2 ms each: base58 and multiaddr work); a record is
+    re-issued whenever the cached addresses change."""
+
+    __slots__ = ("_addrs", "_host", "_stamp")
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+        self._addrs: list[Any] = []
+        self._stamp = float("-inf")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+    def get_addrs(self) -> list[Any]:
+        now = time.monotonic()
+        if now - self._stamp > ADDRS_CACHE_S:
+            self._addrs = self._host.get_addrs()
+            self._stamp = now
+        return list(self._addrs)
+
+
+class _ChunkReader:
+    """A pubsub stream read in whole available chunks: the RPC framing (varint length, then
+    body) is parsed from our buffer, so yamux sees one read (and sends at most one window
+    update) per chunk instead of one per varint byte and one per body. Everything else is the
+    wrapped stream's."""
+
+    __slots__ = ("_buffer", "_stream")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        if not self._buffer:
+            chunk = await self._stream.read()  # all that is buffered, waiting for at least 1 byte
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        if n is None or n < 0 or n >= len(self._buffer):
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+
 class _NoospherePubsub(Pubsub):
     """Pubsub that (1) drops a peer sending an undecodable RPC frame instead of letting the
     protobuf DecodeError escape into the swarm's nursery, which in libp2p 0.8.1 stops the whole
-    host, and (2) reports every RPC it writes (own and forwarded messages, control traffic)."""
+    host, (2) reports every RPC it writes (own and forwarded messages, control traffic), (3)
+    reads inbound streams in chunks (``_ChunkReader``) and (4) sends our signed peer record once
+    per stream: py-libp2p attaches it to every RPC and every receiver verifies it each time
+    (an Ed25519 verification per RPC), though it only changes when our addresses do."""
 
     on_sent: Callable[[int, int], None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Message ids are origin + seqno. py-libp2p seeds the seqno counter with the time in
+        # seconds and adds one per message, so a host restarted a few seconds after a burst
+        # reuses ids still in its peers' seen caches and they drop its new messages unread.
+        # Nanoseconds, as go-libp2p does.
+        self.counter = time.time_ns()
+        # py-libp2p caches a validator's verdict by message id for 300 s but forgets seen ids
+        # after 120 s: a peer reusing the id of one of its valid messages for other data would
+        # skip the validator (signatures, expiry, sender = origin) altogether. Never reuse one.
+        self.validation_cache = _NoValidationCache()
+        # stream -> the signed peer record already written on it (streams die with their peer)
+        self._record_sent: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+        self.host = _AddrCachingHost(self.host)  # type: ignore[assignment]
+
     async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
+        record = rpc_msg.senderRecord
+        if record and self._record_sent.get(stream) == record:
+            # the peer verified and stored this record when it came first on this stream; the
+            # RPC object may be shared by several peers' queues, so strip a copy
+            trimmed = rpc_pb2.RPC()
+            trimmed.CopyFrom(rpc_msg)
+            trimmed.ClearField("senderRecord")
+            rpc_msg = trimmed
         ok = await super().write_msg(stream, rpc_msg)
-        if ok and self.on_sent is not None:
-            self.on_sent(len(rpc_msg.publish), rpc_msg.ByteSize())
+        if ok:
+            if record:
+                self._record_sent[stream] = record
+            if self.on_sent is not None:
+                self.on_sent(len(rpc_msg.publish), rpc_msg.ByteSize())
         return ok
 
     async def continuously_read_stream(self, stream: Any) -> None:
         try:
-            await super().continuously_read_stream(stream)
+            await super().continuously_read_stream(_ChunkReader(stream))
         except DecodeError:
             peer_id = stream.muxed_conn.peer_id
             log.warning("peer %s sent an undecodable pubsub frame; dropping it", peer_id)
@@ -206,6 +314,8 @@ class P2PHost:
                 time.sleep(RESTART_DELAY)
 
     async def _trio_main(self) -> None:
+        for name, value in YAMUX_ENV.items():
+            os.environ.setdefault(name, value)
         key_pair = create_new_key_pair(self._seed)
         p = self._params
         connections = ConnectionConfig(
