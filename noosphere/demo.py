@@ -300,8 +300,8 @@ def _balance_table(report: DemoReport) -> Table:
         before, after = report.balances_before[name], report.balances_after[name]
         change = after - before
         shown = f"[green]+{change}[/]" if change > 0 else f"[red]{change}[/]" if change else "0"
-        table.add_row(name, addr[:12] + ("…" if addr.startswith("0x") else ""), str(before),
-                      str(after), shown)  # fmt: skip
+        shown_addr = addr[:12] + "…" if addr.startswith("0x") else addr
+        table.add_row(name, shown_addr, str(before), str(after), shown)
     table.caption = (
         "escrows of failed attempts stay locked until their deadline, then the requester's"
         " node refunds them"
