@@ -52,7 +52,6 @@ T = TypeVar("T")
 WORKER_INTERVAL_S = 2.0
 RETRY_AFTER_S = 10
 PAID_TO_AGENT = {EscrowStatus.RELEASED, EscrowStatus.CLAIMED, EscrowStatus.RESOLVED_FOR_AGENT}
-FINAL_STATES = ("paid", "claimed", "unpaid", "late", "released", "refunded", "agent-committed")
 
 
 @dataclass(frozen=True, slots=True)
