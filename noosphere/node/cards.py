@@ -103,6 +103,10 @@ class CardIndex:
     def list(self, now_ms: int) -> list[StoredCard]:
         return self._store.list_cards(now_ms=now_ms)
 
+    def versions(self, now_ms: int) -> dict[str, int]:
+        """card id -> seq of the unexpired cards (cheap: no card is decoded)."""
+        return self._store.card_versions(now_ms=now_ms)
+
     def get(self, card_id: str, now_ms: int) -> StoredCard | None:
         stored = self._store.get_card(card_id)
         if stored is None or stored.expires_at <= now_ms:

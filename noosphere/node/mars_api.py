@@ -62,11 +62,14 @@ class MarsService:
         """Apply card changes to the index; returns how many profiles changed."""
         async with self._lock:
             now = now_ms()
-            current = {c.card_id: c for c in self._cards.list(now)}
+            current = self._cards.versions(now)  # only changed cards are read and decoded
             changed = []
             bad = []
-            for card_id, stored in current.items():
-                if self._seen.get(card_id) == stored.seq:
+            for card_id, seq in current.items():
+                if self._seen.get(card_id) == seq:
+                    continue
+                stored = self._cards.get(card_id, now)
+                if stored is None:  # expired since
                     continue
                 try:
                     profile = profile_from_card(card_id, AgentCard.model_validate(stored.card))

@@ -255,6 +255,13 @@ class NodeStore:
         ).fetchall()
         return [_card_from_row(r) for r in rows]
 
+    def card_versions(self, *, now_ms: int) -> dict[str, int]:
+        """card id -> seq of every unexpired card, without reading the cards themselves."""
+        rows = self._db.execute(
+            "SELECT card_id, seq FROM cards WHERE expires_at > ?", (now_ms,)
+        ).fetchall()
+        return dict(rows)
+
     def count_cards(self, *, now_ms: int) -> int:
         return self._db.execute(
             "SELECT count(*) FROM cards WHERE expires_at > ?", (now_ms,)
