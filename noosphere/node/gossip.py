@@ -43,6 +43,7 @@ PUBLISH_RETRY_DELAY = 0.5
 # Batches the validator decoded, kept for the receiver so it need not parse them again (a
 # validated message that is never delivered, e.g. our own, stays until the map is cleared).
 VALIDATED_KEPT = 256
+MAX_SENDERS = 100_000  # rate-limit buckets kept by the validator
 Handler = Callable[[Envelope], None]
 Publish = Callable[[str, bytes], Any]
 
@@ -80,13 +81,13 @@ class _TokenBucket:
     tokens: float
     stamp: float = field(default_factory=time.monotonic)
 
-    def take(self) -> bool:
+    def take(self, count: int = 1) -> bool:
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens < 1:
+        if self.tokens < count:
             return False
-        self.tokens -= 1
+        self.tokens -= count
         return True
 
 
@@ -103,6 +104,9 @@ class GossipRouter:
         self._handlers: dict[EnvelopeKind, Handler] = {}
         self._replay = ReplayGuard(store.replay_marks())
         self._buckets: dict[str, _TokenBucket] = {}
+        # The same limit, applied by the validator (transport thread) before forwarding, so a
+        # flooding sender's excess is not relayed to the rest of the network either.
+        self._forward_buckets: dict[str, _TokenBucket] = {}
         self._inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(config.gossip.inbound_queue)
         self._outbound: dict[str, deque[Envelope]] = {t: deque() for t in TOPIC_FOR_KIND.values()}
         self._outbound_ready: dict[str, asyncio.Event] = {
@@ -118,8 +122,8 @@ class GossipRouter:
     def on(self, kind: EnvelopeKind, handler: Handler) -> None:
         self._handlers[kind] = handler
 
-    def reject(self, reason: RejectReason) -> None:
-        self._metrics.envelopes_rejected.labels(reason=reason.value).inc()
+    def reject(self, reason: RejectReason, count: int = 1) -> None:
+        self._metrics.envelopes_rejected.labels(reason=reason.value).inc(count)
 
     # ---- outbound --------------------------------------------------------------------------
 
@@ -191,6 +195,11 @@ class GossipRouter:
         except EnvelopeRejected as exc:
             self.reject(exc.reason)
             return False
+        if origin != self._key.peer_id and not self._forward_bucket(origin).take(
+            len(batch.envelopes)
+        ):
+            self.reject(RejectReason.RATE_LIMITED, len(batch.envelopes))
+            return False  # neither delivered nor forwarded
         if len(self._validated) >= VALIDATED_KEPT:
             self._validated.clear()
         self._validated[data] = batch
@@ -248,11 +257,17 @@ class GossipRouter:
             return
         self._metrics.envelopes_accepted.labels(kind=envelope.kind.value).inc()
 
+    def _forward_bucket(self, sender: str) -> _TokenBucket:
+        if sender not in self._forward_buckets and len(self._forward_buckets) >= MAX_SENDERS:
+            self._forward_buckets.clear()  # bounded memory under a flood of fresh identities
+        return self._forward_buckets.setdefault(sender, self._new_bucket())
+
+    def _new_bucket(self) -> _TokenBucket:
+        rate = self._config.gossip.max_envelopes_per_sender_per_s
+        return _TokenBucket(rate=rate, burst=rate * 20, tokens=rate * 20)
+
     def _bucket(self, sender: str) -> _TokenBucket:
         bucket = self._buckets.get(sender)
         if bucket is None:
-            rate = self._config.gossip.max_envelopes_per_sender_per_s
-            bucket = self._buckets[sender] = _TokenBucket(
-                rate=rate, burst=rate * 20, tokens=rate * 20
-            )
+            bucket = self._buckets[sender] = self._new_bucket()
         return bucket
