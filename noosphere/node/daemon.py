@@ -45,6 +45,7 @@ from noosphere.protocol import AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
 from noosphere.protocol.bids import TaskRequest
 from noosphere.protocol.canonical import canonical_json
+from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from noosphere.protocol.sync import (
     CARD_SYNC_PROTOCOL,
     MAX_SYNC_BYTES,
@@ -235,6 +236,7 @@ class Node:
             client,
             self.store,
             {spec.id: int(spec.price.amount) for spec in self.specs},
+            own_principals=frozenset({LOCAL_PRINCIPAL, self.key.peer_id}),
             min_window_s=cfg.payment_window_s,
         )
 

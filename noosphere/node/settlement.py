@@ -82,11 +82,13 @@ class Settlement:
         store: NodeStore,
         prices: Mapping[str, int],
         *,
+        own_principals: frozenset[str] = frozenset(),
         min_window_s: int = 30,
     ) -> None:
         self.client = client
         self._store = store
         self._prices = dict(prices)
+        self._own_principals = own_principals  # the operator and the node itself never pay
         self._min_window_s = min_window_s
         self._wake = asyncio.Event()
         self.registry_ids: dict[str, int] = {}
@@ -137,10 +139,11 @@ class Settlement:
             terms.to_wire(),
         )
 
-    async def admit(self, agent_id: str, message: Message) -> Admission | None:
-        """Check the escrow a new task for ``agent_id`` carries; None if the agent is free."""
+    async def admit(self, agent_id: str, message: Message, principal: str) -> Admission | None:
+        """Check the escrow a new task for ``agent_id`` carries; None if the agent is free (or
+        the caller is this node's own operator or the node itself: nobody pays themselves)."""
         price = self.price_of(agent_id)
-        if price <= 0:
+        if price <= 0 or principal in self._own_principals:
             return None
         raw = (message.metadata or {}).get(PAYMENT_METADATA_KEY)
         if raw is None:

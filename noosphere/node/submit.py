@@ -198,7 +198,8 @@ class Submitter:
         )  # fmt: skip
         metadata: dict[str, Any] = {}
         pay_to = card.noosphere().evm_address if card is not None else None
-        if choice.price > 0 and pay_to:  # without a ledger on its node, the price is advisory
+        # without a ledger on its node the price is advisory; this node's own agents are free
+        if choice.price > 0 and pay_to and choice.peer_id != self._key.peer_id:
             metadata[PAYMENT_METADATA_KEY] = await self._pay(
                 record, number, choice, pay_to, params.deadline_s or self._deadline_s
             )

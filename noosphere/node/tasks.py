@@ -158,7 +158,7 @@ class TaskManager:
 
     async def send(self, request: SendMessageRequest, principal: str) -> Task:
         """SendMessage: returns when the turn ends (or at once with ``returnImmediately``)."""
-        task = self._accept(request, principal, await self._admit(request))
+        task = self._accept(request, principal, await self._admit(request, principal))
         config = request.configuration
         if not (config and config.return_immediately):
             job = self._running.get(task.id)
@@ -172,7 +172,7 @@ class TaskManager:
     ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task, then its updates until the turn ends."""
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
-        admission = await self._admit(request)
+        admission = await self._admit(request, principal)
         task = self._accept(
             request, principal, admission, before_start=lambda t: self._watch(t, queue)
         )
@@ -299,12 +299,12 @@ class TaskManager:
             + ", ".join(sorted(self._agents)),
         )
 
-    async def _admit(self, request: SendMessageRequest) -> Admission | None:
+    async def _admit(self, request: SendMessageRequest, principal: str) -> Admission | None:
         """The escrow paying for a new task to a priced agent (checked on chain), if needed."""
         if self._payments is None or request.message.task_id:
             return None  # a continued task was paid for when it was created
         agent = self._agent_for(request.tenant)
-        return await self._payments.admit(agent.agent_id, request.message)
+        return await self._payments.admit(agent.agent_id, request.message, principal)
 
     def _accept(
         self,

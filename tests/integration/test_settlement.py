@@ -17,11 +17,11 @@ from eth_account import Account
 from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, set_gas_balance
 from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient
 from noosphere.node.a2a_client import A2AClient, text_message
-from noosphere.node.auth import BearerAuth
+from noosphere.node.auth import BearerAuth, PeerAuth
 from noosphere.node.client import NodeClient
 from noosphere.node.keystore import load_or_create_evm_account
 from noosphere.node.launcher import LocalNode
-from noosphere.protocol import ErrorCode, RpcError
+from noosphere.protocol import ErrorCode, NodeKey, RpcError
 from noosphere.protocol.api import Submission
 from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef
 
@@ -157,10 +157,16 @@ def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, ch
     payer = chain.owner
     payer.mint(payer.address, 100)
 
-    async def send(metadata: dict[str, Any] | None) -> Any:
+    stranger = NodeKey.generate()  # another node: it signs its requests and must pay
+
+    async def send(metadata: dict[str, Any] | None, *, operator: bool = False) -> Any:
         message = text_message("what is 2 + 2?").model_copy(update={"metadata": metadata})
-        async with A2AClient(agent.rpc_url, auth=BearerAuth(agent.token)) as client:
+        auth = BearerAuth(agent.token) if operator else PeerAuth(stranger)
+        async with A2AClient(agent.rpc_url, auth=auth) as client:
             return await client.send(message)
+
+    # the node's own operator never pays its own agent
+    assert asyncio.run(send(None, operator=True)).status.state.short == "completed"
 
     with pytest.raises(RpcError) as unpaid:
         asyncio.run(send(None))
