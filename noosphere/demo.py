@@ -33,8 +33,8 @@ from noosphere.node.client import NodeClient, NodeUnreachable
 from noosphere.node.daemon import RUNTIME_FILENAME
 from noosphere.node.keystore import load_or_create_evm_account, load_or_create_node_key
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
-from noosphere.protocol import RpcError
-from noosphere.protocol.api import Submission, SubmitParams
+from noosphere.protocol import AgentCard, NoosphereCardParams, RpcError
+from noosphere.protocol.api import CardEntry, Submission, SubmitParams
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 90.0
@@ -160,15 +160,15 @@ def _views_matrix(nodes: list[LocalNode], report: DemoReport) -> Table:
         every.items(), key=lambda kv: (owner_of.get(kv[1].peer_id, ""), kv[1].name)
     ):
         marks = ["●" if cid in v and v[cid].local else "✓" if cid in v else "·" for v in views]
-        ext = (card.card or {}).get("capabilities", {}).get("extensions", [{}])[0].get("params", {})
+        ext = _extension(card)
         report.names[cid] = card.name
-        report.prices[cid] = int(ext.get("price", {}).get("amount", 0))
+        report.prices[cid] = int(ext.price.amount)
         table.add_row(
             card.name,
             owner_of.get(card.peer_id, "?"),
             card.price,
             " ".join(card.attributes),
-            f"#{ext['registryId']}" if ext.get("registryId") else "-",
+            f"#{ext.registry_id}" if ext.registry_id else "-",
             *marks,
         )
     return table
@@ -193,11 +193,12 @@ def _registered(node: LocalNode, expected: int) -> bool:
     """Every card ``node`` holds names its agent's registry id (agents registered on chain)."""
     with node.client() as client:
         cards = client.cards(full=True)
-    ids = [
-        (c.card or {}).get("capabilities", {}).get("extensions", [{}])[0].get("params", {})
-        for c in cards
-    ]
-    return len(cards) == expected and all(p.get("registryId") for p in ids)
+    return len(cards) == expected and all(_extension(c).registry_id for c in cards)
+
+
+def _extension(entry: CardEntry) -> NoosphereCardParams:
+    """The noosphere extension of a card listed with ``full=True``."""
+    return AgentCard.model_validate(entry.card).noosphere()
 
 
 class _Setup:

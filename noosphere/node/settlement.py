@@ -318,6 +318,8 @@ class Settlement:
                 await asyncio.wait_for(self._wake.wait(), WORKER_INTERVAL_S)
 
     async def _register(self, register: Callable[[], list[tuple[str, str, bytes, str]]]) -> bool:
+        if self._prices.keys() <= self.registry_ids.keys():
+            return False  # every agent has its identity (no card hashing every round)
         todo = [r for r in register() if r[0] not in self.registry_ids]
         for agent_id, card_uri, card_hash, peer_id in todo:
             try:
