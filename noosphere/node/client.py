@@ -75,10 +75,9 @@ class NodeClient:
     def peers(self) -> list[PeerEntry]:
         return [PeerEntry.model_validate(p) for p in self.call("noosphere.peers")]
 
-    def cards(self, *, full: bool = False) -> list[CardEntry]:
-        return [
-            CardEntry.model_validate(c) for c in self.call("noosphere.cards.list", {"full": full})
-        ]
+    def cards(self, *, full: bool = False, limit: int = 1000) -> list[CardEntry]:
+        params = {"full": full, "limit": limit}
+        return [CardEntry.model_validate(c) for c in self.call("noosphere.cards.list", params)]
 
     def card(self, card_id: str) -> CardEntry:
         return CardEntry.model_validate(self.call("noosphere.cards.get", {"id": card_id}))

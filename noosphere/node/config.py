@@ -52,6 +52,16 @@ class NodeConfig(BaseModel):
     sweep_interval_s: float = Field(1.0, gt=0)
     envelope_ttl_s: int = Field(300, ge=5, le=86_400)
     max_clock_skew_s: int = Field(30, ge=0, le=3600)
+    max_cards: int = Field(
+        100_000, ge=100, description="cards held at most; new owners are refused beyond it"
+    )
+    max_cards_per_owner: int = Field(
+        256, ge=1, le=100_000, description="cards held at most from one node (its agents)"
+    )
+    max_cards_relayed_per_peer: int = Field(
+        2_000, ge=0, description="cards of other owners held at most because one peer relayed them"
+    )
+    max_peers: int = Field(10_000, ge=16, description="peers remembered at most")
     target_peers: int = Field(
         8, ge=0, le=256, description="dial peers learned from cards up to this"
     )

@@ -41,23 +41,19 @@ from noosphere.agents.turn import TaskAgent
 from noosphere.mars.filter import SemanticFilter
 from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import Recruiter
-from noosphere.protocol import AgentCard, EnvelopeKind, NodeKey, card_id
+from noosphere.protocol import MAX_CARD_BYTES, AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
 from noosphere.protocol.bids import TaskRequest
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
-from noosphere.protocol.sync import (
-    CARD_SYNC_PROTOCOL,
-    MAX_SYNC_BYTES,
-    MAX_SYNC_CARDS,
-    CardSyncReply,
-)
+from noosphere.protocol.sync import CARD_SYNC_PROTOCOL
 
 from .a2a_api import register_a2a_api
 from .api import register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
 from .bidding import BidBoard, Bidder
-from .cards import CardIndex
+from .card_sync import CardSync
+from .cards import CardIndex, CardQuotas
 from .config import NodeConfig
 from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
@@ -79,6 +75,7 @@ RUNTIME_FILENAME = "runtime.json"
 CHECKPOINT_INTERVAL_S = 1.0
 MAX_DIALS_PER_ROUND = 4
 ANNOUNCE_DEBOUNCE_S = 0.5
+PEER_PRUNE_INTERVAL_S = 60.0
 
 
 class NodeStartError(RuntimeError):
@@ -256,7 +253,8 @@ class Node:
 
     async def _serve(self) -> None:
         cfg = self.config
-        self.cards = CardIndex(self.store, self.metrics)
+        self.peers = PeerBook(self.store)
+        self.cards = CardIndex(self.store, self.metrics, self.peers, CardQuotas.from_config(cfg))
         self.board = BidBoard(self._learn_bid_card)
         self.mars = MarsService(
             Recruiter(shared_embedder(), llm=self.llm, signals=self.feedback.trust),
@@ -282,9 +280,9 @@ class Node:
         self.submitter.recover()
         bid_filter = SemanticFilter(shared_embedder())
         self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, self._peer_hosts)
-        self.peers = PeerBook(self.store)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
-        self.gossip.on(EnvelopeKind.CARD, self._on_card)
+        self.gossip.on(EnvelopeKind.CARD, self._on_card, precheck=self.cards.precheck_gossiped)
+        self.card_sync = CardSync(self.cards, self.store, self.metrics, allow=self.gossip.allow)
         self.gossip.on(EnvelopeKind.TASK, lambda envelope: self.bidder.on_request(envelope))
         self.gossip.on(EnvelopeKind.FEEDBACK, self.feedback.on_gossip)
         self._announce_soon = asyncio.Event()
@@ -324,6 +322,7 @@ class Node:
         server_task = asyncio.create_task(server.serve(sockets=[rpc_socket]), name="rpc-server")
         try:
             self._write_runtime(rpc_socket.getsockname()[1])
+            self._check_own_cards()
             self._spawn(self.gossip.run_receiver(), "gossip-receiver")
             for topic in self.gossip.topics:
                 self._spawn(
@@ -470,8 +469,7 @@ class Node:
     # ---- gossip and discovery ----------------------------------------------------------------
 
     def _on_card(self, envelope: Any) -> None:
-        params = self.cards.accept_gossiped(envelope, now_ms())
-        self.peers.seen(params.peer_id, params.multiaddrs, now_ms())
+        self.cards.accept_gossiped(envelope, now_ms())  # records the owner in the peer book
 
     # ---- open calls (task requests and bids) --------------------------------------------------
 
@@ -482,8 +480,9 @@ class Node:
         return request
 
     def _learn_bid_card(self, card: dict[str, Any]) -> None:
+        owner = AgentCard.model_validate(card).noosphere().peer_id  # the bidder (BidBoard checks)
         with self.store.transaction():
-            self.cards.accept_synced(card, now_ms())
+            self.cards.accept_synced(card, now_ms(), via=owner)
 
     def _own_profiles(self) -> list[AgentProfile]:
         """This node's agents as MARS sees them (with the signed card, to send in bids)."""
@@ -508,8 +507,8 @@ class Node:
                 hosts.add(parts[2])
         return hosts
 
-    def announce_cards(self) -> None:
-        """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""
+    def _own_card(self, spec: AgentSpec, seq: int, now: int) -> AgentCard:
+        """A freshly signed card for one of this node's agents."""
         assert self.runtime is not None
         endpoint = NodeEndpoint(
             rpc_url=self.runtime.rpc_url,
@@ -517,21 +516,36 @@ class Node:
             evm_address=self.settlement.address if self.settlement is not None else None,
         )
         registry_ids = self.settlement.registry_ids if self.settlement is not None else {}
+        return build_card(
+            spec,
+            self.key,
+            endpoint,
+            seq=seq,
+            issued_at_ms=now,
+            ttl_ms=self.config.card_ttl_s * 1000,
+            tools=self.agents[spec.id].tool_schemas(),
+            attestation=self.attestation,
+            registry_id=registry_ids.get(spec.id),
+        )
+
+    def _check_own_cards(self) -> None:
+        """Refuse to start with a card the network would refuse (larger than MAX_CARD_BYTES)."""
+        for spec in self.specs:
+            size = len(json.dumps(self._own_card(spec, 1, now_ms()).to_wire(),
+                                  separators=(",", ":"), ensure_ascii=False).encode())  # fmt: skip
+            if size > MAX_CARD_BYTES:
+                raise NodeStartError(
+                    f"agent {spec.id}: its card takes {size} bytes, more than the network's"
+                    f" limit of {MAX_CARD_BYTES}; shorten its skills, examples or tools"
+                )
+
+    def announce_cards(self) -> None:
+        """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""
         now = now_ms()
         keep = set()
         with self.store.transaction():
             for spec in self.specs:
-                card = build_card(
-                    spec,
-                    self.key,
-                    endpoint,
-                    seq=self.gossip.next_seq(),
-                    issued_at_ms=now,
-                    ttl_ms=self.config.card_ttl_s * 1000,
-                    tools=self.agents[spec.id].tool_schemas(),
-                    attestation=self.attestation,
-                    registry_id=registry_ids.get(spec.id),
-                )
+                card = self._own_card(spec, self.gossip.next_seq(), now)
                 params = self.cards.put_local(card, now)
                 keep.add(params.card_id)
                 self.gossip.publish(EnvelopeKind.CARD, {"card": card.to_wire()})
@@ -566,29 +580,18 @@ class Node:
                 await asyncio.sleep(ANNOUNCE_DEBOUNCE_S)  # one announcement for a burst of joins
             self._announce_soon.clear()
 
-    async def _serve_cards(self, _peer: str) -> bytes:
-        """Answer a card pull-sync: every unexpired card this node holds, signed by its owner."""
-        cards, size = [], 0
-        for stored in self.cards.list(now_ms())[:MAX_SYNC_CARDS]:
-            size += len(json.dumps(stored.card))
-            if size > MAX_SYNC_BYTES:  # the requester reads at most MAX_REPLY_BYTES
-                break
-            cards.append(stored.card)
-        return CardSyncReply(cards=cards).model_dump_json(by_alias=True).encode()
+    async def _serve_cards(self, peer: str) -> bytes:
+        """Answer a card pull-sync (bounded per peer: see CardSync.serve)."""
+        return self.card_sync.serve(peer)
 
     async def _sync_from(self, peer_id: str) -> None:
         """Pull a newly connected peer's card index and keep the cards that are new to us."""
         try:
-            reply = CardSyncReply.model_validate_json(
-                await self.p2p.request(peer_id, CARD_SYNC_PROTOCOL)
+            await self.card_sync.pull(
+                peer_id, lambda peer: self.p2p.request(peer, CARD_SYNC_PROTOCOL)
             )
-        except (P2PError, ValueError) as exc:
+        except P2PError as exc:
             log.warning("card sync failed", peer=peer_id, error=str(exc))
-            return
-        now = now_ms()
-        with self.store.transaction():
-            new = sum(self.cards.accept_synced(raw, now) for raw in reply.cards)
-        log.info("card sync", peer=peer_id, offered=len(reply.cards), new=new)
 
     async def _checkpoint_loop(self) -> None:
         """Move the SQLite WAL into the database file every second, off the event loop."""
@@ -601,10 +604,15 @@ class Node:
                 log.warning("store checkpoint failed", error=str(exc))
 
     async def _sweep_loop(self) -> None:
+        pruned_at = time.monotonic()
         while True:
             removed = self.cards.sweep(now_ms())
             if removed:
                 log.info("cards expired", count=len(removed))
+            if time.monotonic() - pruned_at >= PEER_PRUNE_INTERVAL_S:
+                pruned_at = time.monotonic()
+                if forgotten := self.peers.prune(self.config.max_peers):
+                    log.info("peers forgotten", count=forgotten, kept=self.config.max_peers)
             await asyncio.sleep(self.config.sweep_interval_s)
 
     async def _connect_loop(self) -> None:

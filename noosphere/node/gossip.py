@@ -45,6 +45,7 @@ PUBLISH_RETRY_DELAY = 0.5
 VALIDATED_KEPT = 256
 MAX_SENDERS = 100_000  # rate-limit buckets kept by the validator
 Handler = Callable[[Envelope], None]
+Precheck = Callable[[Envelope, int], None]  # raises EnvelopeRejected; runs before forwarding
 Publish = Callable[[str, bytes], Any]
 
 
@@ -102,6 +103,7 @@ class GossipRouter:
         self._metrics = metrics
         self._config = config
         self._handlers: dict[EnvelopeKind, Handler] = {}
+        self._prechecks: dict[EnvelopeKind, Precheck] = {}
         self._replay = ReplayGuard(store.replay_marks())
         self._buckets: dict[str, _TokenBucket] = {}
         # The same limit, applied by the validator (transport thread) before forwarding, so a
@@ -119,8 +121,16 @@ class GossipRouter:
     def topics(self) -> list[str]:
         return list(TOPIC_FOR_KIND.values())
 
-    def on(self, kind: EnvelopeKind, handler: Handler) -> None:
+    def on(self, kind: EnvelopeKind, handler: Handler, precheck: Precheck | None = None) -> None:
+        """Hand envelopes of ``kind`` to ``handler`` (event loop); ``precheck`` runs in the
+        transport's validator on the body, so what fails it is neither delivered nor forwarded."""
         self._handlers[kind] = handler
+        if precheck is not None:
+            self._prechecks[kind] = precheck
+
+    def allow(self, sender: str, count: int = 1) -> bool:
+        """Take ``count`` from ``sender``'s rate limit (also used for cards a peer relays)."""
+        return self._bucket(sender).take(count)
 
     def reject(self, reason: RejectReason, count: int = 1) -> None:
         self._metrics.envelopes_rejected.labels(reason=reason.value).inc(count)
@@ -208,11 +218,15 @@ class GossipRouter:
     def _check_stateless(self, topic: str, origin: str, envelope: Envelope) -> None:
         if KIND_FOR_TOPIC.get(topic) != envelope.kind:
             raise EnvelopeRejected(RejectReason.WRONG_TOPIC, f"{envelope.kind} on {topic}")
-        check_envelope(envelope, now_ms=now_ms(), max_skew_ms=self._config.max_clock_skew_s * 1000)
+        now = now_ms()
+        check_envelope(envelope, now_ms=now, max_skew_ms=self._config.max_clock_skew_s * 1000)
         if envelope.sender != origin:
             raise EnvelopeRejected(
                 RejectReason.SENDER_MISMATCH, "envelope sender is not the publisher"
             )
+        precheck = self._prechecks.get(envelope.kind)
+        if precheck is not None:
+            precheck(envelope, now)
 
     def deliver(self, message: InboundMessage) -> None:
         """Called on the event loop for each validated message; never blocks."""
@@ -269,5 +283,7 @@ class GossipRouter:
     def _bucket(self, sender: str) -> _TokenBucket:
         bucket = self._buckets.get(sender)
         if bucket is None:
+            if len(self._buckets) >= MAX_SENDERS:
+                self._buckets.clear()  # bounded memory under a flood of fresh identities
             bucket = self._buckets[sender] = self._new_bucket()
         return bucket

@@ -26,6 +26,16 @@ class PeerBook:
             self._store.touch_peer(peer_id, addrs, now_ms)
             self._written[peer_id] = (now_ms, tuple(addrs) if addrs else written_addrs)
 
+    def prune(self, keep: int) -> int:
+        """Remember at most ``keep`` peers (the most recently seen); returns how many went."""
+        removed = self._store.prune_peers(keep)
+        if removed:
+            known = {p.peer_id for p in self._store.list_peers()}
+            for peer_id in [p for p in self._last_seen if p not in known]:
+                self._last_seen.pop(peer_id, None)
+                self._written.pop(peer_id, None)
+        return removed
+
     def list(self) -> list[StoredPeer]:
         """Known peers, most recently seen first."""
         peers = [

@@ -13,8 +13,8 @@ from typing import Any
 
 STORE_FILENAME = "node.db"
 # 2 added tasks and push_configs, 3 payments and submissions (tables are created on open, so
-# older stores upgrade in place)
-SCHEMA_VERSION = 3
+# older stores upgrade in place), 4 the peer each card came through (cards.via, added in place)
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS cards (
     expires_at INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
     local      INTEGER NOT NULL DEFAULT 0,
-    card_json  TEXT NOT NULL
+    card_json  TEXT NOT NULL,
+    via        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS cards_expiry ON cards (expires_at);
 CREATE INDEX IF NOT EXISTS cards_peer ON cards (peer_id);
@@ -155,6 +156,7 @@ class NodeStore:
                     f"{path} is corrupted ({check}); restore it from a backup or move it aside"
                 )
             self._db.executescript(_SCHEMA)
+            self._upgrade_in_place()
             self._check_schema_version()
         except (sqlite3.DatabaseError, StoreError) as exc:
             self._db.close()
@@ -164,6 +166,15 @@ class NodeStore:
                 f"{path} is not a usable noosphere store ({exc});"
                 " restore it from a backup or move it aside"
             ) from exc
+
+    def _upgrade_in_place(self) -> None:
+        """Columns added after a table's first release (CREATE TABLE IF NOT EXISTS keeps old
+        tables as they were)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cards)")}
+        if "via" not in columns:  # schema 3 -> 4: cards held from before count as their owner's
+            self._db.execute("ALTER TABLE cards ADD COLUMN via TEXT NOT NULL DEFAULT ''")
+            self._db.execute("UPDATE cards SET via = peer_id")
+        self._db.execute("CREATE INDEX IF NOT EXISTS cards_via ON cards (via)")
 
     def _check_schema_version(self) -> None:
         version = self.get_meta("schema_version")
@@ -208,6 +219,23 @@ class NodeStore:
         row = self._db.execute("SELECT seq FROM cards WHERE card_id = ?", (card_id,)).fetchone()
         return None if row is None else row[0]
 
+    def card_holding(self, card_id: str) -> tuple[int, str] | None:
+        """(seq, the peer it came through) of the held version of a card, if any."""
+        row = self._db.execute(
+            "SELECT seq, via FROM cards WHERE card_id = ?", (card_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def card_documents(self, *, now_ms: int, limit: int) -> list[str]:
+        """The unexpired cards this node got first-hand (its own, and those that came from their
+        owner, by gossip or sync), as stored (compact JSON, not decoded), for a sync reply."""
+        rows = self._db.execute(
+            "SELECT card_json FROM cards WHERE expires_at > ? AND via = peer_id"
+            " ORDER BY local DESC, received_at DESC LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def put_card(
         self,
         *,
@@ -219,15 +247,17 @@ class NodeStore:
         received_at: int,
         card: dict[str, Any],
         local: bool = False,
+        via: str | None = None,
     ) -> bool:
-        """Insert or replace a card if ``seq`` is newer than the stored one; True when written."""
+        """Insert or replace a card if ``seq`` is newer than the stored one; True when written.
+        ``via`` is the peer it came from (default: its owner, ``peer_id``)."""
         cursor = self._db.execute(
             "INSERT INTO cards (card_id, peer_id, agent_id, seq, expires_at, received_at, local,"
-            " card_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            " card_json, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(card_id) DO UPDATE SET seq = excluded.seq,"
             " expires_at = excluded.expires_at,"
             " received_at = excluded.received_at, local = excluded.local,"
-            " card_json = excluded.card_json WHERE excluded.seq > cards.seq",
+            " card_json = excluded.card_json, via = excluded.via WHERE excluded.seq > cards.seq",
             (
                 card_id,
                 peer_id,
@@ -237,9 +267,23 @@ class NodeStore:
                 received_at,
                 int(local),
                 json.dumps(card, separators=(",", ":")),
+                via or peer_id,
             ),
         )
         return cursor.rowcount > 0
+
+    def count_cards_of(self, peer_id: str, *, now_ms: int) -> int:
+        """Unexpired cards whose owner is ``peer_id``."""
+        return self._db.execute(
+            "SELECT count(*) FROM cards WHERE peer_id = ? AND expires_at > ?", (peer_id, now_ms)
+        ).fetchone()[0]
+
+    def count_cards_relayed_by(self, via: str, *, now_ms: int) -> int:
+        """Unexpired cards this node holds only because ``via`` relayed them (owned by others)."""
+        return self._db.execute(
+            "SELECT count(*) FROM cards WHERE via = ? AND peer_id != via AND expires_at > ?",
+            (via, now_ms),
+        ).fetchone()[0]
 
     def get_card(self, card_id: str) -> StoredCard | None:
         row = self._db.execute(
@@ -289,6 +333,15 @@ class NodeStore:
             " ELSE excluded.addrs_json END",
             (peer_id, json.dumps(addrs), now_ms, now_ms),
         )
+
+    def prune_peers(self, keep: int) -> int:
+        """Forget all but the ``keep`` most recently seen peers; returns how many went."""
+        cursor = self._db.execute(
+            "DELETE FROM peers WHERE peer_id NOT IN"
+            " (SELECT peer_id FROM peers ORDER BY last_seen DESC LIMIT ?)",
+            (keep,),
+        )
+        return cursor.rowcount
 
     def list_peers(self) -> list[StoredPeer]:
         rows = self._db.execute(

@@ -3,6 +3,7 @@ signatures. Every other package speaks to the network through these types."""
 
 from .canonical import EncodingError, b64url_decode, b64url_encode, canonical_json
 from .card import (
+    MAX_CARD_BYTES,
     NOOSPHERE_EXTENSION_URI,
     AgentCapabilities,
     AgentCard,
@@ -17,11 +18,13 @@ from .card import (
     Price,
     card_id,
     card_signing_payload,
+    check_card_limits,
     sign_card,
     verify_card,
 )
 from .envelope import (
     MAX_BATCH_ENVELOPES,
+    MAX_LIFETIME_MS,
     TOPIC_FOR_KIND,
     Envelope,
     EnvelopeBatch,
@@ -44,6 +47,8 @@ from .jws import SignatureError, sign_detached, verify_detached
 
 __all__ = [
     "MAX_BATCH_ENVELOPES",
+    "MAX_CARD_BYTES",
+    "MAX_LIFETIME_MS",
     "NOOSPHERE_EXTENSION_URI",
     "TOPIC_FOR_KIND",
     "AgentCapabilities",
@@ -76,6 +81,7 @@ __all__ = [
     "canonical_json",
     "card_id",
     "card_signing_payload",
+    "check_card_limits",
     "check_envelope",
     "decode_batch",
     "peer_id_from_public_key",

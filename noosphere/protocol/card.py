@@ -15,11 +15,14 @@ from pydantic import Field, field_validator
 
 from .base import WireModel
 from .canonical import EncodingError, canonical_json
+from .envelope import MAX_LIFETIME_MS, EnvelopeRejected, RejectReason
 from .identity import InvalidPeerId, NodeKey, public_key_from_peer_id
 from .jws import SignatureError, sign_detached, verify_detached
 
 NOOSPHERE_EXTENSION_URI = "urn:noosphere:card:v1"
 A2A_PROTOCOL_VERSION = "1.0"
+#: Largest card (compact JSON) a node stores or relays; cards of the example agents take ~3.5 KB.
+MAX_CARD_BYTES = 32 * 1024
 
 
 class AgentProvider(WireModel):
@@ -191,6 +194,24 @@ def sign_card(card: AgentCard, key: NodeKey) -> AgentCard:
     return unsigned.model_copy(
         update={"signatures": [AgentCardSignature(protected=protected, signature=signature)]}
     )
+
+
+def check_card_limits(
+    params: NoosphereCardParams, size_bytes: int, *, now_ms: int, max_skew_ms: int
+) -> None:
+    """The network's rules for any card a node stores or relays, whoever sent it: at most
+    ``MAX_CARD_BYTES``, valid for at most ``MAX_LIFETIME_MS``, not issued in the future beyond
+    the clock skew, not expired. Raises ``EnvelopeRejected`` with the rule that failed."""
+    if size_bytes > MAX_CARD_BYTES:
+        raise EnvelopeRejected(
+            RejectReason.OVERSIZED, f"card of {size_bytes} bytes (limit {MAX_CARD_BYTES})"
+        )
+    if params.issued_at > now_ms + max_skew_ms:
+        raise EnvelopeRejected(RejectReason.NOT_YET_VALID, "card is issued in the future")
+    if params.expires_at <= now_ms:
+        raise EnvelopeRejected(RejectReason.EXPIRED, "card has expired")
+    if params.expires_at - params.issued_at > MAX_LIFETIME_MS:
+        raise EnvelopeRejected(RejectReason.LIFETIME, "card is valid for more than a day")
 
 
 def verify_card(card: AgentCard) -> NoosphereCardParams:

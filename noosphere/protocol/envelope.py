@@ -16,6 +16,9 @@ from .identity import NodeKey, verify_signature
 ENVELOPE_DOMAIN = b"noosphere/envelope/v1\n"
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_BATCH_ENVELOPES = 256
+#: Longest validity an envelope (or a card) may claim: a node's card_ttl_s and envelope_ttl_s are
+#: capped at one day, so anything longer is not from an honest node and would never expire.
+MAX_LIFETIME_MS = 86_400_000
 
 
 class EnvelopeKind(StrEnum):
@@ -44,6 +47,9 @@ class RejectReason(StrEnum):
     STALE_VERSION = "stale_version"
     INVALID_BODY = "invalid_body"
     RATE_LIMITED = "rate_limited"
+    OVERSIZED = "oversized"  # a card larger than MAX_CARD_BYTES
+    LIFETIME = "lifetime"  # valid for longer than MAX_LIFETIME_MS
+    OVER_QUOTA = "over_quota"  # too many cards from one owner, one relaying peer, or in all
 
 
 class EnvelopeRejected(Exception):
@@ -124,6 +130,8 @@ def check_envelope(envelope: Envelope, *, now_ms: int, max_skew_ms: int) -> None
         raise EnvelopeRejected(RejectReason.NOT_YET_VALID, "envelope is issued in the future")
     if envelope.expires_at < envelope.issued_at:
         raise EnvelopeRejected(RejectReason.MALFORMED, "envelope expires before it is issued")
+    if envelope.expires_at - envelope.issued_at > MAX_LIFETIME_MS:
+        raise EnvelopeRejected(RejectReason.LIFETIME, "envelope is valid for more than a day")
 
 
 def decode_batch(data: bytes) -> EnvelopeBatch:

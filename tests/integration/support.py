@@ -48,7 +48,7 @@ class Cluster:
 
 def card_ids(node: LocalNode) -> set[str]:
     with node.client() as client:
-        return {c.card_id for c in client.cards()}
+        return {c.card_id for c in client.cards(limit=10_000)}
 
 
 def metric(node: LocalNode, name: str, **labels: str) -> float:

@@ -1,4 +1,5 @@
-"""Card index: which gossiped cards are accepted, why others are rejected, and expiry sweeps."""
+"""Card index: which gossiped, synced and bid cards are accepted, why others are rejected (limits,
+quotas, signatures), that every accepted card's owner lands in the peer book, and expiry sweeps."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import pytest
 
 from noosphere.agents.publish import NodeEndpoint, build_card
 from noosphere.agents.spec import AgentSpec, load_agent_spec
-from noosphere.node.cards import CardIndex
+from noosphere.node.cards import CardIndex, CardQuotas
 from noosphere.node.metrics import NodeMetrics
+from noosphere.node.peers import PeerBook
 from noosphere.node.store import NodeStore
 from noosphere.protocol import (
+    MAX_CARD_BYTES,
+    MAX_LIFETIME_MS,
     AgentCard,
     Envelope,
     EnvelopeKind,
@@ -67,7 +71,20 @@ def gauge(metrics: NodeMetrics, name: str) -> float:
 
 @pytest.fixture
 def index(store: NodeStore, metrics: NodeMetrics) -> CardIndex:
-    return CardIndex(store, metrics)
+    return CardIndex(store, metrics, PeerBook(store))
+
+
+def small_index(store: NodeStore, metrics: NodeMetrics, **quotas: int) -> CardIndex:
+    return CardIndex(store, metrics, PeerBook(store), CardQuotas(**quotas))
+
+
+def many_specs(count: int) -> list[AgentSpec]:
+    return [CALCULATOR.model_copy(update={"id": f"calc-{i}"}) for i in range(count)]
+
+
+def rejected(metrics: NodeMetrics, reason: str) -> float:
+    name = "noosphere_gossip_envelopes_rejected_total"
+    return metrics.registry.get_sample_value(name, {"reason": reason}) or 0.0
 
 
 def test_good_card_is_accepted_and_stored(index: CardIndex) -> None:
@@ -224,8 +241,10 @@ def test_synced_card_relayed_by_anyone_is_accepted_once(
     index: CardIndex, metrics: NodeMetrics
 ) -> None:
     raw = card_for(seq=2).to_wire()
-    assert index.accept_synced(raw, NOW) is True
-    assert index.accept_synced(raw, NOW) is False  # already held: skipped, not an attack
+    assert index.accept_synced(raw, NOW, via=KEY_B.peer_id) is True
+    assert (
+        index.accept_synced(raw, NOW, via=KEY_B.peer_id) is False
+    )  # already held: skipped, not an attack
     assert metrics.registry.get_sample_value("noosphere_cards_synced_total") == 1
     rejected = "noosphere_gossip_envelopes_rejected_total"
     assert metrics.registry.get_sample_value(rejected, {"reason": "stale_version"}) == 0
@@ -235,7 +254,147 @@ def test_synced_card_with_bad_signature_is_counted_and_skipped(
     index: CardIndex, metrics: NodeMetrics
 ) -> None:
     raw = card_for(seq=2).to_wire() | {"name": "Impostor"}
-    assert index.accept_synced(raw, NOW) is False
+    assert index.accept_synced(raw, NOW, via=KEY_B.peer_id) is False
     rejected = "noosphere_gossip_envelopes_rejected_total"
     assert metrics.registry.get_sample_value(rejected, {"reason": "bad_signature"}) == 1
     assert index.list(NOW) == []
+
+
+# ---- the network's card limits, on every path ---------------------------------------------------
+
+
+def oversized_card() -> AgentCard:
+    spec = CALCULATOR.model_copy(update={"description": "x" * (MAX_CARD_BYTES + 1)})
+    return card_for(spec)
+
+
+LIMIT_BREAKERS = {
+    "lifetime": (lambda: card_for(ttl_ms=MAX_LIFETIME_MS + 1), RejectReason.LIFETIME),
+    "century": (lambda: card_for(ttl_ms=100 * 365 * 86_400_000), RejectReason.LIFETIME),
+    "future": (lambda: card_for(issued_at=NOW + 31_000), RejectReason.NOT_YET_VALID),
+    "decade-ahead": (
+        lambda: card_for(issued_at=NOW + 10 * 365 * 86_400_000),
+        RejectReason.NOT_YET_VALID,
+    ),
+    "oversized": (oversized_card, RejectReason.OVERSIZED),
+}
+
+
+@pytest.mark.parametrize("name", LIMIT_BREAKERS)
+def test_card_breaking_a_limit_is_refused_by_gossip(index: CardIndex, name: str) -> None:
+    make, reason = LIMIT_BREAKERS[name]
+    envelope = card_envelope(make())
+    with pytest.raises(EnvelopeRejected) as info:  # the validator's check: never forwarded
+        index.precheck_gossiped(envelope, NOW)
+    assert info.value.reason is reason
+    assert rejection(index, envelope) is reason
+    assert index.list(NOW) == []
+
+
+@pytest.mark.parametrize("name", LIMIT_BREAKERS)
+def test_card_breaking_a_limit_is_refused_by_sync(
+    index: CardIndex, metrics: NodeMetrics, name: str
+) -> None:
+    make, reason = LIMIT_BREAKERS[name]
+    assert index.accept_synced(make().to_wire(), NOW, via=KEY_B.peer_id) is False
+    assert rejected(metrics, reason.value) == 1
+    assert index.list(NOW) == []
+
+
+def test_card_issued_within_the_clock_skew_is_accepted(index: CardIndex) -> None:
+    index.accept_gossiped(card_envelope(card_for(issued_at=NOW + 29_000)), NOW)
+
+
+def test_card_valid_for_exactly_a_day_is_accepted(index: CardIndex) -> None:
+    index.accept_gossiped(card_envelope(card_for(ttl_ms=MAX_LIFETIME_MS)), NOW)
+
+
+def test_precheck_does_not_need_the_signature_but_the_handler_does(index: CardIndex) -> None:
+    wire = card_for().to_wire()
+    wire["name"] = "Tampered"
+    envelope = envelope_with({"card": wire})
+    index.precheck_gossiped(envelope, NOW)  # cheap checks pass
+    assert rejection(index, envelope) is RejectReason.BAD_SIGNATURE
+
+
+# ---- quotas -----------------------------------------------------------------------------------
+
+
+def test_an_owner_holds_at_most_its_quota_of_cards(store: NodeStore, metrics: NodeMetrics) -> None:
+    index = small_index(store, metrics, max_per_owner=2)
+    specs = many_specs(3)
+    for spec in specs[:2]:
+        index.accept_gossiped(card_envelope(card_for(spec)), NOW)
+    assert rejection(index, card_envelope(card_for(specs[2]))) is RejectReason.OVER_QUOTA
+    # a new version of a held card is not a new card
+    index.accept_gossiped(card_envelope(card_for(specs[0], seq=2)), NOW)
+    # and the quota is per owner
+    index.accept_gossiped(card_envelope(card_for(specs[2], KEY_B), KEY_B), NOW)
+
+
+def test_a_relaying_peer_introduces_at_most_its_quota(
+    store: NodeStore, metrics: NodeMetrics
+) -> None:
+    index = small_index(store, metrics, max_relayed_per_peer=2)
+    relay = NodeKey.from_seed(b"r" * 32).peer_id
+    owners = [NodeKey.from_seed(bytes([i]) * 32) for i in range(1, 5)]
+    cards = [card_for(key=k) for k in owners]
+    assert [index.accept_synced(c.to_wire(), NOW, via=relay) for c in cards] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert rejected(metrics, "over_quota") == 2
+    # the same relay may pass on newer versions of what it introduced
+    newer = card_for(key=owners[0], seq=2)
+    assert index.accept_synced(newer.to_wire(), NOW, via=relay) is True
+    # a refused card still arrives from its owner, and then no longer counts for the relay
+    index.accept_gossiped(card_envelope(cards[2], owners[2]), NOW)
+    index.accept_gossiped(card_envelope(card_for(key=owners[0], seq=3), owners[0]), NOW)
+    assert index.accept_synced(cards[3].to_wire(), NOW, via=relay) is True
+    # a relay's own cards never count against it
+    own = card_for(key=NodeKey.from_seed(b"r" * 32))
+    assert index.accept_synced(own.to_wire(), NOW, via=relay) is True
+
+
+def test_a_full_index_refuses_new_owners_but_takes_updates(
+    store: NodeStore, metrics: NodeMetrics
+) -> None:
+    index = small_index(store, metrics, max_cards=2)
+    index.accept_gossiped(card_envelope(card_for(CALCULATOR)), NOW)
+    index.accept_gossiped(card_envelope(card_for(SCHEDULER)), NOW)
+    stranger = NodeKey.from_seed(b"s" * 32)
+    envelope = card_envelope(card_for(key=stranger), stranger)
+    assert rejection(index, envelope) is RejectReason.OVER_QUOTA
+    index.accept_gossiped(card_envelope(card_for(CALCULATOR, seq=2)), NOW)
+    index.sweep(NOW + TTL)  # both expire: room again
+    index.accept_gossiped(card_envelope(card_for(key=stranger, issued_at=NOW + TTL), stranger),
+                          NOW + TTL)  # fmt: skip
+
+
+# ---- owners in the peer book -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["gossip", "sync", "bid"])
+def test_the_owner_of_every_accepted_card_is_in_the_peer_book(
+    store: NodeStore, metrics: NodeMetrics, path: str
+) -> None:
+    peers = PeerBook(store)
+    index = CardIndex(store, metrics, peers)
+    card = card_for()
+    if path == "gossip":
+        index.accept_gossiped(card_envelope(card), NOW)
+    else:  # a bid's card comes from its owner, a synced one from any peer
+        via = KEY_A.peer_id if path == "bid" else KEY_B.peer_id
+        assert index.accept_synced(card.to_wire(), NOW, via=via)
+    (peer,) = peers.list()
+    assert peer.peer_id == KEY_A.peer_id
+    assert peer.addrs == [f"/ip4/127.0.0.1/tcp/4001/p2p/{KEY_A.peer_id}"]
+
+
+def test_refused_cards_leave_no_peer_behind(store: NodeStore, metrics: NodeMetrics) -> None:
+    peers = PeerBook(store)
+    index = CardIndex(store, metrics, peers)
+    assert not index.accept_synced(oversized_card().to_wire(), NOW, via=KEY_B.peer_id)
+    assert peers.list() == []

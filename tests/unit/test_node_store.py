@@ -150,6 +150,49 @@ def test_new_store_records_schema_version(store: NodeStore) -> None:
     assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
 
 
+def test_schema_3_store_gains_the_via_column_in_place(db_path: Path) -> None:
+    """A store written before cards remembered the peer they came through opens as schema 4;
+    the cards it held count as their owners' (first-hand)."""
+    db = sqlite3.connect(db_path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE cards (card_id TEXT PRIMARY KEY, peer_id TEXT NOT NULL,"
+        " agent_id TEXT NOT NULL, seq INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+        " received_at INTEGER NOT NULL, local INTEGER NOT NULL DEFAULT 0,"
+        " card_json TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '3');"
+        f"INSERT INTO cards VALUES ('peer/agent', 'peer', 'agent', 4, {NOW + 60_000}, {NOW}, 0,"
+        " '{}');"
+    )
+    db.commit()
+    db.close()
+    store = NodeStore(db_path)
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
+        assert store.card_holding("peer/agent") == (4, "peer")
+        assert store.card_documents(now_ms=NOW, limit=10) == ["{}"]
+    finally:
+        store.close()
+
+
+def test_cards_count_by_owner_and_by_relay(store: NodeStore) -> None:
+    put(store, "owner/a")
+    put(store, "owner/b", via="relay")
+    put(store, "other/c", via="relay")
+    put(store, "relay/own", via="relay")
+    put(store, "old/d", via="relay", expires_at=NOW - 1)
+    assert store.count_cards_of("owner", now_ms=NOW) == 2
+    assert store.count_cards_relayed_by("relay", now_ms=NOW) == 2  # not its own, not expired
+    assert store.card_holding("owner/b") == (1, "relay")
+
+
+def test_prune_peers_keeps_the_most_recently_seen(store: NodeStore) -> None:
+    for i in range(5):
+        store.touch_peer(f"peer-{i}", [], NOW + i)
+    assert store.prune_peers(2) == 3
+    assert [p.peer_id for p in store.list_peers()] == ["peer-4", "peer-3"]
+
+
 def test_transaction_commits_all_writes(store: NodeStore) -> None:
     with store.transaction():
         put(store, "p/a")
