@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from noosphere import __version__
 from noosphere.agents.embedding import shared_embedder
-from noosphere.protocol import AgentCard, ErrorCode, RpcError
+from noosphere.protocol import AgentCard, ErrorCode, RpcError, card_id
 from noosphere.protocol.api import (
     AgentSummary,
     CardArrival,
@@ -56,7 +56,6 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
         runtime = node.runtime
         assert runtime is not None
         now = now_ms()
-        local = [c for c in node.cards.list(now) if c.local]
         return NodeStatus(
             peer_id=runtime.peer_id,
             name=runtime.name,
@@ -65,10 +64,12 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
             rpc_url=runtime.rpc_url,
             uptime_s=round(time.monotonic() - node.started_at, 3),
             peers_connected=len(await node.p2p.connected_peers()),
-            cards_known=len(node.cards.list(now)),
-            agents=[
-                AgentSummary(card_id=e.card_id, agent_id=e.agent_id, name=e.name)
-                for e in (card_entry(c, full=False) for c in local)
+            cards_known=node.cards.count(now),
+            agents=[  # whether or not their cards are published yet
+                AgentSummary(
+                    card_id=card_id(runtime.peer_id, spec.id), agent_id=spec.id, name=spec.name
+                )
+                for spec in node.specs
             ],
             models_loaded=shared_embedder().loaded,
             tasks_running=node.tasks.running,
@@ -81,9 +82,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
         now = now_ms()
         for view in connected.values():
             node.peers.seen(view.peer_id, [], now)
-        cards_per_peer: dict[str, int] = {}
-        for c in node.cards.list(now):
-            cards_per_peer[c.peer_id] = cards_per_peer.get(c.peer_id, 0) + 1
+        cards_per_peer = node.cards.counts_by_owner(now)
         return [
             PeerEntry(
                 peer_id=p.peer_id,
@@ -98,7 +97,7 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
         ]
 
     async def cards_list(params: CardsListParams, _: CallContext) -> list[CardEntry]:
-        stored = node.cards.list(now_ms())[params.offset : params.offset + params.limit]
+        stored = node.cards.list(now_ms(), offset=params.offset, limit=params.limit)
         trust = node.feedback.trust
         return [
             card_entry(c, full=params.full, reputation=trust.reputation(c.card_id)) for c in stored
@@ -107,13 +106,13 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
     async def cards_get(params: CardsGetParams, _: CallContext) -> CardEntry:
         stored = node.cards.get(params.id, now_ms())
         if stored is None:
-            matches = [c for c in node.cards.list(now_ms()) if c.card_id.startswith(params.id)]
+            matches = node.cards.with_prefix(params.id, now_ms(), limit=2)
             if not matches:
                 raise RpcError(ErrorCode.CARD_NOT_FOUND, f"no card with id {params.id!r}")
             if len(matches) > 1:
                 raise RpcError(
                     ErrorCode.CARD_NOT_FOUND,
-                    f"card id prefix {params.id!r} matches {len(matches)} cards; give more",
+                    f"card id prefix {params.id!r} matches several cards; give more",
                 )
             stored = matches[0]
         return card_entry(

@@ -223,8 +223,22 @@ class CardIndex:
         self._metrics.cards_known.set(self._held)
         return removed
 
-    def list(self, now_ms: int) -> list[StoredCard]:
-        return self._store.list_cards(now_ms=now_ms)
+    def list(
+        self, now_ms: int, *, offset: int = 0, limit: int = -1, local_only: bool = False
+    ) -> list[StoredCard]:
+        """Unexpired cards, by owner and agent id (a page of them, or only this node's own)."""
+        return self._store.list_cards(
+            now_ms=now_ms, offset=offset, limit=limit, local_only=local_only
+        )
+
+    def with_prefix(self, prefix: str, now_ms: int, *, limit: int) -> list[StoredCard]:
+        return self._store.cards_with_prefix(prefix, now_ms=now_ms, limit=limit)
+
+    def count(self, now_ms: int) -> int:
+        return self._store.count_cards(now_ms=now_ms)
+
+    def counts_by_owner(self, now_ms: int) -> dict[str, int]:
+        return self._store.card_counts_by_owner(now_ms=now_ms)
 
     def versions(self, now_ms: int) -> dict[str, int]:
         """card id -> seq of the unexpired cards (cheap: no card is decoded)."""

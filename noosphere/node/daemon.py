@@ -328,7 +328,7 @@ class Node:
                 self._spawn(
                     self.gossip.run_publisher(topic, self.p2p.publish), f"publisher:{topic}"
                 )
-            self._spawn(self._announce_loop(), "announce")
+            self._spawn(self._announce_when_ready(), "announce")
             self._spawn(self._sweep_loop(), "sweep")
             self._spawn(self._checkpoint_loop(), "checkpoint")
             self._spawn(self.mars.run(), "mars-index")
@@ -342,7 +342,7 @@ class Node:
                 start = getattr(agent, "start", None)
                 if start is not None:
                     self._spawn(start(), f"agent:{agent_id}")
-            if self.config.preload_models:  # not during the first task or recruit
+            if self.config.preload_models and not self._sells():  # priced: loaded before
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
             await self.stopping.wait()
         finally:
@@ -487,11 +487,10 @@ class Node:
     def _own_profiles(self) -> list[AgentProfile]:
         """This node's agents as MARS sees them (with the signed card, to send in bids)."""
         profiles = []
-        for stored in self.cards.list(now_ms()):
-            if stored.local:
-                card = AgentCard.model_validate(stored.card)
-                profile = profile_from_card(stored.card_id, card)
-                profiles.append(dataclasses.replace(profile, extra={"card": stored.card}))
+        for stored in self.cards.list(now_ms(), local_only=True):
+            card = AgentCard.model_validate(stored.card)
+            profile = profile_from_card(stored.card_id, card)
+            profiles.append(dataclasses.replace(profile, extra={"card": stored.card}))
         return profiles
 
     async def _peer_hosts(self, peer_id: str) -> set[str]:
@@ -567,6 +566,21 @@ class Node:
     def _authorities(self) -> list[AuthorityPublicKey]:
         """The attribute authorities this node trusts and seals to (``abe_authorities``)."""
         return [load_public_key(path) for path in self.config.abe_authorities]
+
+    def _sells(self) -> bool:
+        """Whether one of this node's agents charges for its work."""
+        return any(spec.price.amount > 0 for spec in self.specs)
+
+    async def _announce_when_ready(self) -> None:
+        """A priced agent is published only once it can start a paid task at once: a paid task
+        runs against an escrow deadline, and loading the model in its first turn took 15 s on a
+        busy 2-core machine (enough to miss a 20 s deadline). Free agents load it lazily unless
+        ``preload_models`` says otherwise."""
+        if self._sells() and self.specs:
+            started = time.monotonic()
+            await asyncio.to_thread(shared_embedder().load)
+            log.info("agents ready", model_load_s=round(time.monotonic() - started, 2))
+        await self._announce_loop()
 
     async def _announce_loop(self) -> None:
         """Announce at start, every announce interval, and soon after a new connection (so a

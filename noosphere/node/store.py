@@ -291,13 +291,42 @@ class NodeStore:
         ).fetchone()
         return None if row is None else _card_from_row(row)
 
-    def list_cards(self, *, now_ms: int, include_expired: bool = False) -> list[StoredCard]:
-        where = "" if include_expired else "WHERE expires_at > ?"
-        args: tuple[Any, ...] = () if include_expired else (now_ms,)
+    def list_cards(
+        self,
+        *,
+        now_ms: int,
+        include_expired: bool = False,
+        local_only: bool = False,
+        offset: int = 0,
+        limit: int = -1,
+    ) -> list[StoredCard]:
+        """Cards by owner and agent id; only the requested page is read and decoded."""
+        where = ["1"] if include_expired else ["expires_at > ?"]
+        args: list[Any] = [] if include_expired else [now_ms]
+        if local_only:
+            where.append("local = 1")
         rows = self._db.execute(
-            f"SELECT {_CARD_COLUMNS} FROM cards {where} ORDER BY peer_id, agent_id", args
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)}"
+            " ORDER BY peer_id, agent_id LIMIT ? OFFSET ?",
+            (*args, limit, offset),
         ).fetchall()
         return [_card_from_row(r) for r in rows]
+
+    def cards_with_prefix(self, prefix: str, *, now_ms: int, limit: int) -> list[StoredCard]:
+        """Unexpired cards whose id starts with ``prefix`` (at most ``limit``)."""
+        rows = self._db.execute(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE substr(card_id, 1, ?) = ?"
+            " AND expires_at > ? ORDER BY card_id LIMIT ?",
+            (len(prefix), prefix, now_ms, limit),
+        ).fetchall()
+        return [_card_from_row(r) for r in rows]
+
+    def card_counts_by_owner(self, *, now_ms: int) -> dict[str, int]:
+        """peer id -> number of its unexpired cards held."""
+        rows = self._db.execute(
+            "SELECT peer_id, count(*) FROM cards WHERE expires_at > ? GROUP BY peer_id", (now_ms,)
+        ).fetchall()
+        return dict(rows)
 
     def card_versions(self, *, now_ms: int) -> dict[str, int]:
         """card id -> seq of every unexpired card, without reading the cards themselves."""

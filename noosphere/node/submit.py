@@ -58,6 +58,10 @@ log = structlog.get_logger("noosphere.submit")
 RATING_COMPLETED = 1.0
 RATING_FAILED = 0.0
 _RESTARTED = "the requester node restarted during this submission; submit it again"
+#: An agent commits its result on chain by the escrow deadline and only then reports completion,
+#: so the requester waits this much past the deadline: a result committed in time (which the
+#: requester can no longer refund) is never thrown away for arriving a moment late.
+RESULT_MARGIN_S = 10
 
 
 def _now_ms() -> int:
@@ -206,7 +210,7 @@ class Submitter:
         message = self._message(params, metadata)
         with record.phase("execute"):
             return await self._execute(
-                record, choice, message, params.deadline_s or self._deadline_s
+                record, choice, message, (params.deadline_s or self._deadline_s) + RESULT_MARGIN_S
             )
 
     async def _pay(
