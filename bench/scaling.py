@@ -35,9 +35,9 @@ Output: rich tables and JSON (``--json``, default bench/results/scaling.json) wi
 info, the parameters, every repetition's figures and the medians.
 
 Run time: about 3-4 minutes with the defaults on 2 cores. ``--smoke`` checks that the benchmark
-works: one spike (80 tasks of 1 s, long enough for the second worker to start and take tasks on
-a busy machine) and one burst of 16 tasks through pools of 1 and 2 workers, in about a minute;
-its JSON goes to a temporary file unless ``--json`` is given.
+works: one spike (120 tasks of 1 s: 30 s on one worker, long enough for the second worker to
+start and take tasks on a busy machine) and one burst of 16 tasks through pools of 1 and 2
+workers, in one to two minutes; its JSON goes to a temporary file unless ``--json`` is given.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ AGENT_ID = "bench-pool"
 # --smoke: the spike must outlast the new worker's start on a busy machine (else it gets no task).
 SMOKE = {
     "reaction_reps": 1,
-    "spike": 80,
+    "spike": 120,
     "spike_sleep": 1.0,
     "down_window": 1.0,
     "workers": [1, 2],

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
 TIMEOUT_S = 900.0  # per script, from the common start; a busy 2-core machine needs ~2-3 min
+SLOWEST = "scaling"
 RowPath = tuple[str | int, ...]
 
 
@@ -116,9 +117,20 @@ def clean_env() -> dict[str, str]:
 def launch(name: str, directory: Path, *args: str) -> SmokeRun:
     log = directory / f"{name}.log"
     out = directory / f"{name}.json"
+    # The slowest run (scaling: model loads and node starts one after the other) gets the CPU
+    # first; the others have time to spare.
+    nice = [] if name == SLOWEST else ["nice", "-n", "5"]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, str(BENCH / f"{name}.py"), "--smoke", "--json", str(out), *args],
+            [
+                *nice,
+                sys.executable,
+                str(BENCH / f"{name}.py"),
+                "--smoke",
+                "--json",
+                str(out),
+                *args,
+            ],
             cwd=REPO,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
