@@ -63,7 +63,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 SMOKE_HELP = (
-    "smoke run: every stage of the full run at tiny sizes, in seconds ({sizes}; options given"
+    "smoke run: every stage of the full run at tiny sizes ({sizes}; options given"
     " explicitly still win, and the minimums that only keep figures meaningful are relaxed);"
     " it checks that the benchmark works, its figures mean nothing; without --json the results"
     " go to a new temporary file (named at the end of the run), never to bench/results/"
@@ -129,6 +129,9 @@ class BenchParser(argparse.ArgumentParser):
         )
 
     def parse_args(self, args: Sequence[str] | None = None) -> argparse.Namespace:  # type: ignore[override]
+        unknown = sorted(set(self._smoke) - {action.dest for action in self._actions})
+        if unknown:  # an option was renamed and its smoke size would silently not apply
+            raise ValueError(f"{self.prog}: smoke sizes for unknown options: {unknown}")
         parsed = super().parse_args(args)
         if parsed.smoke:
             self.set_defaults(**self._smoke)

@@ -677,8 +677,8 @@ SMOKE = {"nodes": [200, 400], "runs": 2}  # --smoke: two sizes, so the log fit r
 
 
 def _benchkit() -> ModuleType:
-    """bench/benchkit.py: imported by name when this file runs as a script (bench/ is on
-    sys.path), loaded by path when this file was itself loaded by path (tests, bench/gossip.py)."""
+    """bench/benchkit.py: the module already imported (bench/gossip.py imports it by name), else
+    loaded by path, which works whether this file runs as a script or was loaded by path."""
     if "benchkit" in sys.modules:
         return sys.modules["benchkit"]
     spec = importlib.util.spec_from_file_location(

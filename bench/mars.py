@@ -59,9 +59,10 @@ the pool (several minutes on a busy 2-core machine). Peak RSS about 11 GB at 1M 
 
 ``--smoke`` runs every stage above (pool embedding, build with the switch to IVF-SQ8, search,
 rank, recruit through the stub and the real embedder, exact scan, recall, nprobe sweep,
-variants, updates) at tiny sizes in well under a minute, to check that the benchmark works: a
-pool of 300 texts embedded into a temporary cache directory (bench/.cache is not touched) and
-its JSON in a temporary file unless ``--json`` is given.
+variants, updates) at tiny sizes, to check that the benchmark works (about 45 s on a busy
+2-core machine, most of it loading the model): a pool of 300 texts embedded into a temporary
+cache directory (bench/.cache is not touched) and its JSON in a temporary file unless ``--json``
+is given.
 """
 
 from __future__ import annotations
