@@ -118,8 +118,8 @@ def launch(name: str, directory: Path, *args: str) -> SmokeRun:
     log = directory / f"{name}.log"
     out = directory / f"{name}.json"
     # The slowest run (scaling: model loads and node starts one after the other) gets the CPU
-    # first; the others have time to spare (niceness 10 took the module from about 2:55 to 2:20
-    # on a 2-core machine at load average 8).
+    # first; the others have time to spare (on 2 cores at load average 6-9: module 2:38 and 2:56
+    # with the others at niceness 5, 2:21 at 10; single runs, so only a rough guide).
     nice = [] if name == SLOWEST else ["nice", "-n", "10"]
     with log.open("wb") as sink:
         process = subprocess.Popen(
