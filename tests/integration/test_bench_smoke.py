@@ -43,6 +43,7 @@ class Shape:
     within: RowPath = ()
 
 
+NOT_BENCHMARKS = {"benchkit", "rpc_reference_server"}  # bench/'s shared code and rpc's peer
 SHAPES: dict[str, Shape] = {
     "abe": Shape("abe.json", rows=(("results", 0), ("throughput", 0))),
     "gossip": Shape(
@@ -201,6 +202,15 @@ def test_smoke_run_writes_the_keys_of_a_real_result(
         want, got = at(real, path), at(smoke, path)
         missing = sorted(set(want) - set(got))
         assert not missing, f"{name} {list(path)}: keys of {shape.results} missing: {missing}"
+
+
+def test_every_benchmark_script_has_a_smoke_run() -> None:
+    scripts = {p.stem for p in BENCH.glob("*.py")} - NOT_BENCHMARKS
+    missing = sorted(scripts - set(SHAPES))
+    assert not missing, (
+        f"bench/{missing[0]}.py has no smoke run here: give it --smoke (benchkit.BenchParser) and"
+        " add it to SHAPES with its bench/results file"
+    )
 
 
 def test_smoke_runs_leave_committed_results_and_the_cache_alone(suite: SmokeSuite) -> None:
