@@ -162,15 +162,24 @@ class SmokeSuite:
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeSuite]:
-    """Every script started at once; stopped at the end of the module if still running."""
+def suite(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SmokeSuite]:
+    """The selected scripts (``-k mars`` runs only mars; by default all) started at once, and
+    stopped at the end of the module if still running."""
+    selected = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    }
     directory = tmp_path_factory.mktemp("bench-smoke")
     results_before = fingerprint(RESULTS)
     cache_before = fingerprint(BENCH / ".cache")
     runs: dict[str, SmokeRun] = {}
     try:
         for name in SHAPES:
-            runs[name] = launch(name, directory)
+            if name in selected or not selected:
+                runs[name] = launch(name, directory)
         yield SmokeSuite(runs, results_before, cache_before)
     finally:
         for run in runs.values():
