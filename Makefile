@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling clean
+.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling bench-smoke clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -82,6 +82,12 @@ bench-mars: $(STAMP)
 # (about 4 minutes on 2 cores; bench/scaling.py --help explains the setup). ARGS adds options.
 bench-scaling: $(STAMP)
 	@$(PY) bench/scaling.py $(ARGS)
+
+# Every benchmark above in its --smoke mode (tiny sizes: it checks that each still runs and writes
+# the keys of its bench/results file; the figures mean nothing, nothing in bench/results changes),
+# all at once, through the test module the suite runs too (1-3 minutes on 2 cores).
+bench-smoke: $(STAMP) $(NODE_STAMP)
+	@$(PY) -m pytest -q tests/integration/test_bench_smoke.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -41,7 +41,9 @@ measured on this machine, earlier and not by this script), the goal line (KEM en
 decrypt of the 10-attribute AND policy each under 10 ms, from the medians) and JSON
 (``--json``, default bench/results/abe.json) with machine info and every sample.
 
-Run time: about 10 s with the defaults on 2 cores.
+Run time: about 10 s with the defaults on 2 cores. ``--smoke`` runs every measurement at tiny
+sizes (AND and OR of 2 and 10 attributes, one 2-of policy, 2 repeats) in a few seconds, to check
+that the benchmark works; its JSON goes to a temporary file unless ``--json`` is given.
 """
 
 from __future__ import annotations
@@ -57,14 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchkit import (
-    HelpFormatter,
-    add_json_option,
-    check_args,
-    machine_info,
-    stop_on_signals,
-    write_results,
-)
+from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 from pymcl import G1, Fr, g1, g2, pairing
 
 from noosphere.abe import fame
@@ -75,6 +70,15 @@ from noosphere.abe.policy import parse_policy
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "abe.json"
+# --smoke: every policy kind, a size at or above --large-from, the goal policy (AND-10).
+SMOKE = {
+    "sizes": [2, 10],
+    "threshold_sizes": [3],
+    "repeat": 2,
+    "repeat_large": 1,
+    "large_from": 10,
+    "unit_reps": 2,
+}
 KB = 1024
 MB = 1024 * 1024
 TASK_ID = "bench-task-0001"
@@ -543,9 +547,7 @@ def print_report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/abe.py", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = BenchParser("bench/abe.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument(
         "--sizes",
         type=int,
@@ -574,7 +576,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--unit-reps", type=int, default=20, help="batches of 10 per group-operation unit cost"
     )
-    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     checks = [
         (all(2 <= n <= 256 for n in args.sizes), "--sizes values must be in 2..256"),

@@ -1,6 +1,8 @@
-"""What every benchmark script shares: machine facts for the JSON results, argparse help that
-keeps the docstring's layout, argument checks, and SIGTERM stopping a run like Ctrl-C. bench/ is
-not a package; scripts run as ``python bench/NAME.py`` and import this module by name."""
+"""What every benchmark script shares: machine facts for the JSON results, the command line
+(``BenchParser``: help that keeps the docstring's layout, ``--json`` and the ``--smoke`` mode that
+runs every stage at tiny sizes so the test suite can keep each benchmark working), argument
+checks, and SIGTERM stopping a run like Ctrl-C. bench/ is not a package; scripts run as
+``python bench/NAME.py`` and import this module by name."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import platform
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -59,8 +62,105 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text if "%(default)" in text else text + " (default: %(default)s)"
 
 
+SMOKE_HELP = (
+    "smoke run: every stage of the full run at tiny sizes ({sizes}; options given"
+    " explicitly still win, and the minimums that only keep figures meaningful are relaxed);"
+    " it checks that the benchmark works, its figures mean nothing; without --json the results"
+    " go to a new temporary file (named at the end of the run), never to bench/results/"
+)
+
+
+def _shown(path: Path) -> Path:
+    repo = BENCH_DIR.parent
+    return path.relative_to(repo) if path.is_relative_to(repo) else path
+
+
+def _as_options(sizes: Mapping[str, Any]) -> str:
+    """``{"cards": [300, 2000], "no_or": True}`` -> ``--cards 300 2000 --no-or``."""
+    out = []
+    for dest, value in sizes.items():
+        option = "--" + dest.replace("_", "-")
+        if value is True:
+            out.append(option)
+        elif isinstance(value, list | tuple):
+            out.append(
+                " ".join([option, *(f"{v:g}" if isinstance(v, float) else str(v) for v in value)])
+            )
+        else:
+            out.append(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}")
+    return " ".join(out)
+
+
+class BenchParser(argparse.ArgumentParser):
+    """The command line of a benchmark script: the module docstring as description (layout
+    kept), real defaults in the help, ``--json PATH`` and ``--smoke``.
+
+    ``results`` is where a full run writes its JSON when ``--json`` is not given: a path, a
+    function of the parsed arguments (e.g. another file for a quick mode), or None (no file).
+    ``smoke`` holds the sizes of the smoke run as argument defaults (dest -> value): with
+    ``--smoke`` they replace the script's defaults, options given on the command line still
+    win, and without ``--json`` the results go to a new temporary file, so a smoke run never
+    overwrites bench/results/."""
+
+    def __init__(
+        self,
+        prog: str,
+        description: str | None,
+        *,
+        results: Path | Callable[[argparse.Namespace], Path] | None,
+        smoke: Mapping[str, Any],
+        results_help: str | None = None,
+    ) -> None:
+        super().__init__(prog=prog, description=description, formatter_class=HelpFormatter)
+        self._results = results
+        self._smoke = dict(smoke)
+        if results_help is None:
+            results_help = (
+                f"default: {_shown(results)}" if isinstance(results, Path) else "default: none"
+            )
+        self.add_argument(
+            "--json",
+            type=Path,
+            metavar="PATH",
+            help=f"output file ({results_help}; with --smoke: a new temporary file)",
+        )
+        self.add_argument(
+            "--smoke", action="store_true", help=SMOKE_HELP.format(sizes=_as_options(self._smoke))
+        )
+
+    def parse_args(self, args: Sequence[str] | None = None) -> argparse.Namespace:  # type: ignore[override]
+        unknown = sorted(set(self._smoke) - {action.dest for action in self._actions})
+        if unknown:  # an option was renamed and its smoke size would silently not apply
+            raise ValueError(f"{self.prog}: smoke sizes for unknown options: {unknown}")
+        parsed = super().parse_args(args)
+        if parsed.smoke:
+            self.set_defaults(**self._smoke)
+            parsed = super().parse_args(args)
+            print(
+                f"[{Path(self.prog).stem}] smoke run: tiny sizes, the figures mean nothing",
+                file=sys.stderr,
+                flush=True,
+            )
+        if parsed.json is None:
+            if parsed.smoke:
+                parsed.json = smoke_results_file(self.prog)
+            elif isinstance(self._results, Path):
+                parsed.json = self._results
+            elif self._results is not None:
+                parsed.json = self._results(parsed)
+        return parsed
+
+
+def smoke_results_file(prog: str) -> Path:
+    """A new, empty temporary file (0600) for a smoke run's JSON."""
+    fd, name = tempfile.mkstemp(prefix=f"noosphere-bench-{Path(prog).stem}-smoke-", suffix=".json")
+    os.close(fd)
+    return Path(name)
+
+
 def add_json_option(parser: argparse.ArgumentParser, default: Path) -> None:
-    """``--json PATH``: where the results go (default shown relative to the repository)."""
+    """``--json PATH``: where the results go (default shown relative to the repository), for a
+    script built on a plain ArgumentParser; ``BenchParser`` adds it together with ``--smoke``."""
     repo = Path(__file__).resolve().parent.parent
     shown = default.relative_to(repo) if default.is_relative_to(repo) else default
     parser.add_argument(

@@ -88,8 +88,11 @@ Output: two rich tables (real nodes; simulation), the log2(N) fits of rounds and
 and a JSON file (``--json``, default bench/results/gossip.json) with machine info, parameters
 and all numbers.  Progress goes to stderr.  All node processes are stopped on every exit path
 (SIGTERM, then SIGKILL); node homes and logs are deleted unless a run failed or
-``--keep-homes``.  ``--quick`` is a smoke check (N=5, 2 rounds, simulation up to 10,000 nodes,
-JSON to bench/results/gossip-quick.json).
+``--keep-homes``.  ``--quick`` is a short real run (N=5, 2 rounds, simulation up to 10,000
+nodes, JSON to bench/results/gossip-quick.json).  ``--smoke`` checks that the benchmark works:
+every step above with N=3 (bootstrap degree 1, so cards take 2 hops), one 2-second round, 1 s
+without polling and a simulation of 200 and 400 nodes, in about half a minute; its JSON goes to a
+temporary file unless ``--json`` is given.
 
 Capacity note: every node validates and stores every card version, so the CPU the nodes need
 grows like N^2 / --interval; on a small machine a large N with a short interval saturates the
@@ -120,7 +123,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from benchkit import HelpFormatter, check_args, machine_info, stop_on_signals, write_results
+from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 from prometheus_client.parser import text_string_to_metric_families
 
 from noosphere.node.client import NodeClient, NodeUnreachable
@@ -136,6 +139,17 @@ DEFAULT_SIM_NODES = [1_000, 10_000, 100_000, 1_000_000]
 QUICK_SIM_NODES = [1_000, 10_000]
 GRACE_EXTRA_S = 2.0
 RPC_ATTEMPTS = 3
+# --smoke: the smallest network with a relay (a path of 3 nodes or a star: 2 hops), one short
+# round, the quiet scrape, two simulated sizes.
+SMOKE = {
+    "nodes": [3],
+    "degree": 1,
+    "interval": 2.0,
+    "rounds": 1,
+    "quiet_s": 1.0,
+    "sim_nodes": [200, 400],
+    "sim_runs": 1,
+}
 T = TypeVar("T")
 
 METRICS = {
@@ -1129,8 +1143,13 @@ def print_sim_table(result: dict[str, Any], calibration: dict[str, Any]) -> None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/gossip.py", description=__doc__, formatter_class=HelpFormatter
+    parser = BenchParser(
+        "bench/gossip.py",
+        __doc__,
+        results=lambda args: QUICK_JSON if args.quick else DEFAULT_JSON,
+        smoke=SMOKE,
+        results_help=f"default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)},"
+        f" {QUICK_JSON.relative_to(BENCH_DIR.parent)} with --quick",
     )
     real = parser.add_argument_group("real nodes")
     real.add_argument(
@@ -1228,20 +1247,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke check: N=5, 2 rounds, simulation up to 10,000 nodes; JSON defaults to"
+        help="short real run: N=5, 2 rounds, simulation up to 10,000 nodes; JSON defaults to"
         f" {QUICK_JSON.relative_to(BENCH_DIR.parent)} so it does not overwrite full results",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        help=f"output file (default: {DEFAULT_JSON.relative_to(BENCH_DIR.parent)})",
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.rounds = [5], 2
         args.sim_nodes = [s for s in args.sim_nodes if s <= 10_000] or QUICK_SIM_NODES
-    if args.json is None:
-        args.json = QUICK_JSON if args.quick else DEFAULT_JSON
     if args.quiet_s is None:
         args.quiet_s = max(8.0, args.interval)
     checks = [

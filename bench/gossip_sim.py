@@ -53,6 +53,12 @@ no per-node objects.  One million nodes take roughly 13-20 s and ~200 MB.
 Calibration: ``hop_latency_ms``, ``latency_sigma`` and ``processing_ms`` are
 meant to be set from the per-hop latency that ``bench/gossip.py`` measures on
 real libp2p nodes; everything else is GossipSub's defaults.
+
+Command line: ``python bench/gossip_sim.py --nodes 1000 10000 --json OUT``;
+``--smoke`` runs the same sweep at 200 and 400 nodes in about a second to check
+that the script works (JSON to a temporary file unless ``--json`` is given).
+The model itself is standard library only; the command line uses
+bench/benchkit.py like the other benchmarks.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from __future__ import annotations
 import argparse
 import functools
 import heapq
+import importlib.util
 import json
 import math
 import random
@@ -69,6 +76,8 @@ import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
 
 _MASK64 = (1 << 64) - 1
 _DATA = 0
@@ -664,10 +673,35 @@ def print_table(rows: Sequence[dict[str, object]], title: str) -> None:
     console.print(table)
 
 
+SMOKE = {"nodes": [200, 400], "runs": 2}  # --smoke: two sizes, so the log fit runs too
+
+
+def _benchkit() -> ModuleType:
+    """bench/benchkit.py: the module already imported (bench/gossip.py imports it by name), else
+    loaded by path, which works whether this file runs as a script or was loaded by path."""
+    if "benchkit" in sys.modules:
+        return sys.modules["benchkit"]
+    spec = importlib.util.spec_from_file_location(
+        "benchkit", Path(__file__).resolve().with_name("benchkit.py")
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load bench/benchkit.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse command-line options."""
     defaults = SimParams()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _benchkit().BenchParser(
+        "bench/gossip_sim.py",
+        __doc__.splitlines()[0],
+        results=None,
+        smoke=SMOKE,
+        results_help="runs, summary and fit; default: not written",
+    )
     parser.add_argument("--nodes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--runs", type=int, default=3, help="runs (seeds) per size")
     parser.add_argument("--seed", type=int, default=1, help="seed of the first run")
@@ -676,7 +710,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processing-ms", type=float, default=defaults.processing_ms)
     parser.add_argument("--loss", type=float, default=defaults.loss)
     parser.add_argument("--D", type=int, default=defaults.D, dest="D")
-    parser.add_argument("--json", metavar="OUT", help="write runs, summary and fit here")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
@@ -757,6 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {"params": params, "runs": runs, "summary": rows, "fit": fits}
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(payload, out, indent=2)
+        print(f"results written to {args.json}")
     return 0
 
 

@@ -46,7 +46,10 @@ Output: rich tables and JSON (``--json``, default bench/results/ledger.json) wit
 the anvil version and every figure.
 
 Run time: about 30-60 s with the defaults on 2 cores (anvil start, 600 + 600 lifecycle
-transactions, 1,000 vouchers).
+transactions, 1,000 vouchers). ``--smoke`` runs every part (gas table, sequential and
+concurrent settlements, the channel) with 6 settlements over 2 threads and 20 vouchers in a few
+seconds, to check that the benchmark works; its JSON goes to a temporary file unless ``--json``
+is given.
 """
 
 from __future__ import annotations
@@ -65,14 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchkit import (
-    HelpFormatter,
-    add_json_option,
-    check_args,
-    machine_info,
-    stop_on_signals,
-    write_results,
-)
+from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -95,6 +91,7 @@ GOAL_GAS = 1_000
 FAR_FUTURE_S = 10 * 365 * 24 * 3600
 ECRECOVER_GAS = 3_000
 MAX_THREADS = 4  # requesters 1-4, agents 5-8
+SMOKE = {"settlements": 6, "threads": 2, "tasks": 20}  # --smoke: the concurrent run included
 
 
 class BenchError(RuntimeError):
@@ -556,9 +553,7 @@ def print_report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/ledger.py", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = BenchParser("bench/ledger.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument(
         "--settlements", type=int, default=200, help="escrow lifecycles per throughput run"
     )
@@ -580,7 +575,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--grace", type=int, default=3600, help="TaskEscrow grace period in seconds"
     )
-    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     check_args(
         parser,

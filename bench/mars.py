@@ -56,6 +56,13 @@ is busy with other work, ``--faiss-threads 1`` made a flat search of 20k vectors
 Run time: about 8 minutes on 2 cores with ``--queries 300 --faiss-threads 1`` (the run behind
 bench/results/mars.json), most of it at 1M cards; more with 500 queries. The first run embeds
 the pool (several minutes on a busy 2-core machine). Peak RSS about 11 GB at 1M cards.
+
+``--smoke`` runs every stage above (pool embedding, build with the switch to IVF-SQ8, search,
+rank, recruit through the stub and the real embedder, exact scan, recall, nprobe sweep,
+variants, updates) at tiny sizes, to check that the benchmark works (about 45 s on a busy
+2-core machine, most of it loading the model): a pool of 300 texts embedded into a temporary
+cache directory (bench/.cache is not touched) and its JSON in a temporary file unless ``--json``
+is given.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ import math
 import random
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,14 +85,7 @@ from typing import Any
 import faiss
 import numpy as np
 import psutil
-from benchkit import (
-    HelpFormatter,
-    add_json_option,
-    check_args,
-    machine_info,
-    stop_on_signals,
-    write_results,
-)
+from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 
 from noosphere.agents.embedding import Embedder
 from noosphere.agents.planner import instruction_of
@@ -104,6 +105,17 @@ GOAL_P50_MS = 20.0
 GOAL_RECALL = 0.95
 NOW_MS = 1_800_000_000_000
 MB = 2**20
+# --smoke: the larger card count passes exact_threshold (IVF-SQ8, sweep, variants).
+SMOKE = {
+    "cards": [300, 2000],
+    "queries": 20,
+    "pool": 300,
+    "exact_threshold": 1000,
+    "nprobe_sweep": [4, 16],
+    "alt_nlist": 16,
+    "exact_scans": 5,
+    "updates": 20,
+}
 
 
 def progress(message: str) -> None:
@@ -340,8 +352,10 @@ def query_texts(count: int, seed: int) -> list[str]:
     return out
 
 
-def pool_vectors(embedder: Embedder, texts: list[str], seed: int) -> tuple[np.ndarray, bool]:
-    path = CACHE_DIR / f"mars-pool-{len(texts)}-{seed}.npy"
+def pool_vectors(
+    embedder: Embedder, texts: list[str], seed: int, cache_dir: Path
+) -> tuple[np.ndarray, bool]:
+    path = cache_dir / f"mars-pool-{len(texts)}-{seed}.npy"
     if path.exists():
         vectors = np.load(path)
         if vectors.shape == (len(texts), 384):
@@ -350,7 +364,7 @@ def pool_vectors(embedder: Embedder, texts: list[str], seed: int) -> tuple[np.nd
     vectors = np.concatenate(
         [embedder.encode(texts[i : i + 2048]) for i in range(0, len(texts), 2048)]
     )
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors, False
 
@@ -933,9 +947,7 @@ def print_report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/mars.py", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = BenchParser("bench/mars.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument(
         "--cards", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="card counts"
     )
@@ -974,14 +986,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="faiss.omp_set_num_threads before measuring (0: faiss's default, one per core)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of texts and cards")
-    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     check_args(
         parser,
         [
             (all(100 <= n <= 5_000_000 for n in args.cards), "--cards values must be 100..5M"),
             (1 <= args.queries <= 10_000, "--queries must be in 1..10000"),
-            (args.pool >= 1_000, "--pool must be >= 1000"),
+            (args.pool >= 1_000 or args.smoke, "--pool must be >= 1000"),
             (args.nprobe >= 1, "--nprobe must be >= 1"),
             (all(p >= 1 for p in args.nprobe_sweep), "--nprobe-sweep values must be >= 1"),
             (args.alt_nlist == 0 or args.alt_nlist >= 16, "--alt-nlist must be 0 or >= 16"),
@@ -1003,11 +1014,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["faiss_omp_threads"] = faiss.omp_get_max_threads()
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
+    # A smoke run embeds its small pool into a temporary directory, never into bench/.cache.
+    smoke_cache = (
+        tempfile.TemporaryDirectory(prefix="noosphere-bench-mars-") if args.smoke else None
+    )
+    cache_dir = Path(smoke_cache.name) if smoke_cache is not None else CACHE_DIR
     try:
         embedder = Embedder()
         embedder.load()
         texts = pool_texts(args.pool, args.seed)
-        pool, cached = pool_vectors(embedder, texts, args.seed)
+        pool, cached = pool_vectors(embedder, texts, args.seed, cache_dir)
+
         qtexts = query_texts(args.queries, args.seed)
         overlap = set(qtexts) & set(texts)
         if overlap:
@@ -1031,6 +1048,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         progress("interrupted")
         return 130
+    finally:
+        if smoke_cache is not None:
+            smoke_cache.cleanup()
     print_report(rows, embed, args)
     total = time.monotonic() - started
     parameters = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}

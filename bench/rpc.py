@@ -63,7 +63,10 @@ stderr. All server processes are stopped on every exit path; our node homes (and
 deleted unless ``--keep-homes`` or a failure.
 
 Run time: about (warm-up + duration) x levels x servers plus ~10 s per server for start-up
-(the defaults: (2 + 10) x 3 x 3 + 30, about 2.5 minutes).
+(the defaults: (2 + 10) x 3 x 3 + 30, about 2.5 minutes). ``--smoke`` runs the three servers at
+concurrency 1 and 4 for 1 s each after 0.5 s of warm-up (about half a minute, mostly start-up and
+the ``ours`` server loading its model), to check that the benchmark works; its JSON goes to a
+temporary file unless ``--json`` is given.
 """
 
 from __future__ import annotations
@@ -89,14 +92,7 @@ from typing import Any
 
 import httpx
 import psutil
-from benchkit import (
-    HelpFormatter,
-    add_json_option,
-    check_args,
-    machine_info,
-    stop_on_signals,
-    write_results,
-)
+from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node
 
@@ -110,6 +106,7 @@ TERMINAL_STATES = frozenset(
 )
 SAMPLE_INTERVAL_S = 0.2
 CLIENT_BOUND_SHARE = 0.8  # client CPU s per s above which the client may be the bottleneck
+SMOKE = {"concurrency": [1, 4], "duration": 1.0, "warmup": 0.5}  # --smoke: every server
 
 
 @dataclass(frozen=True)
@@ -677,9 +674,7 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/rpc.py", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = BenchParser("bench/rpc.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -728,7 +723,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-homes", action="store_true", help="keep node homes and logs (kept on failure)"
     )
-    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     checks = [
         (all(c >= 1 for c in args.concurrency), "--concurrency values must be >= 1"),

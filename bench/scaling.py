@@ -34,7 +34,10 @@ mismatch ends the run with exit status 1.
 Output: rich tables and JSON (``--json``, default bench/results/scaling.json) with machine
 info, the parameters, every repetition's figures and the medians.
 
-Run time: about 3-4 minutes with the defaults on 2 cores.
+Run time: about 3-4 minutes with the defaults on 2 cores. ``--smoke`` checks that the benchmark
+works: one spike (120 tasks of 1 s: 30 s on one worker, long enough for the second worker to
+start and take tasks on a busy machine) and one burst of 16 tasks through pools of 1 and 2
+workers, in one to two minutes; its JSON goes to a temporary file unless ``--json`` is given.
 """
 
 from __future__ import annotations
@@ -55,14 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchkit import (
-    HelpFormatter,
-    add_json_option,
-    check_args,
-    machine_info,
-    stop_on_signals,
-    write_results,
-)
+from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 from prometheus_client.parser import text_string_to_metric_families
 
 from noosphere.node.a2a_client import A2AClient, text_message
@@ -75,6 +71,17 @@ BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "scaling.json"
 WORK_AGENT = BENCH_DIR / "agents" / "tools" / "work_agent.py"
 AGENT_ID = "bench-pool"
+# --smoke: the spike must outlast the new worker's start on a busy machine (else it gets no task).
+SMOKE = {
+    "reaction_reps": 1,
+    "spike": 120,
+    "spike_sleep": 1.0,
+    "down_window": 1.0,
+    "workers": [1, 2],
+    "burst": 16,
+    "cpu_ms": 10.0,
+    "drain_reps": 1,
+}
 
 
 class BenchError(RuntimeError):
@@ -491,9 +498,7 @@ def print_report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/scaling.py", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = BenchParser("bench/scaling.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument(
         "--reaction-reps", type=int, default=5, help="spike repetitions (0 skips the part)"
     )
@@ -513,7 +518,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=4, help="turns the orchestrator hands one worker at once"
     )
-    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
     check_args(
         parser,
