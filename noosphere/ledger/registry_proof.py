@@ -7,7 +7,8 @@ else's. The node's card (signed by the same key) names its ``registryId`` and ``
 the binding is checked from both sides.
 
 Signed bytes: ``"noosphere/registry/v1\\0" || RFC 8785 JSON {"agent", "chainId", "owner",
-"peerId", "registry"}`` with addresses lower-cased.
+"peerId", "registry"}`` with addresses lower-cased and the chain id as a decimal string (chain ids
+may exceed JSON's exact integers).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def proof_message(chain_id: int, registry: str, owner: str, peer_id: str, agent_
     """The bytes a registration proof signs."""
     body = {
         "agent": agent_name,
-        "chainId": chain_id,
+        "chainId": str(chain_id),
         "owner": owner.lower(),
         "peerId": peer_id,
         "registry": registry.lower(),

@@ -41,6 +41,7 @@ MAX_DISPUTE_REASON_BYTES = 1024
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _BYTES32 = re.compile(r"^0x[0-9a-f]{64}$")
 _SIGNATURE = re.compile(r"^0x[0-9a-f]{130}$")
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -215,12 +216,16 @@ def authorization_signer(ref: PaymentRef) -> str:
     auth = ref.authorization
     if auth is None:
         raise InvalidAuthorization("the payment reference carries no authorization")
+    signature = bytes.fromhex(auth.signature[2:])
+    if signature[64] not in (27, 28) or int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
+        # one encoding per signature (EIP-2 low s, v 27/28), as eth_account produces them
+        raise InvalidAuthorization("the authorization signature is not in canonical form")
     typed = authorization_typed_data(
         ref.chain_id, ref.escrow, ref.escrow_id, auth.principal, auth.message_id
     )
     try:
         signer: str = Account.recover_message(
-            encode_typed_data(full_message=typed), signature=bytes.fromhex(auth.signature[2:])
+            encode_typed_data(full_message=typed), signature=signature
         )
     except Exception as exc:  # eth_keys raises several types for malformed signatures
         raise InvalidAuthorization(f"the authorization signature does not recover: {exc}") from exc
