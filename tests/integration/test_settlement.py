@@ -22,8 +22,9 @@ from noosphere.node.client import NodeClient
 from noosphere.node.keystore import load_or_create_evm_account
 from noosphere.node.launcher import LocalNode
 from noosphere.protocol import ErrorCode, NodeKey, RpcError
+from noosphere.protocol.a2a import Message
 from noosphere.protocol.api import Submission
-from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef
+from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef, authorize_payment
 
 from .support import EXAMPLES, Cluster, wait_until
 
@@ -151,80 +152,169 @@ def test_submit_pays_the_agent_exactly_once_and_rates_it_on_chain(
     assert payment["resultHash"] == view.result_hash
 
 
+@dataclass
+class Requester:
+    """A peer in the test process that pays for its own tasks: node key (the A2A principal) and
+    ledger account (opens escrows and signs payment authorizations)."""
+
+    key: NodeKey
+    ledger: LedgerClient
+
+    def message(self, text: str = "what is 2 + 2?") -> Message:
+        return text_message(text)
+
+    def pay(self, message: Message, escrow_id: str) -> Message:
+        """``message`` carrying ``escrow_id``, authorized by this requester for itself."""
+        ref = PaymentRef(
+            chain_id=self.ledger.chain_id,
+            escrow=self.ledger.deployment.escrow,
+            escrow_id=escrow_id,
+        )
+        ref = authorize_payment(ref, self.ledger.account, self.key.peer_id, message.message_id)
+        return with_ref(message, ref.to_wire())
+
+    async def send(self, node: LocalNode, message: Message) -> Any:
+        async with A2AClient(node.rpc_url, auth=PeerAuth(self.key)) as client:
+            return await client.send(message)
+
+
+def with_ref(message: Message, ref: dict[str, Any] | None) -> Message:
+    metadata = None if ref is None else {PAYMENT_METADATA_KEY: ref}
+    return message.model_copy(update={"metadata": metadata})
+
+
+def new_requester(chain: Chain, funds: int = 100) -> Requester:
+    account = Account.create()
+    set_gas_balance(chain.url, account.address, 10**20)
+    chain.owner.mint(account.address, funds)
+    return Requester(NodeKey.generate(), chain.owner.for_account(account))
+
+
+def refused(call: Any, match: str) -> RpcError:
+    with pytest.raises(RpcError, match=match) as info:
+        asyncio.run(call)
+    assert info.value.code == ErrorCode.PAYMENT_REQUIRED, info.value
+    return info.value
+
+
 def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, chain: Chain) -> None:
     agent_addr = chain.fund(cluster.root / "agent")
     agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
-    payer = chain.owner
-    payer.mint(payer.address, 100)
+    payer = new_requester(chain)  # another node: it signs its requests and must pay
+    r = payer.ledger
 
-    stranger = NodeKey.generate()  # another node: it signs its requests and must pay
-
-    async def send(metadata: dict[str, Any] | None, *, operator: bool = False) -> Any:
-        message = text_message("what is 2 + 2?").model_copy(update={"metadata": metadata})
-        auth = BearerAuth(agent.token) if operator else PeerAuth(stranger)
-        async with A2AClient(agent.rpc_url, auth=auth) as client:
-            return await client.send(message)
+    async def as_operator() -> Any:
+        async with A2AClient(agent.rpc_url, auth=BearerAuth(agent.token)) as client:
+            return await client.send(text_message("what is 2 + 2?"))
 
     # the node's own operator never pays its own agent
-    assert asyncio.run(send(None, operator=True)).status.state.short == "completed"
+    assert asyncio.run(as_operator()).status.state.short == "completed"
 
-    with pytest.raises(RpcError) as unpaid:
-        asyncio.run(send(None))
-    assert unpaid.value.code == ErrorCode.PAYMENT_REQUIRED
-    terms = unpaid.value.data
+    unpaid = refused(payer.send(agent, payer.message()), "charges 5")
+    terms = unpaid.data
     assert terms["price"] == "5" and terms["payTo"] == agent_addr
     assert terms["escrow"] == chain.deployment.escrow
+    assert chain.deployment.arbiter is not None
+    assert terms["arbiters"] == [chain.deployment.arbiter.lower()]  # the deployment's default
+    assert terms["arbiterRequired"] is False
 
-    now = payer.timestamp()
+    now = r.timestamp()
     too_small = "0x" + "11" * 32
-    payer.approve(chain.deployment.escrow, 100)
-    payer.open_escrow(too_small, agent_addr, 4, now + 600)
-    with pytest.raises(RpcError, match="holds 4, the price is 5") as small:
-        asyncio.run(send(ref(chain, too_small)))
-    assert small.value.code == ErrorCode.PAYMENT_REQUIRED
+    r.open_escrow(too_small, agent_addr, 4, now + 600)
+    refused(payer.send(agent, payer.pay(payer.message(), too_small)), "holds 4, the price is 5")
 
     good = "0x" + "22" * 32
-    payer.open_escrow(good, agent_addr, 5, now + 600)
-    task = asyncio.run(send(ref(chain, good)))
+    r.open_escrow(good, agent_addr, 5, now + 600)
+    task = asyncio.run(payer.send(agent, payer.pay(payer.message(), good)))
     assert task.status.state.short == "completed"
-    assert payer.get_escrow(good).status == EscrowStatus.COMMITTED
-    with pytest.raises(RpcError, match="already paid") as replay:
-        asyncio.run(send(ref(chain, good)))
-    assert replay.value.code == ErrorCode.PAYMENT_REQUIRED
+    assert r.get_escrow(good).status == EscrowStatus.COMMITTED
+    refused(payer.send(agent, payer.pay(payer.message(), good)), "already paid")
 
+    malformed = {"chainId": 1, "escrow": "x", "escrowId": "y"}
     with pytest.raises(RpcError) as bad:
-        asyncio.run(send({PAYMENT_METADATA_KEY: {"chainId": 1, "escrow": "x", "escrowId": "y"}}))
+        asyncio.run(payer.send(agent, with_ref(payer.message(), malformed)))
     assert bad.value.code == ErrorCode.INVALID_PARAMS
 
     # an escrow for someone else, one about to expire, one on another chain
     other = "0x" + "33" * 32
-    payer.open_escrow(other, Account.create().address, 5, now + 600)
-    with pytest.raises(RpcError, match="not this agent"):
-        asyncio.run(send(ref(chain, other)))
+    r.open_escrow(other, Account.create().address, 5, now + 600)
+    refused(payer.send(agent, payer.pay(payer.message(), other)), "not this agent")
     soon = "0x" + "44" * 32
-    payer.open_escrow(soon, agent_addr, 5, payer.timestamp() + 3)
-    with pytest.raises(RpcError, match="at least 5 s are needed"):
-        asyncio.run(send(ref(chain, soon)))
-    wrong_chain = {PAYMENT_METADATA_KEY: {**ref(chain, good)[PAYMENT_METADATA_KEY], "chainId": 1}}
-    with pytest.raises(RpcError, match="must be on chain") as foreign:
-        asyncio.run(send(wrong_chain))
-    assert foreign.value.code == ErrorCode.PAYMENT_REQUIRED
+    r.open_escrow(soon, agent_addr, 5, r.timestamp() + 3)
+    refused(payer.send(agent, payer.pay(payer.message(), soon)), "at least 5 s are needed")
+    message = payer.pay(payer.message(), good)
+    foreign = {**(message.metadata or {})[PAYMENT_METADATA_KEY], "chainId": 1}
+    refused(payer.send(agent, with_ref(message, foreign)), "must be on chain")
+    # an arbiter the agent does not accept (it takes the deployment's default, or none)
+    odd_arbiter = "0x" + "55" * 32
+    r.open_escrow(odd_arbiter, agent_addr, 5, now + 600, Account.create().address)
+    refused(payer.send(agent, payer.pay(payer.message(), odd_arbiter)), "this agent accepts")
 
     # a restarted agent node still knows the escrow it was paid with
     agent.kill()
     agent = cluster.start("agent", env=chain.env())
-    with pytest.raises(RpcError, match="already paid"):
-        asyncio.run(send(ref(chain, good)))
+    refused(payer.send(agent, payer.pay(payer.message(), good)), "already paid")
 
 
-def ref(chain: Chain, escrow_id: str) -> dict[str, Any]:
-    return {
-        PAYMENT_METADATA_KEY: PaymentRef(
-            chain_id=chain.deployment.chain_id,
-            escrow=chain.deployment.escrow,
-            escrow_id=escrow_id,
-        ).to_wire()
-    }
+def test_a_stranger_cannot_spend_someone_elses_escrow(cluster: Cluster, chain: Chain) -> None:
+    """Escrow ids are public. A stranger presents the victim's open escrow: without an
+    authorization, with one it signed itself, with a forged signature, with the victim's
+    signature under its own name, and with the victim's authorization copied verbatim (also
+    re-sending the victim's very message). Every attempt is refused with -32043, the escrow is
+    never bound, and the victim's own request then succeeds and pays the agent exactly once."""
+    agent_addr = chain.fund(cluster.root / "agent")
+    agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
+    victim, attacker = new_requester(chain), new_requester(chain)
+    escrow_id = "0x" + "77" * 32
+    victim.ledger.open_escrow(escrow_id, agent_addr, 5, victim.ledger.timestamp() + 600)
+    victims_message = victim.pay(victim.message("what is 6 * 7?"), escrow_id)
+    victims_ref = (victims_message.metadata or {})[PAYMENT_METADATA_KEY]
+    victims_auth = victims_ref["authorization"]
+
+    def attempt(message: Message) -> Any:
+        return attacker.send(agent, message)
+
+    bare = {k: v for k, v in victims_ref.items() if k != "authorization"}
+    refused(attempt(with_ref(attacker.message(), bare)), "carries no authorization")
+    refused(
+        attempt(attacker.pay(attacker.message(), escrow_id)),
+        f"signed by {attacker.ledger.address}, not by the escrow's requester",
+    )
+    forged_auth = {**victims_auth, "principal": attacker.key.peer_id,
+                   "signature": "0x" + "ab" * 64 + "1b"}  # fmt: skip
+    forged = attacker.message()
+    forged_auth["messageId"] = forged.message_id
+    refused(attempt(with_ref(forged, {**victims_ref, "authorization": forged_auth})), "escrow")
+    # the victim's signature under the attacker's name and message: EIP-712 covers both, so it
+    # recovers to some unrelated address, not the escrow's requester
+    renamed = attacker.message()
+    renamed_auth = {**victims_auth, "principal": attacker.key.peer_id,
+                    "messageId": renamed.message_id}  # fmt: skip
+    refused(
+        attempt(with_ref(renamed, {**victims_ref, "authorization": renamed_auth})),
+        "not by the escrow's requester",
+    )
+    # verbatim copies: on another message, and the victim's very message re-sent
+    refused(attempt(with_ref(attacker.message(), victims_ref)), "is authorized for")
+    refused(attempt(victims_message), f"not for the caller {attacker.key.peer_id}")
+    # nor can the victim's authorization be moved to another of the victim's messages
+    refused(victim.send(agent, with_ref(victim.message(), victims_ref)), "authorized for message")
+
+    # nothing was bound: the escrow is open and the agent's node has no record of it
+    assert victim.ledger.get_escrow(escrow_id).status == EscrowStatus.OPEN
+    with operator(agent) as client:
+        assert client.call("noosphere.ledger.status")["payments"] == []
+
+    before = victim.ledger.balance_of(agent_addr)
+    task = asyncio.run(victim.send(agent, victims_message))
+    assert task.status.state.short == "completed" and "42" in str(task.artifacts)
+    assert victim.ledger.get_escrow(escrow_id).status == EscrowStatus.COMMITTED
+    victim.ledger.release(escrow_id)
+    assert victim.ledger.balance_of(agent_addr) == before + 5
+    assert victim.ledger.balance_of(victim.ledger.address) == 100 - 5
+    assert attacker.ledger.balance_of(attacker.ledger.address) == 100  # paid nothing, got nothing
+    refused(attempt(victims_message), "not for the caller")
+    refused(victim.send(agent, victims_message), "already paid")
 
 
 def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
