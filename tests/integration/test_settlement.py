@@ -1,11 +1,17 @@
 """Settle inside a task's life, between real node processes and a real anvil: a priced agent works
-only for an open escrow that pays it, commits its result hash on chain before reporting the task
-completed; the requester's node releases the payment when the result matches the commitment,
-records the rating on the registry, and refunds the escrow of an agent that died mid-task."""
+only for an open escrow that pays it and that the caller is authorized to spend (a stranger
+presenting someone else's escrow is refused), commits its result hash on chain before reporting
+the task completed; the requester's node releases the payment when the result matches the
+commitment (and disputes it before the arbiter when it does not, or when its operator rejects it),
+records the rating on the registry only for an entry whose peer-key proof holds, and refunds the
+escrow of an agent that died mid-task or whose dispute the arbiter left unanswered."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +19,19 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, set_gas_balance
-from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient
+from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient, LedgerError
+from noosphere.ledger.registry_proof import sign_registration
 from noosphere.node.a2a_client import A2AClient, text_message
 from noosphere.node.auth import BearerAuth, PeerAuth
 from noosphere.node.client import NodeClient
 from noosphere.node.keystore import load_or_create_evm_account
 from noosphere.node.launcher import LocalNode
+from noosphere.node.settlement import Settlement
+from noosphere.node.store import NodeStore
 from noosphere.protocol import ErrorCode, NodeKey, RpcError
 from noosphere.protocol.a2a import Message
 from noosphere.protocol.api import Submission
@@ -33,6 +44,7 @@ pytestmark = pytest.mark.integration
 AGENTS = Path(__file__).parent / "agents"
 FUNDS = 1_000
 GRACE_S = 30
+ARBITRATION_S = 60  # the deployment's default arbiter (dev account 0) has this long to decide
 
 
 @dataclass
@@ -62,7 +74,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         Account.enable_unaudited_hdwallet_features()
         owner_account = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0")
         owner = LedgerClient(local.runtime.rpc_url, owner_account)
-        deployment = owner.deploy_all(grace_period_s=GRACE_S)
+        deployment = owner.deploy_all(grace_period_s=GRACE_S, arbitration_period_s=ARBITRATION_S)
         deployment.save(home)
         yield Chain(home, local.runtime.rpc_url, owner, deployment)
     finally:
@@ -459,3 +471,202 @@ def test_chain_and_nodes_restart_with_balances_and_open_escrows_intact(
         assert payment_state(requester, escrow_id) == "refunded"
     finally:
         local.stop()
+
+
+def evm_account(home: Path) -> LocalAccount:
+    account, _ = load_or_create_evm_account(home)
+    return account
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "noosphere.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_result_that_does_not_match_its_commitment_is_disputed_and_refunded(
+    cluster: Cluster, chain: Chain
+) -> None:
+    """A hostile agent commits the hash of junk while delivering something else (here: its
+    ledger key commits before its node does). The requester's node sees the mismatch, pays
+    nothing and disputes before the escrow's arbiter (the deployment's default); the arbiter's
+    operator sees the evidence with `ledger resolve` and refunds the requester."""
+    requester_addr = chain.fund(cluster.root / "requester")
+    chain.fund(cluster.root / "worker")
+    hostile = chain.owner.for_account(evm_account(cluster.root / "worker"))
+    worker = cluster.start("worker", agents=[AGENTS / "slow-paid.yaml"], env=chain.env())
+    requester = cluster.start("requester", bootstrap=[worker.multiaddr], env=chain.env())
+    wait_until(lambda: registered(requester, own_card(worker)), timeout=60)
+
+    started = submit(requester, task="wait 3 seconds", deadlineS=60, maxAttempts=1)
+    running = wait_until(
+        lambda: next(
+            (a for a in submission(requester, started.id).attempts if a.state == "running"), None
+        ),
+        timeout=60,
+    )
+    escrow_id = running.escrow_id
+    assert escrow_id is not None
+    junk = Web3.keccak(text="the hash of something useless")
+    hostile.commit_result(escrow_id, junk)  # before the worker's node commits the real hash
+    done = finished(requester, started.id)
+
+    assert done.state == "failed" and "disputed" in (done.error or ""), done.error
+    (attempt,) = done.attempts
+    assert attempt.payment == "disputed" and junk.to_0x_hex() in attempt.reason
+    view = chain.owner.get_escrow(escrow_id)
+    assert view.status == EscrowStatus.DISPUTED and view.arbiter == chain.deployment.arbiter
+    evidence = chain.owner.get_dispute(escrow_id)
+    assert evidence is not None and evidence.requester == requester_addr
+    assert evidence.delivered_hash is not None and evidence.delivered_hash != view.result_hash
+    assert payment_state(requester, escrow_id) == "disputed"
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 3  # locked, not paid
+
+    home = ["--chain-home", str(chain.home)]
+    shown = cli("ledger", "resolve", *home, escrow_id)  # no decision: evidence only
+    assert shown.returncode == 2, (shown.stdout, shown.stderr)
+    assert "differs from the commitment" in shown.stdout and evidence.delivered_hash in shown.stdout
+    assert "decide with --pay-agent or --refund" in shown.stderr
+    not_arbiter = cli("ledger", "resolve", *home, escrow_id, "--refund", "--key-index", "5")
+    assert not_arbiter.returncode == 1 and "is not this escrow's arbiter" in not_arbiter.stderr
+    resolved = cli("ledger", "resolve", *home, escrow_id, "--refund")  # key 0: the arbiter
+    assert resolved.returncode == 0, resolved.stderr
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.RESOLVED_FOR_REQUESTER
+    assert chain.owner.balance_of(requester_addr) == FUNDS
+    wait_until(lambda: payment_state(requester, escrow_id) == "resolved-for-requester", 120)
+
+
+def test_the_operator_rejects_a_result_and_a_silent_arbiter_means_a_refund(
+    cluster: Cluster, chain: Chain
+) -> None:
+    """With auto_release off the operator judges each paid result: it rejects one with
+    `noosphere ledger dispute`. The agent's node cannot claim after deadline + grace (it sees the
+    dispute), the arbiter never answers, and after the arbitration period the requester's node
+    takes its refund."""
+    requester_home = cluster.root / "requester"
+    requester_addr = chain.fund(requester_home)
+    worker_addr = chain.fund(cluster.root / "worker")
+    worker = cluster.start(
+        "worker",
+        agents=[AGENTS / "slow-paid.yaml"],
+        env={**chain.env(), "NOOSPHERE_PRELOAD_MODELS": "true"},  # a short deadline is enough
+    )
+    requester = cluster.start(
+        "requester",
+        bootstrap=[worker.multiaddr],
+        env={**chain.env(), "NOOSPHERE_AUTO_RELEASE": "false"},
+    )
+    wait_until(lambda: registered(requester, own_card(worker)), timeout=60)
+    wait_until(lambda: worker.client().status().models_loaded, timeout=120)
+
+    done = finished(requester, submit(requester, task="wait 1 seconds", deadlineS=15).id)
+    assert done.state == "completed", (done.error, done.attempts)
+    (attempt,) = done.attempts
+    assert attempt.payment == "awaiting the operator" and done.paid == "0"
+    escrow_id = attempt.escrow_id
+    assert escrow_id is not None
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.COMMITTED
+    assert payment_state(requester, escrow_id) == "delivered"
+
+    node = ["--rpc", requester.rpc_url, "--home", str(requester_home)]
+    empty = cli("ledger", "dispute", escrow_id, "--reason", " ", *node)
+    assert empty.returncode == 1 and "--reason" in empty.stderr
+    foreign = cli("ledger", "dispute", "0x" + "99" * 32, "--reason", "x", *node)
+    assert foreign.returncode == 1 and "was not opened by this node" in foreign.stderr
+    rejected = cli("ledger", "dispute", escrow_id, "--reason", "it did not wait at all", *node)
+    assert rejected.returncode == 0, rejected.stderr
+    view = chain.owner.get_escrow(escrow_id)
+    assert view.status == EscrowStatus.DISPUTED
+    evidence = chain.owner.get_dispute(escrow_id)
+    assert evidence is not None and evidence.reason == "it did not wait at all"
+    assert evidence.delivered_hash == view.result_hash  # delivered as committed, but rejected
+    again = cli("ledger", "dispute", escrow_id, "--reason", "twice", *node)
+    assert again.returncode == 1 and "disputed" in again.stderr
+
+    # deadline + grace passes: the agent's node would claim now, but the dispute blocks it
+    wait_until(lambda: payment_state(worker, escrow_id) == "disputed", timeout=120)
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.DISPUTED
+    # the arbiter stays silent: after the arbitration period the requester's node refunds
+    wait_until(lambda: payment_state(requester, escrow_id) == "refunded", timeout=120)
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.REFUNDED
+    assert chain.owner.balance_of(requester_addr) == FUNDS
+    assert chain.owner.balance_of(worker_addr) == FUNDS
+    wait_until(lambda: payment_state(worker, escrow_id) == "unpaid", timeout=120)
+
+
+def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
+    cluster: Cluster, chain: Chain, tmp_path: Path
+) -> None:
+    """A stranger registers the worker's peer id and agent name under its own account with a
+    forged proof (and with the worker's real proof copied), then rates the fake entry from a
+    sock-puppet requester through self-dealt escrows. The worker's own registration is
+    unaffected; `ledger agents` flags the fakes; the requester's node rates only the entry that
+    proves the card's node; and a node's settlement refuses to rate an entry that does not."""
+    requester_addr = chain.fund(cluster.root / "requester")
+    chain.fund(cluster.root / "worker")
+    worker = cluster.start("worker", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
+    requester = cluster.start("requester", bootstrap=[worker.multiaddr], env=chain.env())
+    card_id = own_card(worker)
+    ext = wait_until(lambda: registered(requester, card_id), timeout=60)
+    real_id, agent_name = ext["registryId"], ext["agentId"]
+    owner = chain.owner
+    real = owner.get_agent(real_id)
+
+    squatter, puppet = new_requester(chain), new_requester(chain)
+    impostor = NodeKey.generate()
+    forged = sign_registration(
+        impostor, chain.deployment.chain_id, chain.deployment.registry,
+        squatter.ledger.address, agent_name,
+    )  # fmt: skip
+    fake_ids = [
+        squatter.ledger.register_agent(
+            real.card_uri, bytes.fromhex(real.card_hash[2:]), worker.peer_id, agent_name, proof
+        )
+        for proof in (forged, real.peer_proof)
+    ]
+    for n, fake in enumerate(fake_ids):  # self-dealt "reputation" for the fakes
+        task = f"sock-puppet-{fake}-{n}"
+        puppet.ledger.open_escrow(task, squatter.ledger.address, 1, owner.timestamp() + 600)
+        squatter.ledger.commit_result(task, Web3.keccak(text=task))
+        puppet.ledger.release(task)
+        puppet.ledger.give_feedback(fake, task, 100)
+        assert owner.feedback_count(fake) == 1
+
+    # the worker's own entry is untouched and still proves the worker
+    assert owner.registration_problem(
+        real_id, peer_id=worker.peer_id, agent_name=agent_name, owner=ext["evmAddress"]
+    ) is None  # fmt: skip
+    for fake in fake_ids:
+        problem = owner.registration_problem(fake, peer_id=worker.peer_id, agent_name=agent_name)
+        assert problem is not None and "proof" in problem
+    listed = cli("ledger", "agents", "--chain-home", str(chain.home), "--peer", worker.peer_id,
+                 "--json")  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    proofs = {row["registry_id"]: row["proof"] for row in json.loads(listed.stdout)}
+    assert proofs == {real_id: "valid", **{f: "INVALID" for f in fake_ids}}
+    one = cli("ledger", "agent", "--chain-home", str(chain.home), str(fake_ids[0]))
+    assert one.returncode == 0 and "INVALID" in one.stdout
+
+    # an honest submission rates the proven entry, never the fakes
+    done = finished(requester, submit(requester, task="what is 3 * 3?", budget=10).id)
+    assert done.state == "completed", done.error
+    assert owner.feedback_count(real_id) == 1
+    assert [owner.feedback_count(f) for f in fake_ids] == [1, 1]
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 5
+
+    # a card naming someone else's entry (or an unproven one) is not rated on chain
+    store = NodeStore(tmp_path / "reader.db")
+    try:
+        reader = Settlement(owner, store, {})
+        with pytest.raises(LedgerError, match="not rated on chain"):
+            asyncio.run(reader.rate_on_chain(
+                fake_ids[0], "0x" + "00" * 32, 100, "", peer_id=worker.peer_id,
+                agent_name=agent_name, owner=squatter.ledger.address,
+            ))  # fmt: skip
+        with pytest.raises(LedgerError, match="names peer"):
+            asyncio.run(reader.rate_on_chain(
+                real_id, "0x" + "00" * 32, 100, "", peer_id=impostor.peer_id,
+                agent_name=agent_name, owner=ext["evmAddress"],
+            ))  # fmt: skip
+    finally:
+        store.close()
