@@ -372,7 +372,7 @@ def resolve(
                   soft_wrap=True)  # fmt: skip
     if view.arbiter is None or view.arbiter != client.address:
         fail(f"{client.address} is not this escrow's arbiter ({view.arbiter or 'none'})")
-    if view.status >= EscrowStatus.RELEASED:
+    if view.status.final:
         fail(f"escrow {eid} is already settled ({view.status.name.lower()})")
     if not (pay_agent or refund):
         fail("decide with --pay-agent or --refund", 2)

@@ -75,17 +75,22 @@ class LedgerError(RuntimeError):
 
 
 class EscrowStatus(IntEnum):
-    """Mirrors ``TaskEscrow.Status``."""
+    """Mirrors ``TaskEscrow.Status`` (``DISPUTED`` is last so the others keep their numbers)."""
 
     NONE = 0
     OPEN = 1
     COMMITTED = 2
-    DISPUTED = 3
-    RELEASED = 4
-    CLAIMED = 5
-    REFUNDED = 6
-    RESOLVED_FOR_AGENT = 7
-    RESOLVED_FOR_REQUESTER = 8
+    RELEASED = 3
+    CLAIMED = 4
+    REFUNDED = 5
+    RESOLVED_FOR_AGENT = 6
+    RESOLVED_FOR_REQUESTER = 7
+    DISPUTED = 8
+
+    @property
+    def final(self) -> bool:
+        """Settled: the funds have left the escrow (released, claimed, refunded, resolved)."""
+        return EscrowStatus.RELEASED <= self <= EscrowStatus.RESOLVED_FOR_REQUESTER
 
 
 class ChannelStatus(IntEnum):

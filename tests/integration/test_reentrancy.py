@@ -155,7 +155,7 @@ class Evm:
         supply = c.total_supply()
         assert sum(c.balance_of(h) for h in self.holders) == supply
         unsettled = [c.get_escrow(t) for t in self.tasks]
-        locked = sum(e.amount for e in unsettled if e.status < EscrowStatus.RELEASED)
+        locked = sum(e.amount for e in unsettled if not e.status.final)
         assert c.balance_of(c.escrow.address) == locked
         channels = [c.get_channel(cid) for cid in self.channels]
         open_ = sum(ch.deposit - ch.paid for ch in channels if ch.status is ChannelStatus.OPEN)

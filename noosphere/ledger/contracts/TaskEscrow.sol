@@ -26,17 +26,18 @@ import {ITaskEscrow} from "./ITaskEscrow.sol";
 contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
-    /// @notice Lifecycle of an escrow. Everything from `Released` on is final.
+    /// @notice Lifecycle of an escrow. `Released` .. `ResolvedForRequester` are final; `Disputed` comes
+    ///         last only so that the earlier values keep their numbers.
     enum Status {
         None, // no escrow under this task id
         Open, // funded, the agent has not committed a result yet
         Committed, // the agent committed a result hash before the deadline
-        Disputed, // the requester contested the committed result; only the arbiter (or time) settles
         Released, // final: the requester paid the agent
         Claimed, // final: the agent collected after deadline + grace period
-        Refunded, // final: no commit by the deadline, funds returned to the requester
+        Refunded, // final: funds returned to the requester (no commit in time, or a silent arbiter)
         ResolvedForAgent, // final: the arbiter paid the agent
-        ResolvedForRequester // final: the arbiter returned the funds to the requester
+        ResolvedForRequester, // final: the arbiter returned the funds to the requester
+        Disputed // the requester contested the committed result; only the arbiter (or time) settles
     }
 
     /// @notice One escrow, as returned by `getEscrow`.
@@ -345,7 +346,7 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
 
     /// @inheritdoc ITaskEscrow
     function isSettled(bytes32 taskId) external view returns (bool) {
-        return _escrows[taskId].status >= Status.Released;
+        return _isFinal(_escrows[taskId].status);
     }
 
     /// @inheritdoc ITaskEscrow
@@ -362,6 +363,10 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     }
 
     function _requireUnsettled(bytes32 taskId, Status status) private pure {
-        if (status >= Status.Released || status == Status.None) revert InvalidStatus(taskId, status);
+        if (status == Status.None || _isFinal(status)) revert InvalidStatus(taskId, status);
+    }
+
+    function _isFinal(Status status) private pure returns (bool) {
+        return status >= Status.Released && status != Status.Disputed;
     }
 }
