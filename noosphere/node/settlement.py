@@ -422,9 +422,10 @@ class Settlement:
         view = await self._chain(self.client.get_escrow, escrow_id)
         if (view.result_hash or "").lower() != delivered_hash:
             raise CommitmentMismatch(escrow_id, view.result_hash, delivered_hash)
-        grace = self.client.deployment.grace_period_s
-        self._update(row, "delivered", payment={"resultHash": view.result_hash,
-                                                "disputeUntil": view.deadline + grace})  # fmt: skip
+        until = view.deadline + self.client.deployment.grace_period_s
+        # looked at again once the agent may claim (then it is no longer this node's to decide)
+        self._update(row, "delivered", due_at=until + 1,
+                     payment={"resultHash": view.result_hash, "disputeUntil": until})  # fmt: skip
 
     def has_arbiter(self, escrow_id: str) -> bool:
         """Whether this node named an arbiter in the escrow it opened (so it can dispute)."""
@@ -584,10 +585,10 @@ class Settlement:
         self._registry_checked = True
 
     async def _settle_due(self) -> None:
-        due = self._store.payments_due(["refund", "committed", "bound", "disputed"], _now_s())
-        for row in due:
+        states = ["refund", "committed", "bound", "disputed", "delivered"]
+        for row in self._store.payments_due(states, _now_s()):
             try:
-                if row.state == "refund" or (row.state == "disputed" and row.role == "requester"):
+                if row.role == "requester":  # refund, disputed, delivered
                     await self._refund(row)
                 elif row.state in ("committed", "disputed"):
                     await self._claim(row)

@@ -338,14 +338,18 @@ def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
     requester_addr = chain.fund(cluster.root / "requester")
     first_addr = chain.fund(cluster.root / "w1")
     second_addr = chain.fund(cluster.root / "w2")
-    w1 = cluster.start("w1", agents=[AGENTS / "slow-paid.yaml"], env=chain.env())
+    # models loaded at start: the replacement's first turn must not spend its deadline loading
+    # them on a busy machine
+    preload = {**chain.env(), "NOOSPHERE_PRELOAD_MODELS": "true"}
+    w1 = cluster.start("w1", agents=[AGENTS / "slow-paid.yaml"], env=preload)
     w2 = cluster.start(
-        "w2", agents=[AGENTS / "slow-paid.yaml"], bootstrap=[w1.multiaddr], env=chain.env()
+        "w2", agents=[AGENTS / "slow-paid.yaml"], bootstrap=[w1.multiaddr], env=preload
     )
     requester = cluster.start("requester", bootstrap=[w1.multiaddr], env=chain.env())
     workers = {own_card(w): w for w in (w1, w2)}
-    for card_id in workers:
+    for card_id, worker in workers.items():
         wait_until(lambda c=card_id: registered(requester, c), timeout=60)
+        wait_until(lambda w=worker: w.client().status().models_loaded, timeout=120)
 
     started = submit(requester, task="wait 6 seconds", deadlineS=20, maxAttempts=2)
     running = wait_until(
@@ -358,7 +362,7 @@ def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
     victim.kill()
     done = finished(requester, started.id)
 
-    assert done.state == "completed", done.error
+    assert done.state == "completed", (done.error, done.attempts)
     first, second = done.attempts
     assert first.agent == running.agent and first.state == "unreachable"
     assert first.payment == "refund after deadline"
