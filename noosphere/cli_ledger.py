@@ -1,21 +1,26 @@
 """The ``noosphere ledger`` commands (Settle): deploy the contracts to a chain, check token
-balances, hand out development tokens, look at escrows, and pay through payment channels
+balances, hand out development tokens, look at escrows, settle disputes, read the agent registry
+(every entry's peer-key proof checked) and pay through payment channels
 (``ledger channel open|voucher|close|show``). The signing account is a local key:
 ``--key-index N`` of the development mnemonic (anvil's public test accounts, for local chains
-only) or ``--private-key`` / ``NOOSPHERE_LEDGER_KEY``."""
+only) or ``--private-key`` / ``NOOSPHERE_LEDGER_KEY``. ``ledger release`` and ``ledger dispute``
+act on escrows your node opened, through your node (which holds the requester's key and the
+evidence); ``ledger resolve`` is the arbiter's, signed with the arbiter's key."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from noosphere.clikit import JsonOption, fail, out, print_json
+from noosphere.cli_tasks import HomeOption, TokenOption, operator_auth
+from noosphere.clikit import DEFAULT_RPC, JsonOption, RpcOption, fail, out, print_json
 
 if TYPE_CHECKING:
-    from noosphere.ledger.client import ChannelView, LedgerClient, Voucher
+    from noosphere.ledger.client import ChannelView, EscrowView, LedgerClient, Voucher
+    from noosphere.ledger.registry_proof import RegistryEntry
 
 ledger_app = typer.Typer(
     help="Token balances, escrows and contract deployment on the chain.", no_args_is_help=True
@@ -106,20 +111,38 @@ def _client(
 @ledger_app.command("deploy")
 def deploy(
     chain_home: ChainHome, chain_rpc: ChainRpc = None, key_index: KeyIndex = 0,
-    private_key: PrivateKey = None, as_json: JsonOption = False,
+    private_key: PrivateKey = None,
+    arbiter: Annotated[
+        str,
+        typer.Option("--arbiter", help="The deployment's default arbiter, named in escrows and"
+                     " accepted by agents unless their config says otherwise: an address,"
+                     " 'owner' (the token owner) or 'none'."),
+    ] = "owner",
+    arbitration_period_s: Annotated[
+        int,
+        typer.Option("--arbitration-period-s", min=60, help="How long an arbiter has to resolve"
+                     " a dispute before the requester can be refunded."),
+    ] = 3 * 86_400,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Deploy token, escrow, registry and payment channel (or reuse the recorded deployment)."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger.client import OWNER_ARBITER, LedgerError
 
+    chosen: str | None = None if arbiter == "none" else arbiter
+    if chosen is not None and chosen != OWNER_ARBITER:
+        chosen = _address(chosen)
     client = _client(chain_rpc, chain_home, key_index, private_key, deployed=False)
     try:
-        deployment = client.load_or_deploy(chain_home.expanduser())
+        deployment = client.load_or_deploy(
+            chain_home.expanduser(), arbitration_period_s=arbitration_period_s, arbiter=chosen
+        )
     except LedgerError as exc:
         fail(str(exc))
     if as_json:
         return print_json(deployment)
     out.print(f"chain {deployment.chain_id}: token {deployment.token}, escrow {deployment.escrow},"
-              f" registry {deployment.registry}, channel {deployment.channel}")  # fmt: skip
+              f" registry {deployment.registry}, channel {deployment.channel}, default arbiter"
+              f" {deployment.arbiter or 'none'}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @ledger_app.command("balance")
@@ -195,6 +218,261 @@ def escrow(
         return print_json(view)
     for key, value in view.model_dump().items():
         out.print(f"{key:>14} {value}")
+    if view.disputed_at:
+        _show_dispute(client, view)
+
+
+def _show_dispute(client: LedgerClient, view: EscrowView) -> None:
+    """The dispute's evidence as the chain holds it: the commitment, what the requester says it
+    received, its reason, and when a silent arbiter lets the requester be refunded."""
+    from noosphere.ledger.client import LedgerError
+
+    try:
+        record = client.get_dispute(view.task_id)
+    except LedgerError as exc:
+        fail(str(exc))
+    silent_after = view.disputed_at + client.deployment.arbitration_period_s
+    out.print(f"{'disputed':>14} at {view.disputed_at}; refundable after {silent_after} if the"
+              " arbiter stays silent", highlight=False, soft_wrap=True)  # fmt: skip
+    if record is None:
+        return
+    same = record.delivered_hash is not None and record.delivered_hash == view.result_hash
+    delivered = record.delivered_hash or "nothing (the requester says no result arrived)"
+    verdict = "matches the commitment" if same else "differs from the commitment"
+    out.print(f"{'delivered':>14} {delivered} ({verdict})", highlight=False, soft_wrap=True)
+    out.print(f"{'reason':>14} {record.reason}", highlight=False, soft_wrap=True)
+    out.print(f"{'dispute tx':>14} {record.tx}", highlight=False, soft_wrap=True)
+
+
+def _node_call(
+    rpc: str, home: Path | None, token: str | None, method: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """One operator call to your node; failures end the command with one line."""
+    from noosphere.node.client import NodeClient, NodeUnreachable
+    from noosphere.protocol import RpcError
+
+    try:
+        with NodeClient(rpc, auth=operator_auth(home, token)) as client:
+            reply: dict[str, Any] = client.call(method, params)
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except RpcError as exc:
+        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+    return reply
+
+
+@ledger_app.command("release")
+def release(
+    escrow_id: Annotated[str, typer.Argument(help="Escrow id (0x + 64 hex digits).")],
+    rpc: RpcOption = DEFAULT_RPC, home: HomeOption = None, token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Accept a result: your node pays the agent of an escrow it opened."""
+    params = {"escrowId": _bytes32_hex(escrow_id, "escrow id")}
+    reply = _node_call(rpc, home, token, "noosphere.ledger.release", params)
+    if as_json:
+        return print_json(reply)
+    out.print(f"released escrow {reply['escrowId']} (tx {reply['tx']})", highlight=False,
+              soft_wrap=True)  # fmt: skip
+
+
+@ledger_app.command("dispute")
+def dispute(
+    escrow_id: Annotated[str, typer.Argument(help="Escrow id (0x + 64 hex digits).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why you reject the result (for the arbiter).")
+    ],
+    delivered_hash: Annotated[
+        str | None,
+        typer.Option("--delivered-hash", help="Hash of the result received (default: what your"
+                     " node recorded for this escrow)."),
+    ] = None,
+    rpc: RpcOption = DEFAULT_RPC, home: HomeOption = None, token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Reject a committed result: the agent cannot claim until the escrow's arbiter decides."""
+    from noosphere.protocol.payment import MAX_DISPUTE_REASON_BYTES
+
+    if not reason.strip():
+        fail("--reason must say why (the arbiter reads it)")
+    if len(reason.encode()) > MAX_DISPUTE_REASON_BYTES:
+        fail(f"--reason is longer than {MAX_DISPUTE_REASON_BYTES} bytes; keep evidence off chain")
+    params: dict[str, Any] = {"escrowId": _bytes32_hex(escrow_id, "escrow id"), "reason": reason}
+    if delivered_hash is not None:
+        params["deliveredHash"] = _bytes32_hex(delivered_hash, "result hash")
+    reply = _node_call(rpc, home, token, "noosphere.ledger.dispute", params)
+    if as_json:
+        return print_json(reply)
+    out.print(f"disputed escrow {reply['escrowId']} (tx {reply['tx']}): its arbiter decides",
+              highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def _result_hash_of(path: Path) -> str:
+    """The result commitment of a task (JSON object with ``artifacts``) or artifacts list file."""
+    import json
+
+    from noosphere.protocol.canonical import EncodingError, canonical_json
+    from noosphere.protocol.payment import result_hash
+
+    try:
+        body = json.loads(path.expanduser().read_text())
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    except ValueError as exc:
+        fail(f"{path} is not JSON: {exc}")
+    artifacts = body.get("artifacts") if isinstance(body, dict) else body
+    if not isinstance(artifacts, list):
+        fail(f"{path} holds neither a task with artifacts nor a list of artifacts")
+    try:
+        return result_hash(canonical_json(artifacts))
+    except EncodingError as exc:
+        fail(f"{path}: {exc}")
+
+
+@ledger_app.command("resolve")
+def resolve(
+    chain_home: ChainHome,
+    escrow_id: Annotated[str, typer.Argument(help="Escrow id (0x + 64 hex digits).")],
+    pay_agent: Annotated[
+        bool, typer.Option("--pay-agent", help="Decide for the agent: it is paid.")
+    ] = False,
+    refund: Annotated[
+        bool, typer.Option("--refund", help="Decide for the requester: it gets its funds back.")
+    ] = False,
+    result: Annotated[
+        Path | None,
+        typer.Option("--result", help="A task or artifacts JSON either party handed you: its"
+                     " hash is compared with the commitment and the delivered hash."),
+    ] = None,
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+) -> None:  # fmt: skip
+    """As an escrow's arbiter: show the evidence, then pay the agent or refund the requester."""
+    from noosphere.ledger.client import EscrowStatus, LedgerError
+
+    if pay_agent and refund:
+        fail("choose one: --pay-agent or --refund")
+    eid = _bytes32_hex(escrow_id, "escrow id")
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    try:
+        view = client.get_escrow(eid)
+    except LedgerError as exc:
+        fail(str(exc))
+    if view.status is EscrowStatus.NONE:
+        fail(f"no escrow {eid} on chain {client.chain_id}")
+    for key in ("requester", "agent", "arbiter", "amount", "deadline", "status", "result_hash"):
+        value = getattr(view, key)
+        shown = value.name.lower() if key == "status" else value
+        out.print(f"{key:>14} {shown}", highlight=False, soft_wrap=True)
+    if view.disputed_at:
+        _show_dispute(client, view)
+    if result is not None:
+        digest = _result_hash_of(result)
+        verdict = "matches" if digest == view.result_hash else "does NOT match"
+        out.print(f"{'result file':>14} {digest} ({verdict} the commitment)", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+    if view.arbiter is None or view.arbiter != client.address:
+        fail(f"{client.address} is not this escrow's arbiter ({view.arbiter or 'none'})")
+    if view.status.final:
+        fail(f"escrow {eid} is already settled ({view.status.name.lower()})")
+    if not (pay_agent or refund):
+        fail("decide with --pay-agent or --refund", 2)
+    try:
+        receipt = client.resolve(eid, pay_agent)
+    except LedgerError as exc:
+        fail(str(exc))
+    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    to = f"the agent {view.agent}" if pay_agent else f"the requester {view.requester}"
+    out.print(f"resolved escrow {eid}: {view.amount} units to {to} (tx {tx})", highlight=False,
+              soft_wrap=True)  # fmt: skip
+
+
+@ledger_app.command("agent")
+def agent(
+    chain_home: ChainHome,
+    registry_id: Annotated[int, typer.Argument(min=1, help="Registry id (the card's registryId).")],
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """One agent registry entry, its proof checked, and its on-chain score."""
+    from noosphere.ledger.client import LedgerError
+
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    if registry_id > _total_agents(client):
+        fail(f"no registry entry #{registry_id} on chain {client.chain_id}")
+    try:
+        row = _registry_row(client, registry_id)
+    except LedgerError as exc:
+        fail(str(exc))
+    if as_json:
+        return print_json(row)
+    for key, value in row.items():
+        out.print(f"{key:>14} {value}", highlight=False, soft_wrap=True)
+
+
+@ledger_app.command("agents")
+def agents(
+    chain_home: ChainHome,
+    peer: Annotated[
+        str | None, typer.Option("--peer", help="Only entries naming this peer id.")
+    ] = None,
+    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Every agent registry entry, with whether its peer-key proof holds (entries whose proof
+    fails are not the peer's: anyone can name any peer id on chain)."""
+    from noosphere.ledger.client import LedgerError
+
+    client = _client(chain_rpc, chain_home, key_index, private_key)
+    rows = []
+    try:
+        for registry_id in range(1, _total_agents(client) + 1):
+            entry = client.get_agent(registry_id)
+            if peer is None or entry.peer_id == peer:
+                rows.append(_registry_row(client, registry_id, entry))
+    except LedgerError as exc:
+        fail(str(exc))
+    if as_json:
+        return print_json(rows)
+    if not rows:
+        out.print(f"no registry entries{f' for {peer}' if peer else ''} on chain {client.chain_id}")
+        return
+    for row in rows:
+        out.print(f"#{row['registry_id']} {row['proof']:<8} {row['peer_id']}/{row['agent']}"
+                  f" owner {row['owner']} score {row['score']} ({row['ratings']} ratings)",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def _total_agents(client: LedgerClient) -> int:
+    from noosphere.ledger.client import LedgerError
+
+    try:
+        return client.total_agents()
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+def _registry_row(
+    client: LedgerClient, registry_id: int, entry: RegistryEntry | None = None
+) -> dict[str, Any]:
+    """A registry entry for display: proof ``valid`` or ``INVALID`` (with why), score."""
+    from noosphere.ledger.registry_proof import proof_problem
+
+    if entry is None:
+        entry = client.get_agent(registry_id)
+    problem = proof_problem(entry, client.chain_id, client.deployment.registry)
+    count = client.feedback_count(registry_id)
+    average = client.average_score_x100(registry_id) / 100
+    return {
+        "registry_id": registry_id,
+        "proof": "valid" if problem is None else "INVALID",
+        "problem": problem or "",
+        "peer_id": entry.peer_id,
+        "agent": entry.agent_name,
+        "owner": entry.owner,
+        "card_uri": entry.card_uri,
+        "score": f"{average:.2f}" if count else "-",
+        "ratings": count,
+    }
 
 
 @ledger_app.command("escrows")

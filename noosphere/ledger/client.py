@@ -30,11 +30,17 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from .registry_proof import RegistryEntry, binding_problem
+
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACT_NAMES = ("NoosToken", "TaskEscrow", "AgentRegistry", "PaymentChannel")
 DEPLOYMENTS_DIRNAME = "deployments"
 ZERO_ADDRESS = "0x" + "00" * 20
 DEFAULT_GRACE_PERIOD_S = 3600
+#: How long an arbiter has to resolve a dispute before the requester's funds can be refunded.
+DEFAULT_ARBITRATION_PERIOD_S = 3 * 86_400
+#: ``deploy_all(arbiter=OWNER_ARBITER)``: the deployment's default arbiter is the token owner.
+OWNER_ARBITER = "owner"
 #: Gas limit for time-gated calls (refund, claim) sent without estimation: estimates run against
 #: the latest block, and on a quiet chain (anvil mines only on demand) its timestamp lags the
 #: clock, so a call that is due now would be estimated as "too early". Both use under 60,000.
@@ -69,7 +75,7 @@ class LedgerError(RuntimeError):
 
 
 class EscrowStatus(IntEnum):
-    """Mirrors ``TaskEscrow.Status``."""
+    """Mirrors ``TaskEscrow.Status`` (``DISPUTED`` is last so the others keep their numbers)."""
 
     NONE = 0
     OPEN = 1
@@ -79,6 +85,12 @@ class EscrowStatus(IntEnum):
     REFUNDED = 5
     RESOLVED_FOR_AGENT = 6
     RESOLVED_FOR_REQUESTER = 7
+    DISPUTED = 8
+
+    @property
+    def final(self) -> bool:
+        """Settled: the funds have left the escrow (released, claimed, refunded, resolved)."""
+        return EscrowStatus.RELEASED <= self <= EscrowStatus.RESOLVED_FOR_REQUESTER
 
 
 class ChannelStatus(IntEnum):
@@ -90,7 +102,10 @@ class ChannelStatus(IntEnum):
 
 
 class Deployment(BaseModel):
-    """Where the four contracts live on one chain; saved as ``HOME/deployments/<chainId>.json``."""
+    """Where the four contracts live on one chain; saved as ``HOME/deployments/<chainId>.json``.
+
+    ``arbiter`` is the deployment's default arbiter (None: none): requesters' nodes name it in the
+    escrows they open and agents' nodes accept it, unless their config says otherwise."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -102,6 +117,8 @@ class Deployment(BaseModel):
     deployer: str
     owner: str
     grace_period_s: int
+    arbitration_period_s: int = DEFAULT_ARBITRATION_PERIOD_S
+    arbiter: str | None = None
     block_number: int
     source_hashes: dict[str, str]
 
@@ -138,6 +155,18 @@ class EscrowView(BaseModel):
     arbiter: str | None
     amount: int
     result_hash: str | None
+    disputed_at: int = 0
+
+
+class DisputeView(BaseModel):
+    """The requester's ``EscrowDisputed`` record: what it received and why it contests."""
+
+    task_id: str
+    requester: str
+    delivered_hash: str | None
+    reason: str
+    block: int
+    tx: str
 
 
 class EscrowEntry(EscrowView):
@@ -394,6 +423,16 @@ class LedgerClient:
         for name, address in addresses.items():
             if not self.w3.eth.get_code(Web3.to_checksum_address(address)):
                 raise LedgerError(f"{name} has no code at {address} on chain {self.chain_id}")
+        stale = sorted(
+            name
+            for name in CONTRACT_NAMES
+            if deployment.source_hashes.get(name) != load_artifact(name)["sourceHash"]
+        )
+        if stale:
+            raise LedgerError(
+                f"the deployment on chain {self.chain_id} runs other versions of {', '.join(stale)}"
+                " than this noosphere: deploy again (noosphere ledger deploy)"
+            )
         self._contracts = {
             name: self.w3.eth.contract(
                 address=Web3.to_checksum_address(address), abi=load_artifact(name)["abi"]
@@ -403,16 +442,25 @@ class LedgerClient:
         self._deployment = deployment
 
     def deploy_all(
-        self, owner: str | None = None, *, grace_period_s: int = DEFAULT_GRACE_PERIOD_S
+        self,
+        owner: str | None = None,
+        *,
+        grace_period_s: int = DEFAULT_GRACE_PERIOD_S,
+        arbitration_period_s: int = DEFAULT_ARBITRATION_PERIOD_S,
+        arbiter: str | None = OWNER_ARBITER,
     ) -> Deployment:
-        """Deploys token, escrow (with ``grace_period_s``), registry and channel from this account;
-        the token's ownership (minting right) moves to ``owner`` if that is another account."""
+        """Deploys token, escrow (with ``grace_period_s`` and ``arbitration_period_s``), registry
+        and channel from this account; the token's ownership (minting right) moves to ``owner`` if
+        that is another account. ``arbiter`` is recorded as the deployment's default arbiter: an
+        address, ``OWNER_ARBITER`` (the token owner, already the most trusted account of a
+        deployment) or None for no default arbiter."""
         start_block = self.w3.eth.block_number
+        owner = Web3.to_checksum_address(owner) if owner else self.address
+        default_arbiter = owner if arbiter == OWNER_ARBITER else arbiter
         token = self._deploy("NoosToken")
-        escrow = self._deploy("TaskEscrow", token, grace_period_s)
+        escrow = self._deploy("TaskEscrow", token, grace_period_s, arbitration_period_s)
         registry = self._deploy("AgentRegistry", escrow)
         channel = self._deploy("PaymentChannel", token)
-        owner = Web3.to_checksum_address(owner) if owner else self.address
         deployment = Deployment(
             chain_id=self.chain_id,
             token=token,
@@ -422,6 +470,8 @@ class LedgerClient:
             deployer=self.address,
             owner=owner,
             grace_period_s=grace_period_s,
+            arbitration_period_s=arbitration_period_s,
+            arbiter=_addr(default_arbiter) if default_arbiter else None,
             block_number=start_block + 1,
             source_hashes={n: load_artifact(n)["sourceHash"] for n in CONTRACT_NAMES},
         )
@@ -431,17 +481,27 @@ class LedgerClient:
         return deployment
 
     def load_or_deploy(
-        self, home: Path, *, grace_period_s: int = DEFAULT_GRACE_PERIOD_S
+        self,
+        home: Path,
+        *,
+        grace_period_s: int = DEFAULT_GRACE_PERIOD_S,
+        arbitration_period_s: int = DEFAULT_ARBITRATION_PERIOD_S,
+        arbiter: str | None = OWNER_ARBITER,
     ) -> Deployment:
-        """The deployment saved under ``home`` if its code is still there, else a new saved one."""
+        """The deployment saved under ``home`` if its code is still there (and built from these
+        sources), else a new saved one."""
         saved = Deployment.load(home, self.chain_id)
         if saved is not None:
             try:
                 self.use(saved)
                 return saved
             except LedgerError:
-                pass  # the chain was reset: deploy again
-        deployment = self.deploy_all(grace_period_s=grace_period_s)
+                pass  # the chain was reset (or the contracts changed): deploy again
+        deployment = self.deploy_all(
+            grace_period_s=grace_period_s,
+            arbitration_period_s=arbitration_period_s,
+            arbiter=arbiter,
+        )
         deployment.save(home)
         return deployment
 
@@ -676,11 +736,19 @@ class LedgerClient:
     def resolve(self, task_id: str | bytes, pay_agent: bool) -> TxReceipt:
         return self.transact(self.escrow.functions.resolve(to_bytes32(task_id), pay_agent))
 
+    def dispute(
+        self, task_id: str | bytes, delivered_hash: str | bytes | None, reason: str
+    ) -> TxReceipt:
+        """The requester contests the agent's committed result (``delivered_hash``: the hash of
+        what it received, None if nothing arrived); ``claim`` waits for the arbiter."""
+        delivered = bytes(32) if delivered_hash is None else to_bytes32(delivered_hash)
+        fn = self.escrow.functions.dispute(to_bytes32(task_id), delivered, reason)
+        return self.transact(fn)
+
     def get_escrow(self, task_id: str | bytes) -> EscrowView:
         tid = to_bytes32(task_id)
-        requester, deadline, status, agent, committed_at, arbiter, amount, result_hash = self.call(
-            self.escrow.functions.getEscrow(tid)
-        )
+        (requester, deadline, status, agent, committed_at, arbiter, disputed_at, amount,
+         result_hash) = self.call(self.escrow.functions.getEscrow(tid))  # fmt: skip
         return EscrowView(
             task_id=_hex(tid),
             requester=requester,
@@ -691,7 +759,37 @@ class LedgerClient:
             arbiter=None if int(arbiter, 16) == 0 else arbiter,
             amount=amount,
             result_hash=None if not any(result_hash) else _hex(result_hash),
+            disputed_at=disputed_at,
         )
+
+    def get_dispute(
+        self, task_id: str | bytes, *, chunk_blocks: int = 10_000
+    ) -> DisputeView | None:
+        """The requester's dispute of the escrow under ``task_id`` (from its ``EscrowDisputed``
+        event), or None if it was never disputed."""
+        tid = to_bytes32(task_id)
+        topics = [HexBytes(Web3.keccak(text=_ESCROW_DISPUTED)), HexBytes(tid)]
+        event = self.escrow.events.EscrowDisputed()
+        latest = self.w3.eth.block_number
+        start = self.deployment.block_number
+        while start <= latest:
+            end = min(start + chunk_blocks - 1, latest)
+            query = {"address": self.escrow.address, "fromBlock": start, "toBlock": end}
+            logs = self.w3.eth.get_logs({**query, "topics": topics})  # type: ignore[typeddict-item]
+            if logs:
+                decoded = event.process_log(logs[0])
+                args = decoded["args"]
+                delivered = bytes(args["deliveredHash"])
+                return DisputeView(
+                    task_id=_hex(tid),
+                    requester=args["requester"],
+                    delivered_hash=_hex(delivered) if any(delivered) else None,
+                    reason=args["reason"],
+                    block=decoded["blockNumber"],
+                    tx=_hex(decoded["transactionHash"]),
+                )
+            start = end + 1
+        return None
 
     def list_escrows(
         self, address: str | None = None, role: str | None = None, *, chunk_blocks: int = 10_000
@@ -813,13 +911,69 @@ class LedgerClient:
 
     # ------------------------------------------------------------------ registry
 
-    def register_agent(self, card_uri: str, card_hash: bytes, peer_id: str) -> int:
-        """Mints an agent identity to this account; returns its agent id."""
-        receipt = self.transact(self.registry.functions.register(card_uri, card_hash, peer_id))
+    def register_agent(
+        self, card_uri: str, card_hash: bytes, peer_id: str, agent_name: str, peer_proof: bytes
+    ) -> int:
+        """Mints an agent identity to this account; returns its agent id. ``peer_proof`` is the
+        node key's signature (``registry_proof.sign_registration``); the registry stores it
+        unchecked, readers verify it."""
+        fn = self.registry.functions.register(card_uri, card_hash, peer_id, agent_name, peer_proof)
+        receipt = self.transact(fn)
         events = self.registry.events.AgentRegistered().process_receipt(receipt, errors=DISCARD)
         if not events:
             raise LedgerError("AgentRegistry.register: no AgentRegistered event in the receipt")
         return int(events[0]["args"]["agentId"])
+
+    def update_agent(
+        self,
+        agent_id: int,
+        card_uri: str,
+        card_hash: bytes,
+        peer_id: str,
+        agent_name: str,
+        peer_proof: bytes,
+    ) -> TxReceipt:
+        fn = self.registry.functions.update(
+            agent_id, card_uri, card_hash, peer_id, agent_name, peer_proof
+        )
+        return self.transact(fn)
+
+    def get_agent(self, agent_id: int) -> RegistryEntry:
+        """The registry entry ``agent_id`` with its current owner (``LedgerError`` if none)."""
+        card_uri, card_hash, peer_id, agent_name, peer_proof = self.call(
+            self.registry.functions.getAgent(agent_id)
+        )
+        owner = self.call(self.registry.functions.ownerOf(agent_id))
+        return RegistryEntry(
+            agent_id=agent_id,
+            owner=str(owner),
+            card_uri=card_uri,
+            card_hash=_hex(card_hash),
+            peer_id=peer_id,
+            agent_name=agent_name,
+            peer_proof=bytes(peer_proof),
+        )
+
+    def total_agents(self) -> int:
+        return int(self.call(self.registry.functions.totalAgents()))
+
+    def registration_problem(
+        self, agent_id: int, *, peer_id: str, agent_name: str, owner: str | None = None
+    ) -> str | None:
+        """Why registry entry ``agent_id`` is not the proven identity of ``agent_name`` on
+        ``peer_id`` (owned by ``owner`` if given); None if it is."""
+        try:
+            entry = self.get_agent(agent_id)
+        except LedgerError as exc:
+            return f"registry entry #{agent_id} cannot be read: {exc}"
+        return binding_problem(
+            entry,
+            self.chain_id,
+            self.deployment.registry,
+            peer_id=peer_id,
+            agent_name=agent_name,
+            owner=owner,
+        )
 
     def give_feedback(
         self, agent_id: int, task_id: str | bytes, score: int, uri: str = ""
@@ -850,6 +1004,7 @@ _PERMIT_TYPE = [
     {"name": "deadline", "type": "uint256"},
 ]
 _ESCROW_OPENED = "EscrowOpened(bytes32,address,address,address,uint256,uint64)"
+_ESCROW_DISPUTED = "EscrowDisputed(bytes32,address,bytes32,string)"
 # Must match PaymentChannel.VOUCHER_TYPEHASH: Voucher(bytes32 channelId,uint256 cumulativeAmount)
 _VOUCHER_TYPE = [
     {"name": "channelId", "type": "bytes32"},

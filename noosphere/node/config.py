@@ -97,6 +97,21 @@ class NodeConfig(BaseModel):
     escrow_deadline_s: int = Field(
         300, ge=10, le=30 * 86_400, description="how long escrows this node opens run"
     )
+    arbiter: str = Field(
+        "default",
+        description="arbiter named in escrows this node opens: 'default' (the deployment's),"
+        " 'none' (no recourse against a committed result) or an EVM address",
+    )
+    accepted_arbiters: list[str] = Field(
+        default_factory=lambda: ["default", "none"],
+        description="arbiters this node's priced agents accept in an escrow: 'default' (the"
+        " deployment's), 'none' (escrows without an arbiter) and/or EVM addresses",
+    )
+    auto_release: bool = Field(
+        True,
+        description="release an escrow as soon as the result matches the agent's commitment;"
+        " false: the operator releases or disputes (noosphere ledger release|dispute)",
+    )
     preload_models: bool = Field(
         True, description="load the embedding model at start rather than on the first task"
     )
@@ -114,6 +129,18 @@ class NodeConfig(BaseModel):
                 )
         return value
 
+    @field_validator("arbiter")
+    @classmethod
+    def _arbiter(cls, value: str) -> str:
+        return _arbiter_setting(value)
+
+    @field_validator("accepted_arbiters")
+    @classmethod
+    def _accepted_arbiters(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one arbiter ('default', 'none' or an address)")
+        return [_arbiter_setting(v) for v in value]
+
     @property
     def effective_announce_interval_s(self) -> float:
         return self.announce_interval_s or self.card_ttl_s / 3
@@ -121,6 +148,20 @@ class NodeConfig(BaseModel):
     @property
     def advertised_host(self) -> str:
         return self.public_host or ("127.0.0.1" if self.host == "0.0.0.0" else self.host)
+
+
+def _arbiter_setting(value: str) -> str:
+    """'default', 'none' or an EVM address (0x + 40 hex digits), as given."""
+    value = value.strip()
+    if value.lower() in ("default", "none"):
+        return value.lower()
+    if len(value) != 42 or not value.startswith("0x"):
+        raise ValueError(f"arbiter {value!r} must be 'default', 'none' or an EVM address")
+    try:
+        int(value[2:], 16)
+    except ValueError:
+        raise ValueError(f"arbiter {value!r} must be 'default', 'none' or an EVM address") from None
+    return value
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

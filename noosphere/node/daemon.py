@@ -233,8 +233,11 @@ class Node:
             client,
             self.store,
             {spec.id: int(spec.price.amount) for spec in self.specs},
+            key=self.key,
             own_principals=frozenset({LOCAL_PRINCIPAL, self.key.peer_id}),
             min_window_s=cfg.payment_window_s,
+            arbiter=cfg.arbiter,
+            accepted_arbiters=cfg.accepted_arbiters,
         )
 
     def _bind_identity(self) -> None:
@@ -276,6 +279,7 @@ class Node:
             self.settlement,
             self._authorities,
             escrow_deadline_s=cfg.escrow_deadline_s,
+            auto_release=cfg.auto_release,
         )
         self.submitter.recover()
         bid_filter = SemanticFilter(shared_embedder())

@@ -1,18 +1,24 @@
 """Settle (on the node): the node's account on the ledger, for both sides of a paid task.
 
 As the agent's node it admits a task for a priced agent only with a usable escrow (right chain and
-contract, this node as payee, enough funds, a deadline far enough away, never used before), binds
-the escrow to the task in the same transaction that stores the task, commits the result hash on
-chain before the task is reported completed, and claims the payment after ``deadline + grace`` if
-the requester stayed silent. As the requester's node it opens escrows (one EIP-2612 permit plus
-one call), releases them when a result is accepted, records the rating on the registry, and
-refunds escrows whose agent failed once their deadline passed.
+contract, this node as payee, enough funds, a deadline far enough away, an arbiter it accepts, never
+used before) that the caller may spend: the escrow's requester signed a payment authorization for
+exactly this caller and message. It binds the escrow to the task in the same transaction that
+stores the task, commits the result hash on chain before the task is reported completed, and claims
+the payment after ``deadline + grace`` if the requester stayed silent. As the requester's node it
+opens escrows naming its arbiter (one EIP-2612 permit plus one call), authorizes each message,
+releases an escrow when the result matches the agent's commitment, disputes it when it does not (or
+when its operator rejects the result), refunds escrows whose agent failed once their deadline
+passed and disputes the arbiter left unanswered, and rates agents on the registry only through
+entries whose peer-key proof holds. It registers its own agents with such a proof.
 
 Chain calls run in worker threads (web3 is synchronous); store writes stay on the event loop.
 Every step is written to the ``payments`` table first, so a restarted node resumes its refunds and
-claims. States: agent side ``bound`` -> ``committed`` -> ``paid`` | ``claimed`` (or ``unpaid``
-when the task did not complete, ``late`` when the commit missed the deadline); requester side
-``opening`` -> ``open`` -> ``released`` | ``refund`` -> ``refunded`` | ``agent-committed``.
+claims. States: agent side ``bound`` -> ``committed`` -> ``paid`` | ``claimed`` | ``disputed`` ->
+``paid`` | ``unpaid`` (or ``unpaid`` when the task did not complete, ``late`` when the commit
+missed the deadline); requester side ``opening`` -> ``open`` -> ``released`` | ``delivered``
+(awaiting the operator) | ``disputed`` -> ``refunded`` | ``resolved-*`` | ``refund`` ->
+``refunded`` | ``agent-committed``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -28,16 +34,23 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
-from noosphere.ledger.client import EscrowStatus, LedgerClient, LedgerError
-from noosphere.protocol import ErrorCode, RpcError
+from noosphere.ledger.client import EscrowStatus, EscrowView, LedgerClient, LedgerError
+from noosphere.ledger.registry_proof import sign_registration
+from noosphere.protocol import ErrorCode, NodeKey, RpcError
 from noosphere.protocol.a2a import Message, Task
 from noosphere.protocol.api import EmptyParams, LedgerStatus
 from noosphere.protocol.base import describe_validation_error
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.payment import (
     PAYMENT_METADATA_KEY,
+    EscrowDisputeParams,
+    EscrowReleaseParams,
+    EscrowSettled,
+    InvalidAuthorization,
     PaymentRef,
     PaymentTerms,
+    authorization_signer,
+    authorize_payment,
     result_hash,
 )
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
@@ -51,7 +64,47 @@ T = TypeVar("T")
 
 WORKER_INTERVAL_S = 2.0
 RETRY_AFTER_S = 10
+#: How often an agent's node looks again at a dispute past its arbitration period (the requester's
+#: node, or anyone, refunds it then; until it does the agent cannot be paid, so no hurry).
+SILENT_ARBITER_RECHECK_S = 60
 PAID_TO_AGENT = {EscrowStatus.RELEASED, EscrowStatus.CLAIMED, EscrowStatus.RESOLVED_FOR_AGENT}
+#: Arbiter settings: the deployment's default arbiter, and "no arbiter" (as a name or accepted).
+DEFAULT_ARBITER = "default"
+NO_ARBITER = "none"
+
+
+class CommitmentMismatch(LedgerError):
+    """The agent's on-chain commitment is not the hash of the result received."""
+
+    def __init__(self, escrow_id: str, committed: str | None, delivered: str) -> None:
+        super().__init__(
+            f"escrow {escrow_id}: the agent committed {committed or 'nothing'},"
+            f" the result received hashes to {delivered}"
+        )
+        self.committed = committed
+        self.delivered = delivered
+
+
+def resolve_arbiter(setting: str, default: str | None) -> str | None:
+    """The arbiter address a requester's ``arbiter`` setting names (None: no arbiter)."""
+    if setting == NO_ARBITER:
+        return None
+    if setting == DEFAULT_ARBITER:
+        return default
+    return setting
+
+
+def resolve_accepted_arbiters(
+    settings: Sequence[str], default: str | None
+) -> tuple[frozenset[str], bool]:
+    """(accepted arbiter addresses, lower-cased; whether escrows without an arbiter are accepted)
+    from an agent's ``accepted_arbiters`` setting."""
+    addresses = set()
+    for setting in settings:
+        address = None if setting == NO_ARBITER else resolve_arbiter(setting, default)
+        if address is not None:
+            addresses.add(address.lower())
+    return frozenset(addresses), NO_ARBITER in settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,21 +135,34 @@ class Settlement:
         store: NodeStore,
         prices: Mapping[str, int],
         *,
+        key: NodeKey | None = None,
         own_principals: frozenset[str] = frozenset(),
         min_window_s: int = 30,
+        arbiter: str = DEFAULT_ARBITER,
+        accepted_arbiters: Sequence[str] = (DEFAULT_ARBITER, NO_ARBITER),
     ) -> None:
         self.client = client
         self._store = store
         self._prices = dict(prices)
+        self._key = key  # signs registry proofs
         self._own_principals = own_principals  # the operator and the node itself never pay
         self._min_window_s = min_window_s
+        default = client.deployment.arbiter
+        self.arbiter = resolve_arbiter(arbiter, default)
+        self.accepted_arbiters, self.accepts_no_arbiter = resolve_accepted_arbiters(
+            accepted_arbiters, default
+        )
         self._wake = asyncio.Event()
         self.registry_ids: dict[str, int] = {}
+        self._registry_checked = False
         self._register_warned = False
         for agent_id in self._prices:
-            saved = store.get_meta(f"registry_id:{agent_id}")
+            saved = store.get_meta(self._registry_key(agent_id))
             if saved is not None:
                 self.registry_ids[agent_id] = int(saved)
+
+    def _registry_key(self, agent_id: str) -> str:
+        return f"registry_id:{self.client.deployment.registry.lower()}:{agent_id}"
 
     @property
     def address(self) -> str:
@@ -129,6 +195,8 @@ class Settlement:
             escrow=deployment.escrow,
             min_deadline_s=self._min_window_s,
             reason=reason,
+            arbiters=sorted(self.accepted_arbiters),
+            arbiter_required=not self.accepts_no_arbiter,
         )
 
     def _required(self, agent_id: str, reason: str) -> RpcError:
@@ -141,7 +209,12 @@ class Settlement:
 
     async def admit(self, agent_id: str, message: Message, principal: str) -> Admission | None:
         """Check the escrow a new task for ``agent_id`` carries; None if the agent is free (or
-        the caller is this node's own operator or the node itself: nobody pays themselves)."""
+        the caller is this node's own operator or the node itself: nobody pays themselves).
+
+        The escrow must be spendable by the caller: its requester's EVM key signed a payment
+        authorization for ``principal`` (the authenticated caller) and this message. Everything
+        that needs no chain read is checked first, and a refused escrow is never bound, so a
+        stranger presenting someone else's escrow id leaves it to its owner."""
         price = self.price_of(agent_id)
         if price <= 0 or principal in self._own_principals:
             return None
@@ -164,6 +237,7 @@ class Settlement:
                 agent_id,
                 f"the escrow must be on chain {self.chain_id} at {self.escrow_address}",
             )
+        signer = self._authorized_signer(agent_id, ref, message, principal)
         if self._store.get_payment(ref.escrow_id) is not None:
             raise self._required(agent_id, f"escrow {ref.escrow_id} already paid for a task")
         try:
@@ -174,21 +248,68 @@ class Settlement:
             raise RpcError(
                 ErrorCode.INTERNAL_ERROR, "this node cannot read the ledger right now; try again"
             ) from exc
-        problem = None
-        if view.status != EscrowStatus.OPEN:
-            problem = f"escrow {ref.escrow_id} is {view.status.name.lower()}, not open"
-        elif view.agent.lower() != self.address.lower():
-            problem = f"escrow {ref.escrow_id} pays {view.agent}, not this agent ({self.address})"
-        elif view.amount < price:
-            problem = f"escrow {ref.escrow_id} holds {view.amount}, the price is {price}"
-        elif view.deadline < now + self._min_window_s:
-            problem = (
-                f"escrow {ref.escrow_id} ends in {max(0, view.deadline - now)} s;"
-                f" at least {self._min_window_s} s are needed"
-            )
+        problem = self._escrow_problem(ref.escrow_id, view, price, now, signer)
         if problem is not None:
             raise self._required(agent_id, problem)
         return Admission(ref.escrow_id, view.amount, view.deadline, view.requester)
+
+    def _authorized_signer(
+        self, agent_id: str, ref: PaymentRef, message: Message, principal: str
+    ) -> str:
+        """Who authorized ``principal`` to pay with ``ref`` for ``message`` (not yet compared
+        with the escrow's requester, which needs the chain)."""
+        auth = ref.authorization
+        if auth is None:
+            raise self._required(
+                agent_id,
+                f"escrow {ref.escrow_id}: the payment reference carries no authorization; the"
+                " escrow's requester must sign it for the calling peer and this message",
+            )
+        if auth.principal != principal:
+            raise self._required(
+                agent_id,
+                f"escrow {ref.escrow_id} is authorized for {auth.principal}, not for the caller"
+                f" {principal}",
+            )
+        if auth.message_id != message.message_id:
+            raise self._required(
+                agent_id,
+                f"escrow {ref.escrow_id} is authorized for message {auth.message_id!r}, not"
+                f" {message.message_id!r}",
+            )
+        try:
+            return authorization_signer(ref)
+        except InvalidAuthorization as exc:
+            raise self._required(agent_id, f"escrow {ref.escrow_id}: {exc}") from exc
+
+    def _escrow_problem(
+        self, escrow_id: str, view: EscrowView, price: int, now: int, signer: str
+    ) -> str | None:
+        if view.status != EscrowStatus.OPEN:
+            return f"escrow {escrow_id} is {view.status.name.lower()}, not open"
+        if signer.lower() != view.requester.lower():
+            return (
+                f"escrow {escrow_id}: the authorization is signed by {signer}, not by the"
+                f" escrow's requester {view.requester}"
+            )
+        if view.agent.lower() != self.address.lower():
+            return f"escrow {escrow_id} pays {view.agent}, not this agent ({self.address})"
+        if view.amount < price:
+            return f"escrow {escrow_id} holds {view.amount}, the price is {price}"
+        if view.deadline < now + self._min_window_s:
+            return (
+                f"escrow {escrow_id} ends in {max(0, view.deadline - now)} s;"
+                f" at least {self._min_window_s} s are needed"
+            )
+        if view.arbiter is None and not self.accepts_no_arbiter:
+            accepted = ", ".join(sorted(self.accepted_arbiters)) or "none"
+            return f"escrow {escrow_id} names no arbiter; this agent requires one of: {accepted}"
+        if view.arbiter is not None and view.arbiter.lower() not in self.accepted_arbiters:
+            accepted = ", ".join(sorted(self.accepted_arbiters))
+            if self.accepts_no_arbiter:
+                accepted = f"{accepted} or none" if accepted else "none"
+            return f"escrow {escrow_id} names arbiter {view.arbiter}; this agent accepts {accepted}"
+        return None
 
     def bind(self, admission: Admission, task_id: str, agent_id: str) -> None:
         """Tie the escrow to the task (call inside the transaction that stores the task)."""
@@ -244,7 +365,14 @@ class Settlement:
     async def open_escrow(
         self, escrow_id: str, submission_id: str, agent: str, amount: int, deadline: int
     ) -> PaymentRef:
-        """Lock ``amount`` for ``agent`` until ``deadline`` (unix s) under ``escrow_id``."""
+        """Lock ``amount`` for ``agent`` until ``deadline`` (unix s) under ``escrow_id``, naming
+        this node's arbiter; the reference still needs ``authorize`` for each message."""
+        arbiter = self.arbiter
+        if arbiter is not None and arbiter.lower() in (agent.lower(), self.address.lower()):
+            raise LedgerError(
+                f"cannot open the escrow: {arbiter} is this node's arbiter and a party to the"
+                " escrow (set arbiter in the node config to a third party or 'none')"
+            )
         row = StoredPayment(
             escrow_id=escrow_id,
             role="requester",
@@ -252,13 +380,18 @@ class Settlement:
             state="opening",
             due_at=deadline + 1,
             updated_at=_now_s(),
-            payment={"agent": agent, "amount": str(amount), "deadline": deadline},
+            payment={
+                "agent": agent,
+                "amount": str(amount),
+                "deadline": deadline,
+                "arbiter": arbiter,
+            },
         )
         self._store.put_payment(row)
 
         try:
             await self._chain(
-                self.client.open_escrow_with_permit, escrow_id, agent, amount, deadline
+                self.client.open_escrow_with_permit, escrow_id, agent, amount, deadline, arbiter
             )
         except (LedgerError, OSError) as exc:
             self._update(row, "refund")  # if it opened after all, the worker refunds it
@@ -266,21 +399,105 @@ class Settlement:
         self._update(row, "open")
         return PaymentRef(chain_id=self.chain_id, escrow=self.escrow_address, escrow_id=escrow_id)
 
+    def authorize(self, ref: PaymentRef, principal: str, message_id: str) -> PaymentRef:
+        """``ref`` signed by this node's ledger account for ``principal`` (this node's peer id)
+        and the message ``message_id``: only that caller can spend the escrow, for that message."""
+        return authorize_payment(ref, self.client.account, principal, message_id)
+
     async def release(self, escrow_id: str, expected_hash: str | None) -> str:
         """Pay the agent. With ``expected_hash`` the agent's on-chain commitment must match the
-        result received (otherwise nothing is paid and a ``LedgerError`` says why)."""
+        result received (otherwise nothing is paid and ``CommitmentMismatch`` says why)."""
         row = self._row(escrow_id)
         view = await self._chain(self.client.get_escrow, escrow_id)
         if expected_hash is not None and (view.result_hash or "").lower() != expected_hash:
-            raise LedgerError(
-                f"escrow {escrow_id}: the agent committed {view.result_hash or 'nothing'},"
-                f" the result received hashes to {expected_hash}"
-            )
+            raise CommitmentMismatch(escrow_id, view.result_hash, expected_hash)
         receipt = await self._chain(self.client.release, escrow_id)
         self._update(row, "released")
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
-    async def rate_on_chain(self, registry_id: int, escrow_id: str, score: int, uri: str) -> None:
+    async def check_commitment(self, escrow_id: str, delivered_hash: str) -> None:
+        """Raise ``CommitmentMismatch`` unless the agent committed ``delivered_hash``; record the
+        escrow as delivered (the operator releases or disputes it)."""
+        row = self._row(escrow_id)
+        view = await self._chain(self.client.get_escrow, escrow_id)
+        if (view.result_hash or "").lower() != delivered_hash:
+            raise CommitmentMismatch(escrow_id, view.result_hash, delivered_hash)
+        until = view.deadline + self.client.deployment.grace_period_s
+        # looked at again once the agent may claim (then it is no longer this node's to decide)
+        self._update(row, "delivered", due_at=until + 1,
+                     payment={"resultHash": view.result_hash, "disputeUntil": until})  # fmt: skip
+
+    def has_arbiter(self, escrow_id: str) -> bool:
+        """Whether this node named an arbiter in the escrow it opened (so it can dispute)."""
+        row = self._store.get_payment(escrow_id)
+        return row is not None and bool(row.payment.get("arbiter"))
+
+    async def dispute(self, escrow_id: str, delivered_hash: str | None, reason: str) -> str:
+        """Contest the agent's committed result before the arbiter: ``claim`` is blocked until it
+        resolves; if it stays silent for the arbitration period the worker refunds the escrow."""
+        row = self._row(escrow_id)
+        if row.role != "requester":
+            raise LedgerError(f"escrow {escrow_id} was not opened by this node")
+        view = await self._chain(self.client.get_escrow, escrow_id)
+        if view.arbiter is None:
+            raise LedgerError(f"escrow {escrow_id} names no arbiter: nobody can hear a dispute")
+        if view.status != EscrowStatus.COMMITTED:
+            raise LedgerError(
+                f"escrow {escrow_id} is {view.status.name.lower()}; only an escrow whose agent"
+                " committed a result (and nothing settled yet) can be disputed"
+            )
+        receipt = await self._chain(self.client.dispute, escrow_id, delivered_hash, reason)
+        disputed = await self._chain(self.client.get_escrow, escrow_id)
+        period = self.client.deployment.arbitration_period_s
+        self._update(
+            row, "disputed", due_at=disputed.disputed_at + period + 1,
+            payment={"reason": reason, "deliveredHash": delivered_hash,
+                     "resultHash": view.result_hash, "arbiter": view.arbiter,
+                     "disputedAt": disputed.disputed_at},
+        )  # fmt: skip
+        self._wake.set()
+        log.info("escrow disputed", escrow_id=escrow_id, arbiter=view.arbiter)
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    def delivered_hash(self, escrow_id: str) -> str | None:
+        """The hash of the result this node received for ``escrow_id``'s attempt, if any."""
+        row = self._store.get_payment(escrow_id)
+        if row is None or row.role != "requester":
+            return None
+        body = self._store.get_submission(row.task_id)
+        attempts = (body or {}).get("attempts") or []
+        winner = attempts[-1] if attempts else {}
+        if body is None or body.get("result") is None or winner.get("escrowId") != escrow_id:
+            return None
+        try:
+            return artifacts_hash(Task.model_validate(body["result"]))
+        except ValidationError:
+            return None
+
+    async def rate_on_chain(
+        self,
+        registry_id: int,
+        escrow_id: str,
+        score: int,
+        uri: str,
+        *,
+        peer_id: str,
+        agent_name: str,
+        owner: str,
+    ) -> None:
+        """Record ``score`` on the registry entry ``registry_id``, only if that entry is the
+        proven identity of ``agent_name`` on ``peer_id`` paid at ``owner`` (LedgerError if not)."""
+        problem = await self._chain(
+            partial(
+                self.client.registration_problem,
+                registry_id,
+                peer_id=peer_id,
+                agent_name=agent_name,
+                owner=owner,
+            )
+        )
+        if problem is not None:
+            raise LedgerError(f"not rated on chain: {problem}")
         await self._chain(self.client.give_feedback, registry_id, escrow_id, score, uri)
 
     def refund_later(self, escrow_id: str) -> None:
@@ -318,13 +535,21 @@ class Settlement:
                 await asyncio.wait_for(self._wake.wait(), WORKER_INTERVAL_S)
 
     async def _register(self, register: Callable[[], list[tuple[str, str, bytes, str]]]) -> bool:
+        if not self._registry_checked:
+            await self._forget_unproven_ids()
         if self._prices.keys() <= self.registry_ids.keys():
             return False  # every agent has its identity (no card hashing every round)
+        if self._key is None:
+            return False  # no node key: nothing can prove the registration
+        deployment = self.client.deployment
         todo = [r for r in register() if r[0] not in self.registry_ids]
         for agent_id, card_uri, card_hash, peer_id in todo:
+            proof = sign_registration(
+                self._key, deployment.chain_id, deployment.registry, self.address, agent_id
+            )
             try:
                 registry_id = await self._chain(
-                    self.client.register_agent, card_uri, card_hash, peer_id
+                    self.client.register_agent, card_uri, card_hash, peer_id, agent_id, proof
                 )
             except (LedgerError, OSError) as exc:
                 if not self._register_warned:
@@ -333,16 +558,39 @@ class Settlement:
                     self._register_warned = True
                 return False
             self.registry_ids[agent_id] = registry_id
-            self._store.set_meta(f"registry_id:{agent_id}", str(registry_id))
+            self._store.set_meta(self._registry_key(agent_id), str(registry_id))
             log.info("agent registered on the ledger", agent=agent_id, registry_id=registry_id)
         return bool(todo)
 
+    async def _forget_unproven_ids(self) -> None:
+        """Once per start: drop saved registry ids that no longer name this node's proven entry
+        (a reset chain, a transferred token), so the agents register again."""
+        if self._key is None:
+            self._registry_checked = True
+            return
+        for agent_id, registry_id in list(self.registry_ids.items()):
+            problem = await self._chain(
+                partial(
+                    self.client.registration_problem,
+                    registry_id,
+                    peer_id=self._key.peer_id,
+                    agent_name=agent_id,
+                    owner=self.address,
+                )
+            )
+            if problem is not None:
+                log.warning("saved registry id is not this agent's; registering again",
+                            agent=agent_id, registry_id=registry_id, problem=problem)  # fmt: skip
+                del self.registry_ids[agent_id]
+        self._registry_checked = True
+
     async def _settle_due(self) -> None:
-        for row in self._store.payments_due(["refund", "committed", "bound"], _now_s()):
+        states = ["refund", "committed", "bound", "disputed", "delivered"]
+        for row in self._store.payments_due(states, _now_s()):
             try:
-                if row.state == "refund":
+                if row.role == "requester":  # refund, disputed, delivered
                     await self._refund(row)
-                elif row.state == "committed":
+                elif row.state in ("committed", "disputed"):
                     await self._claim(row)
                 else:  # bound past its deadline: the task never completed here
                     self._update(row, "unpaid")
@@ -360,6 +608,15 @@ class Settlement:
             log.info("escrow refunded", escrow_id=row.escrow_id, amount=view.amount)
         elif view.status == EscrowStatus.COMMITTED:  # the agent says it delivered
             self._update(row, "agent-committed", payment={"resultHash": view.result_hash})
+        elif view.status == EscrowStatus.DISPUTED:
+            period = self.client.deployment.arbitration_period_s
+            if _now_s() <= view.disputed_at + period:  # the arbiter may still decide
+                self._update(row, "disputed", due_at=view.disputed_at + period + 1)
+                return
+            await self._chain(partial(self.client.refund, row.escrow_id, unestimated=True))
+            self._update(row, "refunded", payment={"note": "the arbiter did not decide in time"})
+            log.info("disputed escrow refunded: the arbiter stayed silent",
+                     escrow_id=row.escrow_id, amount=view.amount)  # fmt: skip
         else:
             self._update(row, view.status.name.lower().replace("_", "-"))
 
@@ -371,10 +628,21 @@ class Settlement:
             await self._chain(partial(self.client.claim, row.escrow_id, unestimated=True))
             self._update(row, "claimed")
             log.info("escrow claimed", escrow_id=row.escrow_id, amount=view.amount)
+        elif view.status == EscrowStatus.DISPUTED:  # the arbiter decides; look again after
+            period = self.client.deployment.arbitration_period_s
+            if row.state != "disputed":
+                log.warning("the requester disputed a committed result; the arbiter decides",
+                            escrow_id=row.escrow_id, arbiter=view.arbiter)  # fmt: skip
+            decided_by = view.disputed_at + period + 1  # then a silent arbiter means refund
+            due = decided_by if _now_s() < decided_by else _now_s() + SILENT_ARBITER_RECHECK_S
+            self._update(row, "disputed", due_at=due, payment={"arbiter": view.arbiter})
         else:
-            self._update(row, "unpaid")
+            self._update(row, "unpaid", payment={"escrowStatus": view.status.name.lower()})
 
     # ---- records ------------------------------------------------------------------------------
+
+    def payments_row(self, escrow_id: str) -> StoredPayment | None:
+        return self._store.get_payment(escrow_id)
 
     def _row(self, escrow_id: str) -> StoredPayment:
         row = self._store.get_payment(escrow_id)
@@ -436,4 +704,47 @@ def register_ledger_api(dispatcher: JsonRpcDispatcher, settlement: Settlement | 
             ],
         )
 
+    def operator_settlement(ctx: CallContext) -> Settlement:
+        if ctx.principal != LOCAL_PRINCIPAL:
+            raise RpcError(ErrorCode.UNAUTHORIZED, "Unauthorized: only the node's operator")
+        if settlement is None:
+            raise RpcError(
+                ErrorCode.UNSUPPORTED_OPERATION, "this node has no ledger (set chain_home)"
+            )
+        return settlement
+
+    def requester_row(ledger: Settlement, escrow_id: str) -> StoredPayment:
+        row = ledger.payments_row(escrow_id)
+        if row is None or row.role != "requester":
+            raise RpcError(
+                ErrorCode.INVALID_PARAMS,
+                f"Invalid params: escrow {escrow_id} was not opened by this node",
+            )
+        return row
+
+    async def release(params: EscrowReleaseParams, ctx: CallContext) -> EscrowSettled:
+        ledger = operator_settlement(ctx)
+        requester_row(ledger, params.escrow_id)
+        try:
+            tx = await ledger.release(params.escrow_id, None)
+        except (LedgerError, OSError) as exc:
+            raise RpcError(ErrorCode.INVALID_PARAMS, f"cannot release: {exc}") from exc
+        return EscrowSettled(escrow_id=params.escrow_id, state="released", tx=tx)
+
+    async def dispute(params: EscrowDisputeParams, ctx: CallContext) -> EscrowSettled:
+        ledger = operator_settlement(ctx)
+        requester_row(ledger, params.escrow_id)
+        delivered = params.delivered_hash or ledger.delivered_hash(params.escrow_id)
+        try:
+            tx = await ledger.dispute(params.escrow_id, delivered, params.reason)
+        except (LedgerError, OSError) as exc:
+            raise RpcError(ErrorCode.INVALID_PARAMS, f"cannot dispute: {exc}") from exc
+        return EscrowSettled(escrow_id=params.escrow_id, state="disputed", tx=tx)
+
     dispatcher.register("noosphere.ledger.status", EmptyParams, status, authenticated=True)
+    dispatcher.register(
+        "noosphere.ledger.release", EscrowReleaseParams, release, authenticated=True
+    )
+    dispatcher.register(
+        "noosphere.ledger.dispute", EscrowDisputeParams, dispute, authenticated=True
+    )

@@ -1,8 +1,11 @@
 """All six phases from the requester's node: ``noosphere.tasks.submit`` takes a task in plain words
 and runs Recruit (MARS over the card index), Settle's first half (an escrow for the chosen agent's
-price), Execute (A2A streaming to the agent, parts sealed under an ABE policy if asked), Settle's
-second half (release when the result matches the agent's on-chain commitment) and Feedback (a
-signed rating gossiped to the network, and the score on the registry).
+price, naming this node's arbiter, and an authorization that lets only this node spend it on this
+message), Execute (A2A streaming to the agent, parts sealed under an ABE policy if asked), Settle's
+second half (release when the result matches the agent's on-chain commitment, a dispute before the
+arbiter when it does not; with ``auto_release`` off the operator releases or disputes) and
+Feedback (a signed rating gossiped to the network, and the score on the registry entry the card
+names, if that entry proves it belongs to the card's node).
 
 An agent that fails, refuses or cannot be reached costs an attempt: its escrow is refunded once its
 deadline passes and the next candidate is tried. Each submission is a record in the store, updated
@@ -40,7 +43,7 @@ from noosphere.protocol.api import (
     SubmitParams,
 )
 from noosphere.protocol.feedback import FeedbackError, TaskReceipt, verify_receipt
-from noosphere.protocol.payment import PAYMENT_METADATA_KEY, escrow_id_for
+from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef, escrow_id_for
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
 from .a2a_client import A2AClient, text_message
@@ -49,7 +52,7 @@ from .cards import CardIndex
 from .feedback_api import FeedbackService
 from .mars_api import MarsService
 from .rpc import CallContext, JsonRpcDispatcher
-from .settlement import Settlement, artifacts_hash
+from .settlement import CommitmentMismatch, Settlement, artifacts_hash
 from .store import NodeStore
 
 log = structlog.get_logger("noosphere.submit")
@@ -92,6 +95,7 @@ class Submitter:
         authorities: Callable[[], Sequence[AuthorityPublicKey]],
         *,
         escrow_deadline_s: int,
+        auto_release: bool = True,
     ) -> None:
         self._key = key
         self._store = store
@@ -101,6 +105,7 @@ class Submitter:
         self._settlement = settlement
         self._authorities = authorities
         self._deadline_s = escrow_deadline_s
+        self._auto_release = auto_release
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     # ---- API -----------------------------------------------------------------------------------
@@ -200,14 +205,17 @@ class Submitter:
                 price=choice.price, score=choice.score,
             )
         )  # fmt: skip
-        metadata: dict[str, Any] = {}
+        message = self._message(params)
         pay_to = card.noosphere().evm_address if card is not None else None
         # without a ledger on its node the price is advisory; this node's own agents are free
         if choice.price > 0 and pay_to and choice.peer_id != self._key.peer_id:
-            metadata[PAYMENT_METADATA_KEY] = await self._pay(
+            ref = await self._pay(
                 record, number, choice, pay_to, params.deadline_s or self._deadline_s
             )
-        message = self._message(params, metadata)
+            assert self._settlement is not None  # _pay fails without one
+            ref = self._settlement.authorize(ref, self._key.peer_id, message.message_id)
+            metadata = {PAYMENT_METADATA_KEY: ref.to_wire()}
+            message = message.model_copy(update={"metadata": metadata})
         with record.phase("execute"):
             return await self._execute(
                 record, choice, message, (params.deadline_s or self._deadline_s) + RESULT_MARGIN_S
@@ -220,7 +228,7 @@ class Submitter:
         choice: RecruitChoice,
         pay_to: str,
         deadline_s: int,
-    ) -> dict[str, Any]:
+    ) -> PaymentRef:
         if self._settlement is None:
             raise _Failed("unpaid", f"{choice.name} charges {choice.price} and this node has no"
                           " ledger (set chain_home in its config)")  # fmt: skip
@@ -236,16 +244,16 @@ class Submitter:
         record.attempt(escrow_id=escrow_id, payment="open")
         record.event("pay", f"escrow {escrow_id[:10]}… locks {choice.price} for {choice.name}"
                      f" until {time.strftime('%H:%M:%S', time.localtime(deadline))}")  # fmt: skip
-        return ref.to_wire()
+        return ref
 
-    def _message(self, params: SubmitParams, metadata: dict[str, Any]) -> Message:
+    def _message(self, params: SubmitParams) -> Message:
         message = text_message(params.task, extra_parts=[Part.of_data(d) for d in params.data])
         if params.policy is not None:
             sealed = seal_parts(
                 self._authority(params.issuer), params.policy, message.parts, message.message_id
             )
             message = message.model_copy(update={"parts": [sealed]})
-        return message.model_copy(update={"metadata": metadata or None})
+        return message
 
     async def _execute(
         self, record: _Record, choice: RecruitChoice, message: Message, timeout_s: int
@@ -306,26 +314,77 @@ class Submitter:
         attempt = record.current
         record.attempt(state="completed")
         receipt = self._receipt(task, attempt)
-        paid = 0
+        paid, released = 0, True
         if attempt.escrow_id and self._settlement is not None:
             with record.phase("settle"):
-                try:
-                    tx = await self._settlement.release(attempt.escrow_id, artifacts_hash(task))
-                except LedgerError as exc:
-                    self._settlement.refund_later(attempt.escrow_id)
-                    record.attempt(payment="refund after deadline", reason=str(exc))
-                    record.fail(f"result not paid: {exc}")
-                    return
-            paid = choice.price
-            record.attempt(payment="released")
-            record.event("settle", f"released {paid} to {choice.name} (tx {tx[:10]}…)")
+                outcome = await self._release(record, choice, attempt.escrow_id, task)
+            if outcome is None:
+                return
+            released = outcome
+            paid = choice.price if released else 0
         before = self._feedback.trust.reputation(choice.card_id)
         with record.phase("feedback"):
-            if receipt is not None:
+            if receipt is not None and released:  # a result awaiting the operator: not yet
                 self._rate(record, receipt, RATING_COMPLETED)
-            await self._rate_on_chain(record, choice, attempt)
+            await self._rate_on_chain(record, choice, record.current)
         after = self._feedback.trust.reputation(choice.card_id)
         record.complete(choice.card_id, task, paid, before, after)
+
+    async def _release(
+        self, record: _Record, choice: RecruitChoice, escrow_id: str, task: Task
+    ) -> bool | None:
+        """Pay for a completed result: True once released, False when it waits for the
+        operator (``auto_release`` off), None when the submission failed (no or a wrong
+        commitment: disputed before the arbiter if the escrow has one)."""
+        assert self._settlement is not None
+        delivered = artifacts_hash(task)
+        try:
+            if not self._auto_release:
+                await self._settlement.check_commitment(escrow_id, delivered)
+                record.attempt(payment="awaiting the operator")
+                record.event("settle", f"result committed on chain; release it (noosphere ledger"
+                             f" release {escrow_id}) or dispute it (noosphere ledger dispute"
+                             f" {escrow_id} --reason ...)")  # fmt: skip
+                return False
+            tx = await self._settlement.release(escrow_id, delivered)
+        except CommitmentMismatch as exc:
+            await self._dispute_mismatch(record, escrow_id, exc)
+            return None
+        except LedgerError as exc:
+            self._settlement.refund_later(escrow_id)
+            record.attempt(payment="refund after deadline", reason=str(exc))
+            record.fail(f"result not paid: {exc}")
+            return None
+        record.attempt(payment="released")
+        record.event("settle", f"released {choice.price} to {choice.name} (tx {tx[:10]}…)")
+        return True
+
+    async def _dispute_mismatch(
+        self, record: _Record, escrow_id: str, mismatch: CommitmentMismatch
+    ) -> None:
+        """The agent committed something other than what it delivered: dispute it (the arbiter
+        decides), or, without an arbiter, let the escrow settle by the contract's rules."""
+        assert self._settlement is not None
+        if mismatch.committed is None:  # nothing committed: refunded after the deadline
+            self._settlement.refund_later(escrow_id)
+            record.attempt(payment="refund after deadline", reason=str(mismatch))
+            record.fail(f"result not paid: {mismatch}")
+            return
+        if not self._settlement.has_arbiter(escrow_id):
+            record.attempt(payment="not released (no arbiter)", reason=str(mismatch))
+            record.fail(f"result not paid: {mismatch}; the escrow names no arbiter to dispute to")
+            return
+        reason = f"delivered result does not match the commitment: {mismatch}"
+        try:
+            tx = await self._settlement.dispute(escrow_id, mismatch.delivered, reason[:1024])
+        except LedgerError as exc:
+            record.attempt(payment="not released", reason=f"{mismatch}; dispute failed: {exc}")
+            record.fail(f"result not paid: {mismatch}; dispute failed: {exc}")
+            return
+        record.attempt(payment="disputed", reason=str(mismatch))
+        record.event("settle", f"disputed escrow {escrow_id[:10]}… before its arbiter"
+                     f" (tx {tx[:10]}…): {mismatch}")  # fmt: skip
+        record.fail(f"result not paid: {mismatch}; disputed, the arbiter decides")
 
     def _receipt(self, task: Task, attempt: SubmissionAttempt) -> TaskReceipt | None:
         raw = (task.metadata or {}).get("noosphere", {}).get("receipt")
@@ -352,18 +411,23 @@ class Submitter:
         self, record: _Record, choice: RecruitChoice, attempt: SubmissionAttempt
     ) -> None:
         card = self._card(choice.card_id)
-        registry_id = card.noosphere().registry_id if card is not None else None
-        if self._settlement is None or attempt.escrow_id is None or registry_id is None:
+        ext = card.noosphere() if card is not None else None
+        if self._settlement is None or attempt.escrow_id is None or ext is None:
+            return
+        if ext.registry_id is None or ext.evm_address is None or attempt.payment != "released":
             return
         score = round(RATING_COMPLETED * 100)
         try:
             await self._settlement.rate_on_chain(
-                registry_id, attempt.escrow_id, score, f"noosphere:task:{attempt.task_id}"
-            )
+                ext.registry_id, attempt.escrow_id, score, f"noosphere:task:{attempt.task_id}",
+                peer_id=ext.peer_id, agent_name=ext.agent_id, owner=ext.evm_address,
+            )  # fmt: skip
         except LedgerError as exc:
             record.event("feedback", f"on-chain rating failed: {exc}")
             return
-        record.event("feedback", f"score {score} recorded on the registry for agent #{registry_id}")
+        record.event(
+            "feedback", f"score {score} recorded on the registry for agent #{ext.registry_id}"
+        )
 
     # ---- helpers -------------------------------------------------------------------------------
 

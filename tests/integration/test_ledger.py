@@ -26,11 +26,14 @@ from noosphere.ledger.client import (
     LedgerClient,
     LedgerError,
 )
+from noosphere.ledger.registry_proof import proof_problem, sign_registration
+from noosphere.protocol import NodeKey
 
 pytestmark = pytest.mark.integration
 
 TOKEN = 10**18
 GRACE_S = 120
+ARBITRATION_S = 300
 GAS: dict[str, int] = {}
 
 
@@ -85,7 +88,10 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
     chain = LocalChain.start(home)
     accounts = dev_accounts(6)
     owner = LedgerClient(chain.runtime.rpc_url, accounts[0])
-    deployment = owner.deploy_all(grace_period_s=GRACE_S)
+    arbiter = accounts[3]  # the deployment's default arbiter (a third party)
+    deployment = owner.deploy_all(
+        grace_period_s=GRACE_S, arbitration_period_s=ARBITRATION_S, arbiter=arbiter.address
+    )
     deployment.save(home)
     clients = [owner.for_account(a) for a in accounts[1:]]
     state = Ledger(home, chain, deployment, owner, *clients)
@@ -105,6 +111,9 @@ def test_deploy_saves_a_loadable_deployment(ledger: Ledger) -> None:
     assert (ledger.home / "deployments" / f"{DEV_CHAIN_ID}.json").is_file()
     client = LedgerClient(ledger.url, ledger.stranger.account, loaded)
     assert client.call(client.escrow.functions.gracePeriod()) == GRACE_S
+    assert client.call(client.escrow.functions.arbitrationPeriod()) == ARBITRATION_S
+    assert loaded.arbiter == ledger.arbiter.address
+    assert loaded.arbitration_period_s == ARBITRATION_S
     assert client.call(client.token.functions.owner()) == ledger.owner.address
     assert client.call(client.registry.functions.escrow()) == ledger.deployment.escrow
     assert client.call(client.channel.functions.token()) == ledger.deployment.token
@@ -115,6 +124,8 @@ def test_deploy_all_hands_the_minting_right_to_owner(ledger: Ledger) -> None:
     deployer = LedgerClient(ledger.url, ledger.stranger.account)  # not the shared client
     other = deployer.deploy_all(ledger.arbiter.address, grace_period_s=5)
     assert other.owner == ledger.arbiter.address and other.token != ledger.deployment.token
+    assert other.arbiter == ledger.arbiter.address  # by default the owner arbitrates
+    assert deployer.deploy_all(grace_period_s=5, arbiter=None).arbiter is None
     minter = LedgerClient(ledger.url, ledger.arbiter.account, other)
     minter.mint(minter.address, TOKEN)
     assert minter.balance_of() == TOKEN
@@ -271,7 +282,11 @@ def test_payment_channel_vouchers(ledger: Ledger) -> None:
 def test_feedback_only_after_a_settled_escrow(ledger: Ledger) -> None:
     r, a, s = ledger.requester, ledger.agent, ledger.stranger
     receipt_card = Web3.keccak(text="card")
-    agent_id = a.register_agent("https://agent.example/card.json", receipt_card, "12D3KooWAgent")
+    node = NodeKey.generate()
+    proof = sign_registration(node, DEV_CHAIN_ID, ledger.deployment.registry, a.address, "rated")
+    agent_id = a.register_agent(
+        "https://agent.example/card.json", receipt_card, node.peer_id, "rated", proof
+    )
     r.open_escrow("rated", a.address, TOKEN, r.timestamp() + 600)
     a.commit_result("rated", Web3.keccak(text="rated result"))
     with pytest.raises(LedgerError, match="TaskNotSettled"):
@@ -290,6 +305,159 @@ def test_feedback_only_after_a_settled_escrow(ledger: Ledger) -> None:
     r.release("uncommitted")
     with pytest.raises(LedgerError, match="NoCommittedResult"):
         r.give_feedback(agent_id, "uncommitted", 10)
+
+
+def open_committed(ledger: Ledger, task: str, amount: int, *, arbiter: bool = True) -> int:
+    """An escrow naming the deployment's arbiter whose agent committed; returns its deadline."""
+    r, a = ledger.requester, ledger.agent
+    deadline = r.timestamp() + 60
+    r.open_escrow(task, a.address, amount, deadline, ledger.arbiter.address if arbiter else None)
+    a.commit_result(task, Web3.keccak(text=f"junk for {task}"))
+    return deadline
+
+
+def test_dispute_blocks_claim_until_the_arbiter_decides(ledger: Ledger) -> None:
+    r, a, arb, s = ledger.requester, ledger.agent, ledger.arbiter, ledger.stranger
+    before_r, before_a = r.balance_of(), a.balance_of()
+    open_committed(ledger, "junk", 2 * TOKEN)
+    delivered = Web3.keccak(text="what arrived")
+    with pytest.raises(LedgerError, match="Unauthorized"):
+        s.dispute("junk", delivered, "not mine to dispute")
+    with pytest.raises(LedgerError, match="Unauthorized"):
+        a.dispute("junk", delivered, "the agent cannot dispute either")
+    with pytest.raises(LedgerError, match="ReasonTooLong"):
+        r.dispute("junk", delivered, "x" * 1025)
+    record("TaskEscrow.dispute", r.dispute("junk", delivered, "the summary is empty"))
+    view = r.get_escrow("junk")
+    assert view.status is EscrowStatus.DISPUTED and view.disputed_at > 0
+    record_ = s.get_dispute("junk")  # the evidence is public: the arbiter reads it
+    assert record_ is not None and record_.delivered_hash == delivered.to_0x_hex()
+    assert record_.reason == "the summary is empty" and record_.requester == r.address
+    assert s.get_dispute("never-disputed") is None
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        r.dispute("junk", delivered, "twice")
+    advance(ledger.url, 61 + GRACE_S)  # past deadline + grace: an undisputed agent could claim
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        a.claim("junk")
+    with pytest.raises(LedgerError, match="TooEarly"):
+        s.refund("junk")  # the arbiter still has time
+    with pytest.raises(LedgerError, match="Unauthorized"):
+        s.resolve("junk", pay_agent=True)
+    arb.resolve("junk", pay_agent=False)
+    assert r.get_escrow("junk").status is EscrowStatus.RESOLVED_FOR_REQUESTER
+    assert (r.balance_of(), a.balance_of()) == (before_r, before_a)
+
+
+def test_the_arbiter_may_side_with_the_agent_and_the_requester_may_withdraw(
+    ledger: Ledger,
+) -> None:
+    r, a, arb = ledger.requester, ledger.agent, ledger.arbiter
+    before_a = a.balance_of()
+    open_committed(ledger, "fine-after-all", TOKEN)
+    r.dispute("fine-after-all", None, "looked wrong")
+    record("TaskEscrow.resolve (disputed)", arb.resolve("fine-after-all", pay_agent=True))
+    assert r.get_escrow("fine-after-all").status is EscrowStatus.RESOLVED_FOR_AGENT
+    open_committed(ledger, "withdrawn", TOKEN)
+    r.dispute("withdrawn", None, "hasty")
+    r.release("withdrawn")  # the requester may still accept (and pay) while disputed
+    assert r.get_escrow("withdrawn").status is EscrowStatus.RELEASED
+    assert a.balance_of() == before_a + 2 * TOKEN
+
+
+def test_a_silent_arbiter_lets_the_requester_be_refunded(ledger: Ledger) -> None:
+    r, a, s = ledger.requester, ledger.agent, ledger.stranger
+    before_r = r.balance_of()
+    open_committed(ledger, "silence", 3 * TOKEN)
+    r.dispute("silence", None, "no result arrived")
+    disputed_at = r.get_escrow("silence").disputed_at
+    with pytest.raises(LedgerError, match="TooEarly") as early:
+        s.refund("silence")
+    assert early.value.error_args["availableAfter"] == disputed_at + ARBITRATION_S
+    advance(ledger.url, ARBITRATION_S + 1)
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        a.claim("silence")
+    record("TaskEscrow.refund (silent arbiter)", s.refund("silence"))  # anyone may trigger it
+    assert r.get_escrow("silence").status is EscrowStatus.REFUNDED
+    assert r.balance_of() == before_r
+
+
+def test_no_dispute_without_an_arbiter_after_the_window_or_before_a_commit(
+    ledger: Ledger,
+) -> None:
+    r, a = ledger.requester, ledger.agent
+    open_committed(ledger, "no-arbiter", TOKEN, arbiter=False)
+    with pytest.raises(LedgerError, match="NoArbiter"):
+        r.dispute("no-arbiter", None, "nobody would hear it")
+    r.open_escrow("uncommitted-dispute", a.address, TOKEN, r.timestamp() + 60,
+                  ledger.arbiter.address)  # fmt: skip
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        r.dispute("uncommitted-dispute", None, "nothing committed: refund instead")
+    deadline = open_committed(ledger, "too-late", TOKEN)
+    advance(ledger.url, deadline + GRACE_S - r.timestamp() + 1)
+    with pytest.raises(LedgerError, match="DisputeWindowClosed") as closed:
+        r.dispute("too-late", None, "after the window")
+    assert closed.value.error_args["closedAt"] == deadline + GRACE_S
+    a.claim("too-late")  # the window is the claim's: one or the other, never both
+    r.refund("uncommitted-dispute")
+    r.release("no-arbiter")
+
+
+def test_registry_entries_carry_a_peer_key_proof_that_readers_check(ledger: Ledger) -> None:
+    """A stranger registers the victim's peer id with a forged proof, and with the victim's own
+    proof copied verbatim: the chain stores both (peer ids are not unique), every proof check
+    rejects them, and the victim's own registration is unaffected."""
+    a, s = ledger.agent, ledger.stranger
+    chain_id, registry = DEV_CHAIN_ID, ledger.deployment.registry
+    victim, attacker = NodeKey.generate(), NodeKey.generate()
+    proof = sign_registration(victim, chain_id, registry, a.address, "calc")
+    card_hash = Web3.keccak(text="victim card")
+    receipt_id = a.register_agent("https://victim/card", card_hash, victim.peer_id, "calc", proof)
+    assert a.registration_problem(
+        receipt_id, peer_id=victim.peer_id, agent_name="calc", owner=a.address
+    ) is None  # fmt: skip
+    forged = sign_registration(attacker, chain_id, registry, s.address, "calc")
+    squat = s.register_agent("https://evil/card", card_hash, victim.peer_id, "calc", forged)
+    copied = s.register_agent("https://evil/card", card_hash, victim.peer_id, "calc", proof)
+    junk = s.register_agent("https://evil/card", card_hash, victim.peer_id, "calc", b"\x01")
+    for fake in (squat, copied, junk):
+        entry = s.get_agent(fake)
+        assert entry.peer_id == victim.peer_id and entry.owner == s.address  # stored as given
+        assert proof_problem(entry, chain_id, registry) is not None
+        problem = s.registration_problem(fake, peer_id=victim.peer_id, agent_name="calc")
+        assert problem is not None and f"#{fake}" in problem
+    # the victim's entry is untouched and still the only proven one for its peer id
+    assert proof_problem(a.get_agent(receipt_id), chain_id, registry) is None
+    proven = [
+        i
+        for i in range(1, a.total_agents() + 1)
+        if (e := a.get_agent(i)).peer_id == victim.peer_id
+        and proof_problem(e, chain_id, registry) is None
+    ]
+    assert proven == [receipt_id]
+    # a proof for another chain, registry or name does not carry over
+    for other in (
+        sign_registration(victim, 1, registry, s.address, "calc"),
+        sign_registration(victim, chain_id, ledger.deployment.escrow, s.address, "calc"),
+        sign_registration(victim, chain_id, registry, s.address, "other"),
+    ):
+        wrong = s.register_agent("https://evil/card", card_hash, victim.peer_id, "calc", other)
+        assert proof_problem(s.get_agent(wrong), chain_id, registry) is not None
+    # a transferred identity reads as unproven until its new owner proves it again
+    a.transact(a.registry.functions.transferFrom(a.address, s.address, receipt_id))
+    assert "belongs to" in (a.registration_problem(
+        receipt_id, peer_id=victim.peer_id, agent_name="calc", owner=a.address) or "")  # fmt: skip
+    assert proof_problem(a.get_agent(receipt_id), chain_id, registry) is not None
+    again = sign_registration(victim, chain_id, registry, s.address, "calc")
+    record("AgentRegistry.update", s.update_agent(
+        receipt_id, "https://victim/card", card_hash, victim.peer_id, "calc", again))  # fmt: skip
+    assert proof_problem(s.get_agent(receipt_id), chain_id, registry) is None
+    with pytest.raises(LedgerError, match="EmptyField"):
+        a.register_agent("https://x", card_hash, victim.peer_id, "calc", b"")
+    with pytest.raises(LedgerError, match="FieldTooLong"):
+        a.register_agent("https://x", card_hash, victim.peer_id, "calc", bytes(129))
+    record("AgentRegistry.register", a.transact(a.registry.functions.register(
+        "https://victim/card2", card_hash, victim.peer_id, "calc2",
+        sign_registration(victim, chain_id, registry, a.address, "calc2"))))  # fmt: skip
 
 
 async def test_concurrent_transfers_from_one_account_all_land(ledger: Ledger) -> None:
@@ -330,16 +498,26 @@ def test_total_supply_is_conserved_over_random_escrow_operations(ledger: Ledger)
     locked: dict[str, int] = {}  # unsettled escrows we opened -> amount
     opened: list[str] = []
     reverts = 0
-    for step in range(30):
-        op = rng.choice(["open", "open", "commit", "release", "refund", "claim", "time", "pay"])
+    for step in range(40):
+        op = rng.choice(
+            ["open", "open", "commit", "release", "refund", "claim", "dispute", "resolve", "time",
+             "pay"]
+        )  # fmt: skip
         task = rng.choice(opened) if opened else None
         try:
             if op == "open" or task is None:
                 task = f"prop-{step}"
                 amount = rng.randint(1, 5 * TOKEN)
-                r.open_escrow(task, a.address, amount, r.timestamp() + rng.randint(30, 200))
+                arbiter = rng.choice([ledger.arbiter.address, None])
+                deadline = r.timestamp() + rng.randint(30, 200)
+                r.open_escrow(task, a.address, amount, deadline, arbiter)
                 opened.append(task)
                 locked[task] = amount
+            elif op == "dispute":
+                r.dispute(task, Web3.keccak(text="delivered"), "property test")
+            elif op == "resolve":
+                ledger.arbiter.resolve(task, rng.random() < 0.5)
+                locked.pop(task, None)
             elif op == "commit":
                 a.commit_result(task, Web3.keccak(text=task))
             elif op == "release":
@@ -362,9 +540,9 @@ def test_total_supply_is_conserved_over_random_escrow_operations(ledger: Ledger)
         assert sum(r.balance_of(h) for h in holders) == supply
         assert r.balance_of(ledger.deployment.escrow) == escrow_before + sum(locked.values())
     for task in opened:
-        settled = r.get_escrow(task).status >= EscrowStatus.RELEASED
+        settled = r.get_escrow(task).status.final
         assert settled == (task not in locked)
-    assert 0 < reverts < 30
+    assert 0 < reverts < 40
 
 
 def test_list_escrows_from_events_with_current_status(ledger: Ledger) -> None:

@@ -6,7 +6,9 @@ The committed ``TaskEscrow`` and ``PaymentChannel`` artifacts are deployed over 
 ``HookToken`` (tests/integration/contracts/, compiled here with the pinned solc-js). Every attack
 runs in two modes: ``swallow`` (the attacker catches the failed re-entry, so the outer payment
 completes: it must be paid exactly once) and ``bubble`` (the attacker propagates the failure: the
-whole payment reverts and nothing moves). In both, the re-entry must fail with
+whole payment reverts and nothing moves). The dispute path is covered too: a refund after the
+arbiter stayed silent, a resolve of a disputed escrow, and a dispute attempted from inside a
+payment. In every case the re-entry must fail with
 ``ReentrancyGuardReentrantCall``, the state the victim exposes mid-payment must already be final
 (checks-effects-interactions), and the token supply must sit exactly where the open escrows and
 channels say. ``NaiveEscrow`` (pay first, record later, no guard) is the positive control: the
@@ -49,9 +51,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
 TOKEN = 10**18
 GRACE_S = 60
+ARBITRATION_S = 120
 MODES = ["swallow", "bubble"]
 ZERO = "0x" + "00" * 20
-ESCROW_TUPLE = "(address,uint64,uint8,address,uint64,address,uint256,bytes32)"
+ESCROW_TUPLE = "(address,uint64,uint8,address,uint64,address,uint64,uint256,bytes32)"
 CHANNEL_TUPLE = "(address,uint64,uint8,address,uint256,uint256)"
 
 
@@ -152,7 +155,7 @@ class Evm:
         supply = c.total_supply()
         assert sum(c.balance_of(h) for h in self.holders) == supply
         unsettled = [c.get_escrow(t) for t in self.tasks]
-        locked = sum(e.amount for e in unsettled if e.status < EscrowStatus.RELEASED)
+        locked = sum(e.amount for e in unsettled if not e.status.final)
         assert c.balance_of(c.escrow.address) == locked
         channels = [c.get_channel(cid) for cid in self.channels]
         open_ = sum(ch.deposit - ch.paid for ch in channels if ch.status is ChannelStatus.OPEN)
@@ -177,13 +180,14 @@ def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evm]:
         owner = LedgerClient(chain.runtime.rpc_url, accounts[0])
         start_block = owner.w3.eth.block_number
         hook = _deploy_raw(owner, compiled["HookToken"])
-        escrow = _deploy_raw(owner, load_artifact("TaskEscrow"), hook, GRACE_S)
+        escrow = _deploy_raw(owner, load_artifact("TaskEscrow"), hook, GRACE_S, ARBITRATION_S)
         registry = _deploy_raw(owner, load_artifact("AgentRegistry"), escrow)
         channel = _deploy_raw(owner, load_artifact("PaymentChannel"), hook)
         deployment = Deployment(
             chain_id=owner.chain_id, token=hook, escrow=escrow, registry=registry,
             channel=channel, deployer=owner.address, owner=owner.address,
-            grace_period_s=GRACE_S, block_number=start_block + 1,
+            grace_period_s=GRACE_S, arbitration_period_s=ARBITRATION_S,
+            arbiter=accounts[3].address, block_number=start_block + 1,
             source_hashes={n: load_artifact(n)["sourceHash"] for n in CONTRACT_NAMES},
         )  # fmt: skip
         owner.use(deployment)  # the production client drives the production contracts
@@ -403,6 +407,97 @@ def test_resolve_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
     )
     assert payments == 1
     assert evm.owner.get_escrow(tid).status is EscrowStatus.RESOLVED_FOR_AGENT
+    if mode == "swallow":
+        assert probed(agent, ESCROW_TUPLE)[2] == EscrowStatus.RESOLVED_FOR_AGENT
+
+
+def open_disputed(evm: Evm, requester: Contract, tid: bytes, amount: int, arbiter: str) -> None:
+    """``requester`` (a ReentrantAccount) opens an escrow for the EOA ``payer`` as agent, naming
+    ``arbiter``; the agent commits and the requester disputes."""
+    escrow = evm.owner.escrow
+    evm.fund(requester, escrow.address, amount)
+    deadline = evm.owner.timestamp() + 600
+    evm.exec(requester, escrow, "open", tid, evm.payer.address, amount, deadline, arbiter)
+    evm.tasks.append(tid)
+    evm.payer.commit_result(tid, Web3.keccak(text="junk"))
+    evm.exec(requester, escrow, "dispute", tid, Web3.keccak(text="delivered"), "junk")
+    assert evm.owner.get_escrow(tid).status is EscrowStatus.DISPUTED
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_refund_after_a_silent_arbiter_reentered_by_the_requester(evm: Evm, mode: str) -> None:
+    """The arbiter never answers; anyone refunds after the arbitration period; the requester's
+    hook re-enters refund to be paid twice."""
+    requester = evm.attacker()
+    escrow, tid, amount = evm.owner.escrow, task_id("silent", mode), 6 * TOKEN
+    open_disputed(evm, requester, tid, amount, evm.bystander.address)
+    advance(evm.url, ARBITRATION_S + 1)
+    evm.arm(
+        requester, escrow, "refund", [tid], bubble=mode == "bubble",
+        probe=(escrow, "getEscrow", [tid]),
+    )  # fmt: skip
+
+    payments = attack(
+        evm, mode, requester, requester.address, amount, lambda: evm.stranger.refund(tid)
+    )
+    assert payments == 1
+    assert evm.owner.get_escrow(tid).status is EscrowStatus.REFUNDED
+    if mode == "swallow":
+        assert probed(requester, ESCROW_TUPLE)[2] == EscrowStatus.REFUNDED
+    with pytest.raises(LedgerError, match="InvalidStatus"):
+        evm.stranger.refund(tid)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resolve_of_a_disputed_escrow_reentered_by_the_requester(evm: Evm, mode: str) -> None:
+    """The arbiter refunds a disputed escrow; the requester's hook re-enters refund (its
+    arbitration period is over by then, so only the guard and the final state stop it)."""
+    requester = evm.attacker()
+    escrow, tid, amount = evm.owner.escrow, task_id("resolve-disputed", mode), 2 * TOKEN
+    open_disputed(evm, requester, tid, amount, evm.bystander.address)
+    advance(evm.url, ARBITRATION_S + 1)
+    evm.arm(
+        requester, escrow, "refund", [tid], bubble=mode == "bubble",
+        probe=(escrow, "getEscrow", [tid]),
+    )  # fmt: skip
+
+    payments = attack(
+        evm, mode, requester, requester.address, amount,
+        lambda: evm.bystander.resolve(tid, pay_agent=False),
+    )  # fmt: skip
+    assert payments == 1
+    assert evm.owner.get_escrow(tid).status is EscrowStatus.RESOLVED_FOR_REQUESTER
+    if mode == "swallow":
+        assert probed(requester, ESCROW_TUPLE)[2] == EscrowStatus.RESOLVED_FOR_REQUESTER
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dispute_reentered_while_the_arbiter_pays_a_colluding_agent(evm: Evm, mode: str) -> None:
+    """Requester A and agent B collude: while the arbiter pays B, B makes A dispute the escrow
+    (to block the payment and later take a silent-arbiter refund as well)."""
+    requester, agent = evm.attacker(), evm.attacker()
+    evm.owner.transact(requester.functions.setAccomplice(agent.address))
+    escrow, tid, amount = evm.owner.escrow, task_id("dispute", mode), 3 * TOKEN
+    evm.fund(requester, escrow.address, amount)
+    deadline = evm.owner.timestamp() + 600
+    arbiter = evm.bystander
+    evm.exec(requester, escrow, "open", tid, agent.address, amount, deadline, arbiter.address)
+    evm.tasks.append(tid)
+    evm.exec(agent, escrow, "commitResult", tid, Web3.keccak(text="result"))
+    dispute_again = [
+        escrow.address, escrow.encode_abi("dispute", args=[tid, bytes(32), "from the hook"])
+    ]  # fmt: skip
+    evm.arm(
+        agent, requester, "exec", dispute_again, bubble=mode == "bubble",
+        probe=(escrow, "getEscrow", [tid]),
+    )  # fmt: skip
+
+    payments = attack(
+        evm, mode, agent, agent.address, amount, lambda: arbiter.resolve(tid, pay_agent=True)
+    )
+    assert payments == 1
+    view = evm.owner.get_escrow(tid)
+    assert view.status is EscrowStatus.RESOLVED_FOR_AGENT and view.disputed_at == 0
     if mode == "swallow":
         assert probed(agent, ESCROW_TUPLE)[2] == EscrowStatus.RESOLVED_FOR_AGENT
 

@@ -1,11 +1,17 @@
 """Settle inside a task's life, between real node processes and a real anvil: a priced agent works
-only for an open escrow that pays it, commits its result hash on chain before reporting the task
-completed; the requester's node releases the payment when the result matches the commitment,
-records the rating on the registry, and refunds the escrow of an agent that died mid-task."""
+only for an open escrow that pays it and that the caller is authorized to spend (a stranger
+presenting someone else's escrow is refused), commits its result hash on chain before reporting
+the task completed; the requester's node releases the payment when the result matches the
+commitment (and disputes it before the arbiter when it does not, or when its operator rejects it),
+records the rating on the registry only for an entry whose peer-key proof holds, and refunds the
+escrow of an agent that died mid-task or whose dispute the arbiter left unanswered."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,17 +19,23 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, set_gas_balance
-from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient
+from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient, LedgerError
+from noosphere.ledger.registry_proof import sign_registration
 from noosphere.node.a2a_client import A2AClient, text_message
 from noosphere.node.auth import BearerAuth, PeerAuth
 from noosphere.node.client import NodeClient
 from noosphere.node.keystore import load_or_create_evm_account
 from noosphere.node.launcher import LocalNode
+from noosphere.node.settlement import Settlement
+from noosphere.node.store import NodeStore
 from noosphere.protocol import ErrorCode, NodeKey, RpcError
+from noosphere.protocol.a2a import Message
 from noosphere.protocol.api import Submission
-from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef
+from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef, authorize_payment
 
 from .support import EXAMPLES, Cluster, wait_until
 
@@ -32,6 +44,7 @@ pytestmark = pytest.mark.integration
 AGENTS = Path(__file__).parent / "agents"
 FUNDS = 1_000
 GRACE_S = 30
+ARBITRATION_S = 60  # the deployment's default arbiter (dev account 0) has this long to decide
 
 
 @dataclass
@@ -61,7 +74,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         Account.enable_unaudited_hdwallet_features()
         owner_account = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0")
         owner = LedgerClient(local.runtime.rpc_url, owner_account)
-        deployment = owner.deploy_all(grace_period_s=GRACE_S)
+        deployment = owner.deploy_all(grace_period_s=GRACE_S, arbitration_period_s=ARBITRATION_S)
         deployment.save(home)
         yield Chain(home, local.runtime.rpc_url, owner, deployment)
     finally:
@@ -151,80 +164,169 @@ def test_submit_pays_the_agent_exactly_once_and_rates_it_on_chain(
     assert payment["resultHash"] == view.result_hash
 
 
+@dataclass
+class Requester:
+    """A peer in the test process that pays for its own tasks: node key (the A2A principal) and
+    ledger account (opens escrows and signs payment authorizations)."""
+
+    key: NodeKey
+    ledger: LedgerClient
+
+    def message(self, text: str = "what is 2 + 2?") -> Message:
+        return text_message(text)
+
+    def pay(self, message: Message, escrow_id: str) -> Message:
+        """``message`` carrying ``escrow_id``, authorized by this requester for itself."""
+        ref = PaymentRef(
+            chain_id=self.ledger.chain_id,
+            escrow=self.ledger.deployment.escrow,
+            escrow_id=escrow_id,
+        )
+        ref = authorize_payment(ref, self.ledger.account, self.key.peer_id, message.message_id)
+        return with_ref(message, ref.to_wire())
+
+    async def send(self, node: LocalNode, message: Message) -> Any:
+        async with A2AClient(node.rpc_url, auth=PeerAuth(self.key)) as client:
+            return await client.send(message)
+
+
+def with_ref(message: Message, ref: dict[str, Any] | None) -> Message:
+    metadata = None if ref is None else {PAYMENT_METADATA_KEY: ref}
+    return message.model_copy(update={"metadata": metadata})
+
+
+def new_requester(chain: Chain, funds: int = 100) -> Requester:
+    account = Account.create()
+    set_gas_balance(chain.url, account.address, 10**20)
+    chain.owner.mint(account.address, funds)
+    return Requester(NodeKey.generate(), chain.owner.for_account(account))
+
+
+def refused(call: Any, match: str) -> RpcError:
+    with pytest.raises(RpcError, match=match) as info:
+        asyncio.run(call)
+    assert info.value.code == ErrorCode.PAYMENT_REQUIRED, info.value
+    return info.value
+
+
 def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, chain: Chain) -> None:
     agent_addr = chain.fund(cluster.root / "agent")
     agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
-    payer = chain.owner
-    payer.mint(payer.address, 100)
+    payer = new_requester(chain)  # another node: it signs its requests and must pay
+    r = payer.ledger
 
-    stranger = NodeKey.generate()  # another node: it signs its requests and must pay
-
-    async def send(metadata: dict[str, Any] | None, *, operator: bool = False) -> Any:
-        message = text_message("what is 2 + 2?").model_copy(update={"metadata": metadata})
-        auth = BearerAuth(agent.token) if operator else PeerAuth(stranger)
-        async with A2AClient(agent.rpc_url, auth=auth) as client:
-            return await client.send(message)
+    async def as_operator() -> Any:
+        async with A2AClient(agent.rpc_url, auth=BearerAuth(agent.token)) as client:
+            return await client.send(text_message("what is 2 + 2?"))
 
     # the node's own operator never pays its own agent
-    assert asyncio.run(send(None, operator=True)).status.state.short == "completed"
+    assert asyncio.run(as_operator()).status.state.short == "completed"
 
-    with pytest.raises(RpcError) as unpaid:
-        asyncio.run(send(None))
-    assert unpaid.value.code == ErrorCode.PAYMENT_REQUIRED
-    terms = unpaid.value.data
+    unpaid = refused(payer.send(agent, payer.message()), "charges 5")
+    terms = unpaid.data
     assert terms["price"] == "5" and terms["payTo"] == agent_addr
     assert terms["escrow"] == chain.deployment.escrow
+    assert chain.deployment.arbiter is not None
+    assert terms["arbiters"] == [chain.deployment.arbiter.lower()]  # the deployment's default
+    assert terms["arbiterRequired"] is False
 
-    now = payer.timestamp()
+    now = r.timestamp()
     too_small = "0x" + "11" * 32
-    payer.approve(chain.deployment.escrow, 100)
-    payer.open_escrow(too_small, agent_addr, 4, now + 600)
-    with pytest.raises(RpcError, match="holds 4, the price is 5") as small:
-        asyncio.run(send(ref(chain, too_small)))
-    assert small.value.code == ErrorCode.PAYMENT_REQUIRED
+    r.open_escrow(too_small, agent_addr, 4, now + 600)
+    refused(payer.send(agent, payer.pay(payer.message(), too_small)), "holds 4, the price is 5")
 
     good = "0x" + "22" * 32
-    payer.open_escrow(good, agent_addr, 5, now + 600)
-    task = asyncio.run(send(ref(chain, good)))
+    r.open_escrow(good, agent_addr, 5, now + 600)
+    task = asyncio.run(payer.send(agent, payer.pay(payer.message(), good)))
     assert task.status.state.short == "completed"
-    assert payer.get_escrow(good).status == EscrowStatus.COMMITTED
-    with pytest.raises(RpcError, match="already paid") as replay:
-        asyncio.run(send(ref(chain, good)))
-    assert replay.value.code == ErrorCode.PAYMENT_REQUIRED
+    assert r.get_escrow(good).status == EscrowStatus.COMMITTED
+    refused(payer.send(agent, payer.pay(payer.message(), good)), "already paid")
 
+    malformed = {"chainId": 1, "escrow": "x", "escrowId": "y"}
     with pytest.raises(RpcError) as bad:
-        asyncio.run(send({PAYMENT_METADATA_KEY: {"chainId": 1, "escrow": "x", "escrowId": "y"}}))
+        asyncio.run(payer.send(agent, with_ref(payer.message(), malformed)))
     assert bad.value.code == ErrorCode.INVALID_PARAMS
 
     # an escrow for someone else, one about to expire, one on another chain
     other = "0x" + "33" * 32
-    payer.open_escrow(other, Account.create().address, 5, now + 600)
-    with pytest.raises(RpcError, match="not this agent"):
-        asyncio.run(send(ref(chain, other)))
+    r.open_escrow(other, Account.create().address, 5, now + 600)
+    refused(payer.send(agent, payer.pay(payer.message(), other)), "not this agent")
     soon = "0x" + "44" * 32
-    payer.open_escrow(soon, agent_addr, 5, payer.timestamp() + 3)
-    with pytest.raises(RpcError, match="at least 5 s are needed"):
-        asyncio.run(send(ref(chain, soon)))
-    wrong_chain = {PAYMENT_METADATA_KEY: {**ref(chain, good)[PAYMENT_METADATA_KEY], "chainId": 1}}
-    with pytest.raises(RpcError, match="must be on chain") as foreign:
-        asyncio.run(send(wrong_chain))
-    assert foreign.value.code == ErrorCode.PAYMENT_REQUIRED
+    r.open_escrow(soon, agent_addr, 5, r.timestamp() + 3)
+    refused(payer.send(agent, payer.pay(payer.message(), soon)), "at least 5 s are needed")
+    message = payer.pay(payer.message(), good)
+    foreign = {**(message.metadata or {})[PAYMENT_METADATA_KEY], "chainId": 1}
+    refused(payer.send(agent, with_ref(message, foreign)), "must be on chain")
+    # an arbiter the agent does not accept (it takes the deployment's default, or none)
+    odd_arbiter = "0x" + "55" * 32
+    r.open_escrow(odd_arbiter, agent_addr, 5, now + 600, Account.create().address)
+    refused(payer.send(agent, payer.pay(payer.message(), odd_arbiter)), "this agent accepts")
 
     # a restarted agent node still knows the escrow it was paid with
     agent.kill()
     agent = cluster.start("agent", env=chain.env())
-    with pytest.raises(RpcError, match="already paid"):
-        asyncio.run(send(ref(chain, good)))
+    refused(payer.send(agent, payer.pay(payer.message(), good)), "already paid")
 
 
-def ref(chain: Chain, escrow_id: str) -> dict[str, Any]:
-    return {
-        PAYMENT_METADATA_KEY: PaymentRef(
-            chain_id=chain.deployment.chain_id,
-            escrow=chain.deployment.escrow,
-            escrow_id=escrow_id,
-        ).to_wire()
-    }
+def test_a_stranger_cannot_spend_someone_elses_escrow(cluster: Cluster, chain: Chain) -> None:
+    """Escrow ids are public. A stranger presents the victim's open escrow: without an
+    authorization, with one it signed itself, with a forged signature, with the victim's
+    signature under its own name, and with the victim's authorization copied verbatim (also
+    re-sending the victim's very message). Every attempt is refused with -32043, the escrow is
+    never bound, and the victim's own request then succeeds and pays the agent exactly once."""
+    agent_addr = chain.fund(cluster.root / "agent")
+    agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
+    victim, attacker = new_requester(chain), new_requester(chain)
+    escrow_id = "0x" + "77" * 32
+    victim.ledger.open_escrow(escrow_id, agent_addr, 5, victim.ledger.timestamp() + 600)
+    victims_message = victim.pay(victim.message("what is 6 * 7?"), escrow_id)
+    victims_ref = (victims_message.metadata or {})[PAYMENT_METADATA_KEY]
+    victims_auth = victims_ref["authorization"]
+
+    def attempt(message: Message) -> Any:
+        return attacker.send(agent, message)
+
+    bare = {k: v for k, v in victims_ref.items() if k != "authorization"}
+    refused(attempt(with_ref(attacker.message(), bare)), "carries no authorization")
+    refused(
+        attempt(attacker.pay(attacker.message(), escrow_id)),
+        f"signed by {attacker.ledger.address}, not by the escrow's requester",
+    )
+    forged_auth = {**victims_auth, "principal": attacker.key.peer_id,
+                   "signature": "0x" + "ab" * 64 + "1b"}  # fmt: skip
+    forged = attacker.message()
+    forged_auth["messageId"] = forged.message_id
+    refused(attempt(with_ref(forged, {**victims_ref, "authorization": forged_auth})), "escrow")
+    # the victim's signature under the attacker's name and message: EIP-712 covers both, so it
+    # recovers to some unrelated address, not the escrow's requester
+    renamed = attacker.message()
+    renamed_auth = {**victims_auth, "principal": attacker.key.peer_id,
+                    "messageId": renamed.message_id}  # fmt: skip
+    refused(
+        attempt(with_ref(renamed, {**victims_ref, "authorization": renamed_auth})),
+        "not by the escrow's requester",
+    )
+    # verbatim copies: on another message, and the victim's very message re-sent
+    refused(attempt(with_ref(attacker.message(), victims_ref)), "is authorized for")
+    refused(attempt(victims_message), f"not for the caller {attacker.key.peer_id}")
+    # nor can the victim's authorization be moved to another of the victim's messages
+    refused(victim.send(agent, with_ref(victim.message(), victims_ref)), "authorized for message")
+
+    # nothing was bound: the escrow is open and the agent's node has no record of it
+    assert victim.ledger.get_escrow(escrow_id).status == EscrowStatus.OPEN
+    with operator(agent) as client:
+        assert client.call("noosphere.ledger.status")["payments"] == []
+
+    before = victim.ledger.balance_of(agent_addr)
+    task = asyncio.run(victim.send(agent, victims_message))
+    assert task.status.state.short == "completed" and "42" in str(task.artifacts)
+    assert victim.ledger.get_escrow(escrow_id).status == EscrowStatus.COMMITTED
+    victim.ledger.release(escrow_id)
+    assert victim.ledger.balance_of(agent_addr) == before + 5
+    assert victim.ledger.balance_of(victim.ledger.address) == 100 - 5
+    assert attacker.ledger.balance_of(attacker.ledger.address) == 100  # paid nothing, got nothing
+    refused(attempt(victims_message), "not for the caller")
+    refused(victim.send(agent, victims_message), "already paid")
 
 
 def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
@@ -236,14 +338,18 @@ def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
     requester_addr = chain.fund(cluster.root / "requester")
     first_addr = chain.fund(cluster.root / "w1")
     second_addr = chain.fund(cluster.root / "w2")
-    w1 = cluster.start("w1", agents=[AGENTS / "slow-paid.yaml"], env=chain.env())
+    # models loaded at start: the replacement's first turn must not spend its deadline loading
+    # them on a busy machine
+    preload = {**chain.env(), "NOOSPHERE_PRELOAD_MODELS": "true"}
+    w1 = cluster.start("w1", agents=[AGENTS / "slow-paid.yaml"], env=preload)
     w2 = cluster.start(
-        "w2", agents=[AGENTS / "slow-paid.yaml"], bootstrap=[w1.multiaddr], env=chain.env()
+        "w2", agents=[AGENTS / "slow-paid.yaml"], bootstrap=[w1.multiaddr], env=preload
     )
     requester = cluster.start("requester", bootstrap=[w1.multiaddr], env=chain.env())
     workers = {own_card(w): w for w in (w1, w2)}
-    for card_id in workers:
+    for card_id, worker in workers.items():
         wait_until(lambda c=card_id: registered(requester, c), timeout=60)
+        wait_until(lambda w=worker: w.client().status().models_loaded, timeout=120)
 
     started = submit(requester, task="wait 6 seconds", deadlineS=20, maxAttempts=2)
     running = wait_until(
@@ -256,7 +362,7 @@ def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
     victim.kill()
     done = finished(requester, started.id)
 
-    assert done.state == "completed", done.error
+    assert done.state == "completed", (done.error, done.attempts)
     first, second = done.attempts
     assert first.agent == running.agent and first.state == "unreachable"
     assert first.payment == "refund after deadline"
@@ -369,3 +475,202 @@ def test_chain_and_nodes_restart_with_balances_and_open_escrows_intact(
         assert payment_state(requester, escrow_id) == "refunded"
     finally:
         local.stop()
+
+
+def evm_account(home: Path) -> LocalAccount:
+    account, _ = load_or_create_evm_account(home)
+    return account
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "noosphere.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_result_that_does_not_match_its_commitment_is_disputed_and_refunded(
+    cluster: Cluster, chain: Chain
+) -> None:
+    """A hostile agent commits the hash of junk while delivering something else (here: its
+    ledger key commits before its node does). The requester's node sees the mismatch, pays
+    nothing and disputes before the escrow's arbiter (the deployment's default); the arbiter's
+    operator sees the evidence with `ledger resolve` and refunds the requester."""
+    requester_addr = chain.fund(cluster.root / "requester")
+    chain.fund(cluster.root / "worker")
+    hostile = chain.owner.for_account(evm_account(cluster.root / "worker"))
+    worker = cluster.start("worker", agents=[AGENTS / "slow-paid.yaml"], env=chain.env())
+    requester = cluster.start("requester", bootstrap=[worker.multiaddr], env=chain.env())
+    wait_until(lambda: registered(requester, own_card(worker)), timeout=60)
+
+    started = submit(requester, task="wait 3 seconds", deadlineS=60, maxAttempts=1)
+    running = wait_until(
+        lambda: next(
+            (a for a in submission(requester, started.id).attempts if a.state == "running"), None
+        ),
+        timeout=60,
+    )
+    escrow_id = running.escrow_id
+    assert escrow_id is not None
+    junk = Web3.keccak(text="the hash of something useless")
+    hostile.commit_result(escrow_id, junk)  # before the worker's node commits the real hash
+    done = finished(requester, started.id)
+
+    assert done.state == "failed" and "disputed" in (done.error or ""), done.error
+    (attempt,) = done.attempts
+    assert attempt.payment == "disputed" and junk.to_0x_hex() in attempt.reason
+    view = chain.owner.get_escrow(escrow_id)
+    assert view.status == EscrowStatus.DISPUTED and view.arbiter == chain.deployment.arbiter
+    evidence = chain.owner.get_dispute(escrow_id)
+    assert evidence is not None and evidence.requester == requester_addr
+    assert evidence.delivered_hash is not None and evidence.delivered_hash != view.result_hash
+    assert payment_state(requester, escrow_id) == "disputed"
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 3  # locked, not paid
+
+    home = ["--chain-home", str(chain.home)]
+    shown = cli("ledger", "resolve", *home, escrow_id)  # no decision: evidence only
+    assert shown.returncode == 2, (shown.stdout, shown.stderr)
+    assert "differs from the commitment" in shown.stdout and evidence.delivered_hash in shown.stdout
+    assert "decide with --pay-agent or --refund" in shown.stderr
+    not_arbiter = cli("ledger", "resolve", *home, escrow_id, "--refund", "--key-index", "5")
+    assert not_arbiter.returncode == 1 and "is not this escrow's arbiter" in not_arbiter.stderr
+    resolved = cli("ledger", "resolve", *home, escrow_id, "--refund")  # key 0: the arbiter
+    assert resolved.returncode == 0, resolved.stderr
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.RESOLVED_FOR_REQUESTER
+    assert chain.owner.balance_of(requester_addr) == FUNDS
+    wait_until(lambda: payment_state(requester, escrow_id) == "resolved-for-requester", 120)
+
+
+def test_the_operator_rejects_a_result_and_a_silent_arbiter_means_a_refund(
+    cluster: Cluster, chain: Chain
+) -> None:
+    """With auto_release off the operator judges each paid result: it rejects one with
+    `noosphere ledger dispute`. The agent's node cannot claim after deadline + grace (it sees the
+    dispute), the arbiter never answers, and after the arbitration period the requester's node
+    takes its refund."""
+    requester_home = cluster.root / "requester"
+    requester_addr = chain.fund(requester_home)
+    worker_addr = chain.fund(cluster.root / "worker")
+    worker = cluster.start(
+        "worker",
+        agents=[AGENTS / "slow-paid.yaml"],
+        env={**chain.env(), "NOOSPHERE_PRELOAD_MODELS": "true"},  # a short deadline is enough
+    )
+    requester = cluster.start(
+        "requester",
+        bootstrap=[worker.multiaddr],
+        env={**chain.env(), "NOOSPHERE_AUTO_RELEASE": "false"},
+    )
+    wait_until(lambda: registered(requester, own_card(worker)), timeout=60)
+    wait_until(lambda: worker.client().status().models_loaded, timeout=120)
+
+    done = finished(requester, submit(requester, task="wait 1 seconds", deadlineS=15).id)
+    assert done.state == "completed", (done.error, done.attempts)
+    (attempt,) = done.attempts
+    assert attempt.payment == "awaiting the operator" and done.paid == "0"
+    escrow_id = attempt.escrow_id
+    assert escrow_id is not None
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.COMMITTED
+    assert payment_state(requester, escrow_id) == "delivered"
+
+    node = ["--rpc", requester.rpc_url, "--home", str(requester_home)]
+    empty = cli("ledger", "dispute", escrow_id, "--reason", " ", *node)
+    assert empty.returncode == 1 and "--reason" in empty.stderr
+    foreign = cli("ledger", "dispute", "0x" + "99" * 32, "--reason", "x", *node)
+    assert foreign.returncode == 1 and "was not opened by this node" in foreign.stderr
+    rejected = cli("ledger", "dispute", escrow_id, "--reason", "it did not wait at all", *node)
+    assert rejected.returncode == 0, rejected.stderr
+    view = chain.owner.get_escrow(escrow_id)
+    assert view.status == EscrowStatus.DISPUTED
+    evidence = chain.owner.get_dispute(escrow_id)
+    assert evidence is not None and evidence.reason == "it did not wait at all"
+    assert evidence.delivered_hash == view.result_hash  # delivered as committed, but rejected
+    again = cli("ledger", "dispute", escrow_id, "--reason", "twice", *node)
+    assert again.returncode == 1 and "disputed" in again.stderr
+
+    # deadline + grace passes: the agent's node would claim now, but the dispute blocks it
+    wait_until(lambda: payment_state(worker, escrow_id) == "disputed", timeout=120)
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.DISPUTED
+    # the arbiter stays silent: after the arbitration period the requester's node refunds
+    wait_until(lambda: payment_state(requester, escrow_id) == "refunded", timeout=120)
+    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.REFUNDED
+    assert chain.owner.balance_of(requester_addr) == FUNDS
+    assert chain.owner.balance_of(worker_addr) == FUNDS
+    wait_until(lambda: payment_state(worker, escrow_id) == "unpaid", timeout=120)
+
+
+def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
+    cluster: Cluster, chain: Chain, tmp_path: Path
+) -> None:
+    """A stranger registers the worker's peer id and agent name under its own account with a
+    forged proof (and with the worker's real proof copied), then rates the fake entry from a
+    sock-puppet requester through self-dealt escrows. The worker's own registration is
+    unaffected; `ledger agents` flags the fakes; the requester's node rates only the entry that
+    proves the card's node; and a node's settlement refuses to rate an entry that does not."""
+    requester_addr = chain.fund(cluster.root / "requester")
+    chain.fund(cluster.root / "worker")
+    worker = cluster.start("worker", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
+    requester = cluster.start("requester", bootstrap=[worker.multiaddr], env=chain.env())
+    card_id = own_card(worker)
+    ext = wait_until(lambda: registered(requester, card_id), timeout=60)
+    real_id, agent_name = ext["registryId"], ext["agentId"]
+    owner = chain.owner
+    real = owner.get_agent(real_id)
+
+    squatter, puppet = new_requester(chain), new_requester(chain)
+    impostor = NodeKey.generate()
+    forged = sign_registration(
+        impostor, chain.deployment.chain_id, chain.deployment.registry,
+        squatter.ledger.address, agent_name,
+    )  # fmt: skip
+    fake_ids = [
+        squatter.ledger.register_agent(
+            real.card_uri, bytes.fromhex(real.card_hash[2:]), worker.peer_id, agent_name, proof
+        )
+        for proof in (forged, real.peer_proof)
+    ]
+    for n, fake in enumerate(fake_ids):  # self-dealt "reputation" for the fakes
+        task = f"sock-puppet-{fake}-{n}"
+        puppet.ledger.open_escrow(task, squatter.ledger.address, 1, owner.timestamp() + 600)
+        squatter.ledger.commit_result(task, Web3.keccak(text=task))
+        puppet.ledger.release(task)
+        puppet.ledger.give_feedback(fake, task, 100)
+        assert owner.feedback_count(fake) == 1
+
+    # the worker's own entry is untouched and still proves the worker
+    assert owner.registration_problem(
+        real_id, peer_id=worker.peer_id, agent_name=agent_name, owner=ext["evmAddress"]
+    ) is None  # fmt: skip
+    for fake in fake_ids:
+        problem = owner.registration_problem(fake, peer_id=worker.peer_id, agent_name=agent_name)
+        assert problem is not None and "proof" in problem
+    listed = cli("ledger", "agents", "--chain-home", str(chain.home), "--peer", worker.peer_id,
+                 "--json")  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    proofs = {row["registry_id"]: row["proof"] for row in json.loads(listed.stdout)}
+    assert proofs == {real_id: "valid", **{f: "INVALID" for f in fake_ids}}
+    one = cli("ledger", "agent", "--chain-home", str(chain.home), str(fake_ids[0]))
+    assert one.returncode == 0 and "INVALID" in one.stdout
+
+    # an honest submission rates the proven entry, never the fakes
+    done = finished(requester, submit(requester, task="what is 3 * 3?", budget=10).id)
+    assert done.state == "completed", done.error
+    assert owner.feedback_count(real_id) == 1
+    assert [owner.feedback_count(f) for f in fake_ids] == [1, 1]
+    assert chain.owner.balance_of(requester_addr) == FUNDS - 5
+
+    # a card naming someone else's entry (or an unproven one) is not rated on chain
+    store = NodeStore(tmp_path / "reader.db")
+    try:
+        reader = Settlement(owner, store, {})
+        with pytest.raises(LedgerError, match="not rated on chain"):
+            asyncio.run(reader.rate_on_chain(
+                fake_ids[0], "0x" + "00" * 32, 100, "", peer_id=worker.peer_id,
+                agent_name=agent_name, owner=squatter.ledger.address,
+            ))  # fmt: skip
+        with pytest.raises(LedgerError, match="names peer"):
+            asyncio.run(reader.rate_on_chain(
+                real_id, "0x" + "00" * 32, 100, "", peer_id=impostor.peer_id,
+                agent_name=agent_name, owner=ext["evmAddress"],
+            ))  # fmt: skip
+    finally:
+        store.close()

@@ -11,12 +11,22 @@ import {ITaskEscrow} from "./ITaskEscrow.sol";
 /// @dev Feedback is only accepted from the requester of a settled escrow whose payee is the agent's
 ///      current owner and in which the agent committed a result on-chain (so the agent took part in the
 ///      task; a requester cannot rate an agent it merely named in an escrow). One feedback per task id.
+///
+///      Identity: every entry carries `peerProof`, the hosting node's Ed25519 signature over (chain id,
+///      this registry, the owner's address, the peer id, the agent name) (format: noosphere's
+///      `ledger/registry_proof.py`). The EVM has no Ed25519 precompile, so the contract only stores the
+///      proof; readers verify it and ignore entries whose proof fails. Peer ids are deliberately not
+///      unique here: a stranger's entry naming someone else's peer id cannot block the real one, and
+///      readers tell them apart by the proof. A proof covers the owner, so an entry transferred to
+///      another account reads as unproven until its new owner `update`s it with a fresh proof.
 contract AgentRegistry is ERC721 {
     /// @notice What the registry stores per agent.
     struct Agent {
         string cardURI; // where the agent's signed Agent Card can be fetched
         bytes32 cardHash; // hash of the card document at `cardURI`
         string peerId; // libp2p peer id of the node hosting the agent (12D3KooW...)
+        string agentName; // the agent's id on its node (the card's agentId)
+        bytes peerProof; // the node key's signature binding owner, peer id and agent name (unverified here)
     }
 
     /// @notice One piece of feedback, keyed by the task it rates.
@@ -32,6 +42,8 @@ contract AgentRegistry is ERC721 {
 
     /// @notice Highest score a feedback may carry.
     uint8 public constant MAX_SCORE = 100;
+    /// @notice Longest peer id, agent name or proof accepted (bytes).
+    uint256 public constant MAX_FIELD_BYTES = 128;
 
     uint256 private _lastAgentId;
     mapping(uint256 agentId => Agent) private _agents;
@@ -40,14 +52,26 @@ contract AgentRegistry is ERC721 {
     mapping(uint256 agentId => uint256) private _scoreSum;
 
     /// @notice A new agent identity was minted to `owner`.
-    event AgentRegistered(uint256 indexed agentId, address indexed owner, string cardURI, bytes32 cardHash, string peerId);
-    /// @notice The owner changed the agent's card or peer id.
-    event AgentUpdated(uint256 indexed agentId, string cardURI, bytes32 cardHash, string peerId);
+    event AgentRegistered(
+        uint256 indexed agentId,
+        address indexed owner,
+        string cardURI,
+        bytes32 cardHash,
+        string peerId,
+        string agentName,
+        bytes peerProof
+    );
+    /// @notice The owner changed the agent's card, peer id, name or proof.
+    event AgentUpdated(
+        uint256 indexed agentId, string cardURI, bytes32 cardHash, string peerId, string agentName, bytes peerProof
+    );
     /// @notice `client` rated `agentId` for `taskId`; `uri` points at the off-chain feedback document.
     event FeedbackGiven(uint256 indexed agentId, bytes32 indexed taskId, address indexed client, uint8 score, string uri);
 
-    /// @notice A card URI or peer id is empty, or the card hash is zero.
+    /// @notice A card URI, peer id, agent name or proof is empty, or the card hash is zero.
     error EmptyField();
+    /// @notice A peer id, agent name or proof is longer than `MAX_FIELD_BYTES`.
+    error FieldTooLong();
     /// @notice The caller does not own `agentId`.
     error NotAgentOwner(uint256 agentId, address caller);
     /// @notice The score is above `MAX_SCORE`.
@@ -72,29 +96,47 @@ contract AgentRegistry is ERC721 {
     /// @param cardURI Where the agent's signed Agent Card can be fetched (non-empty).
     /// @param cardHash Hash of that card document (non-zero).
     /// @param peerId libp2p peer id of the hosting node (non-empty).
+    /// @param agentName The agent's id on its node (non-empty).
+    /// @param peerProof The node key's signature over (chain id, this registry, caller, peer id, agent
+    ///        name); stored as given, verified by readers (non-empty).
     /// @return agentId The new agent's token id (ids start at 1).
-    function register(string calldata cardURI, bytes32 cardHash, string calldata peerId)
-        external
-        returns (uint256 agentId)
-    {
-        _requireFields(cardURI, cardHash, peerId);
+    function register(
+        string calldata cardURI,
+        bytes32 cardHash,
+        string calldata peerId,
+        string calldata agentName,
+        bytes calldata peerProof
+    ) external returns (uint256 agentId) {
+        _requireFields(cardURI, cardHash, peerId, agentName, peerProof);
         agentId = ++_lastAgentId;
-        _agents[agentId] = Agent({cardURI: cardURI, cardHash: cardHash, peerId: peerId});
-        emit AgentRegistered(agentId, msg.sender, cardURI, cardHash, peerId);
+        _agents[agentId] =
+            Agent({cardURI: cardURI, cardHash: cardHash, peerId: peerId, agentName: agentName, peerProof: peerProof});
+        emit AgentRegistered(agentId, msg.sender, cardURI, cardHash, peerId, agentName, peerProof);
         // _mint, not _safeMint: no callback into the caller, which chose to register itself.
         _mint(msg.sender, agentId);
     }
 
-    /// @notice Replaces the agent's card pointer and peer id; only the agent's owner may call it.
+    /// @notice Replaces the agent's card pointer, peer id, name and proof; only the agent's owner may
+    ///         call it (also how a new owner re-proves a transferred identity).
     /// @param agentId The agent to update.
     /// @param cardURI New card location (non-empty).
     /// @param cardHash New card hash (non-zero).
     /// @param peerId New peer id (non-empty).
-    function update(uint256 agentId, string calldata cardURI, bytes32 cardHash, string calldata peerId) external {
+    /// @param agentName New agent name (non-empty).
+    /// @param peerProof New proof over (chain id, this registry, owner, peer id, agent name).
+    function update(
+        uint256 agentId,
+        string calldata cardURI,
+        bytes32 cardHash,
+        string calldata peerId,
+        string calldata agentName,
+        bytes calldata peerProof
+    ) external {
         if (_requireOwned(agentId) != msg.sender) revert NotAgentOwner(agentId, msg.sender);
-        _requireFields(cardURI, cardHash, peerId);
-        _agents[agentId] = Agent({cardURI: cardURI, cardHash: cardHash, peerId: peerId});
-        emit AgentUpdated(agentId, cardURI, cardHash, peerId);
+        _requireFields(cardURI, cardHash, peerId, agentName, peerProof);
+        _agents[agentId] =
+            Agent({cardURI: cardURI, cardHash: cardHash, peerId: peerId, agentName: agentName, peerProof: peerProof});
+        emit AgentUpdated(agentId, cardURI, cardHash, peerId, agentName, peerProof);
     }
 
     /// @notice Rates `agentId` for the settled task `taskId`; only that task's requester may do so, once.
@@ -118,7 +160,7 @@ contract AgentRegistry is ERC721 {
         emit FeedbackGiven(agentId, taskId, msg.sender, score, uri);
     }
 
-    /// @notice The agent's card pointer and peer id.
+    /// @notice The agent's card pointer, peer id, name and (unverified) proof.
     /// @param agentId The agent to read (reverts if it does not exist).
     /// @return The stored record.
     function getAgent(uint256 agentId) external view returns (Agent memory) {
@@ -169,7 +211,20 @@ contract AgentRegistry is ERC721 {
         return _agents[agentId].cardURI;
     }
 
-    function _requireFields(string calldata cardURI, bytes32 cardHash, string calldata peerId) private pure {
-        if (bytes(cardURI).length == 0 || cardHash == bytes32(0) || bytes(peerId).length == 0) revert EmptyField();
+    function _requireFields(
+        string calldata cardURI,
+        bytes32 cardHash,
+        string calldata peerId,
+        string calldata agentName,
+        bytes calldata peerProof
+    ) private pure {
+        if (
+            bytes(cardURI).length == 0 || cardHash == bytes32(0) || bytes(peerId).length == 0
+                || bytes(agentName).length == 0 || peerProof.length == 0
+        ) revert EmptyField();
+        if (
+            bytes(peerId).length > MAX_FIELD_BYTES || bytes(agentName).length > MAX_FIELD_BYTES
+                || peerProof.length > MAX_FIELD_BYTES
+        ) revert FieldTooLong();
     }
 }

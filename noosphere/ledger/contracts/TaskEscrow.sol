@@ -12,24 +12,32 @@ import {ITaskEscrow} from "./ITaskEscrow.sol";
 ///         - `release` by the requester pays the agent at any time before settlement;
 ///         - `claim` by the agent pays the agent once `deadline + gracePeriod` has passed, if the agent
 ///           committed a result hash by the deadline and the requester stayed silent;
-///         - `refund` returns the funds to the requester once the deadline has passed without a commit;
-///         - `resolve` by the optional arbiter (fixed at open) settles either way before anyone else does.
+///         - `dispute` by the requester of an escrow with an arbiter, while the result is committed and
+///           `deadline + gracePeriod` has not passed, blocks `claim` until the arbiter decides;
+///         - `resolve` by the optional arbiter (fixed at open) settles either way before anyone else does;
+///         - `refund` returns the funds to the requester once the deadline has passed without a commit,
+///           or once a dispute has waited `arbitrationPeriod` without the arbiter's decision.
+///         Who decides a dispute: the arbiter named at open, which both sides accepted (the requester
+///         named it, the agent took the task). A silent arbiter lets the funds go back to the
+///         requester: nothing moves to a party unless someone entitled to decide says so.
 /// @dev Amounts are in units of the single ERC-20 `token` fixed at deployment; the token must transfer
 ///      exact amounts (no fee-on-transfer or rebasing tokens). State is written before any token call
 ///      (checks-effects-interactions) and every function that moves funds is `nonReentrant`.
 contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
-    /// @notice Lifecycle of an escrow. Everything from `Released` on is final.
+    /// @notice Lifecycle of an escrow. `Released` .. `ResolvedForRequester` are final; `Disputed` comes
+    ///         last only so that the earlier values keep their numbers.
     enum Status {
         None, // no escrow under this task id
         Open, // funded, the agent has not committed a result yet
         Committed, // the agent committed a result hash before the deadline
         Released, // final: the requester paid the agent
         Claimed, // final: the agent collected after deadline + grace period
-        Refunded, // final: no commit by the deadline, funds returned to the requester
+        Refunded, // final: funds returned to the requester (no commit in time, or a silent arbiter)
         ResolvedForAgent, // final: the arbiter paid the agent
-        ResolvedForRequester // final: the arbiter returned the funds to the requester
+        ResolvedForRequester, // final: the arbiter returned the funds to the requester
+        Disputed // the requester contested the committed result; only the arbiter (or time) settles
     }
 
     /// @notice One escrow, as returned by `getEscrow`.
@@ -40,6 +48,7 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
         address agent; // receives the payment
         uint64 committedAt; // block timestamp of the agent's commit (0 if none)
         address arbiter; // may resolve the escrow either way; address(0) = no arbiter
+        uint64 disputedAt; // block timestamp of the requester's dispute (0 if none)
         uint256 amount; // token units held for this task
         bytes32 resultHash; // the agent's commitment to its result (0 if none)
     }
@@ -47,9 +56,13 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     /// @notice The ERC-20 token every escrow is denominated in.
     IERC20 public immutable token;
 
-    /// @notice Seconds after the deadline during which the requester can still release (or have the
-    ///         arbiter resolve) before a committed agent may claim on its own.
+    /// @notice Seconds after the deadline during which the requester can still release or dispute (or
+    ///         have the arbiter resolve) before a committed agent may claim on its own.
     uint64 public immutable gracePeriod;
+
+    /// @notice Seconds the arbiter has to resolve a dispute; after that the requester's funds can be
+    ///         refunded by anyone.
+    uint64 public immutable arbitrationPeriod;
 
     mapping(bytes32 taskId => Escrow) private _escrows;
 
@@ -68,7 +81,11 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     event EscrowReleased(bytes32 indexed taskId, address indexed agent, uint256 amount);
     /// @notice The agent claimed the escrow after the deadline and grace period.
     event EscrowClaimed(bytes32 indexed taskId, address indexed agent, uint256 amount);
-    /// @notice The escrow went back to the requester because the agent did not commit in time.
+    /// @notice The requester contested the agent's committed result: `deliveredHash` is the hash of what
+    ///         it received (0 if nothing arrived), `reason` says why, for the arbiter.
+    event EscrowDisputed(bytes32 indexed taskId, address indexed requester, bytes32 deliveredHash, string reason);
+    /// @notice The escrow went back to the requester (no commit by the deadline, or a dispute the
+    ///         arbiter left unanswered for `arbitrationPeriod`).
     event EscrowRefunded(bytes32 indexed taskId, address indexed requester, uint256 amount);
     /// @notice The arbiter settled the escrow; `recipient` received `amount`.
     event EscrowResolved(
@@ -103,12 +120,21 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     error NoArbiter(bytes32 taskId);
     /// @notice The permit failed and there is not enough allowance to fund the escrow anyway.
     error PermitFailed();
+    /// @notice The dispute window (until `deadline + gracePeriod`) closed at `closedAt`.
+    error DisputeWindowClosed(bytes32 taskId, uint256 closedAt);
+    /// @notice A dispute reason longer than `MAX_REASON_BYTES`.
+    error ReasonTooLong(uint256 length);
+
+    /// @notice Longest dispute reason accepted (bytes); longer evidence belongs off chain.
+    uint256 public constant MAX_REASON_BYTES = 1024;
 
     /// @param token_ The ERC-20 (with EIP-2612 permit for `openWithPermit`) that escrows hold.
     /// @param gracePeriod_ Seconds after the deadline before a committed agent may claim.
-    constructor(IERC20 token_, uint64 gracePeriod_) {
+    /// @param arbitrationPeriod_ Seconds an arbiter has to resolve a dispute before it can be refunded.
+    constructor(IERC20 token_, uint64 gracePeriod_, uint64 arbitrationPeriod_) {
         token = token_;
         gracePeriod = gracePeriod_;
+        arbitrationPeriod = arbitrationPeriod_;
     }
 
     // ---------------------------------------------------------------- opening
@@ -172,6 +198,7 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
             agent: agent,
             committedAt: 0,
             arbiter: arbiter,
+            disputedAt: 0,
             amount: amount,
             resultHash: bytes32(0)
         });
@@ -214,7 +241,8 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     }
 
     /// @notice The agent collects the payment after `deadline + gracePeriod` if it committed a result in
-    ///         time and neither the requester nor the arbiter settled the escrow meanwhile.
+    ///         time and neither the requester nor the arbiter settled (or the requester disputed) the
+    ///         escrow meanwhile.
     /// @param taskId The escrow's task identifier.
     function claim(bytes32 taskId) external nonReentrant {
         Escrow storage e = _existing(taskId);
@@ -230,13 +258,42 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
         token.safeTransfer(msg.sender, amount);
     }
 
-    /// @notice Returns the funds to the requester when the deadline passed without a result commit.
+    /// @notice The requester contests the agent's committed result (junk, or not what was delivered):
+    ///         `claim` is blocked until the arbiter resolves, or the funds are refunded after
+    ///         `arbitrationPeriod` of arbiter silence. Only escrows with an arbiter can be disputed, only
+    ///         while Committed and no later than `deadline + gracePeriod` (the moment `claim` opens).
+    /// @param taskId The escrow's task identifier.
+    /// @param deliveredHash The hash of the result the requester received (0 if none arrived).
+    /// @param reason Why, for the arbiter (at most `MAX_REASON_BYTES`; evidence itself stays off chain).
+    function dispute(bytes32 taskId, bytes32 deliveredHash, string calldata reason) external nonReentrant {
+        Escrow storage e = _existing(taskId);
+        if (msg.sender != e.requester) revert Unauthorized(msg.sender);
+        if (e.arbiter == address(0)) revert NoArbiter(taskId);
+        if (e.status != Status.Committed) revert InvalidStatus(taskId, e.status);
+        uint256 closedAt = uint256(e.deadline) + gracePeriod;
+        if (block.timestamp > closedAt) revert DisputeWindowClosed(taskId, closedAt);
+        if (bytes(reason).length > MAX_REASON_BYTES) revert ReasonTooLong(bytes(reason).length);
+
+        e.status = Status.Disputed;
+        e.disputedAt = uint64(block.timestamp);
+        emit EscrowDisputed(taskId, msg.sender, deliveredHash, reason);
+    }
+
+    /// @notice Returns the funds to the requester when the deadline passed without a result commit, or
+    ///         when a dispute waited more than `arbitrationPeriod` without the arbiter's decision.
     /// @dev Anyone may trigger it (the funds can only go to the requester).
     /// @param taskId The escrow's task identifier.
     function refund(bytes32 taskId) external nonReentrant {
         Escrow storage e = _existing(taskId);
-        if (e.status != Status.Open) revert InvalidStatus(taskId, e.status);
-        if (block.timestamp <= e.deadline) revert TooEarly(taskId, e.deadline);
+        uint256 availableAfter;
+        if (e.status == Status.Open) {
+            availableAfter = e.deadline;
+        } else if (e.status == Status.Disputed) {
+            availableAfter = uint256(e.disputedAt) + arbitrationPeriod;
+        } else {
+            revert InvalidStatus(taskId, e.status);
+        }
+        if (block.timestamp <= availableAfter) revert TooEarly(taskId, availableAfter);
 
         e.status = Status.Refunded;
         (address requester, uint256 amount) = (e.requester, e.amount);
@@ -245,8 +302,8 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
         token.safeTransfer(requester, amount);
     }
 
-    /// @notice The arbiter settles a disputed escrow: pays the agent or returns the funds to the
-    ///         requester. Possible any time before another settlement.
+    /// @notice The arbiter settles an escrow (normally a disputed one): pays the agent or returns the
+    ///         funds to the requester. Possible any time before another settlement.
     /// @param taskId The escrow's task identifier.
     /// @param payAgent True to pay the agent, false to refund the requester.
     function resolve(bytes32 taskId, bool payAgent) external nonReentrant {
@@ -289,7 +346,7 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
 
     /// @inheritdoc ITaskEscrow
     function isSettled(bytes32 taskId) external view returns (bool) {
-        return _escrows[taskId].status >= Status.Released;
+        return _isFinal(_escrows[taskId].status);
     }
 
     /// @inheritdoc ITaskEscrow
@@ -306,6 +363,10 @@ contract TaskEscrow is ITaskEscrow, ReentrancyGuard {
     }
 
     function _requireUnsettled(bytes32 taskId, Status status) private pure {
-        if (status != Status.Open && status != Status.Committed) revert InvalidStatus(taskId, status);
+        if (status == Status.None || _isFinal(status)) revert InvalidStatus(taskId, status);
+    }
+
+    function _isFinal(Status status) private pure returns (bool) {
+        return status >= Status.Released && status != Status.Disputed;
     }
 }
