@@ -120,6 +120,8 @@ def test_translated_forms_of_a_non_public_ipv4_are_never_dialed(v4: ipaddress.IP
             (0x2001_0000 << 96) | (0x4136_E378 << 64) | (0xFFFFFFFF ^ int(v4))
         ),  # Teredo, public server, client v4
     ]
+    if int(v4) < 2:  # :: and ::1 are themselves, not IPv4-compatible forms
+        forms = forms[1:]
     for form in forms:
         if address_scope(v4) is not Scope.PUBLIC:
             assert all(not policy.allows(form) for policy in ALL_POLICIES), form
