@@ -383,7 +383,11 @@ class Node:
             self.metrics,
             max_body_bytes=self.config.max_request_bytes,
             max_batch=self.config.max_batch_requests,
-            authenticator=RequestAuthenticator(self.token),
+            authenticator=RequestAuthenticator(
+                self.token,
+                nonces_per_peer=self.config.rpc_nonces_per_peer,
+                nonces_total=self.config.rpc_nonces_total,
+            ),
         )
         register_node_api(dispatcher, self)
         register_a2a_api(dispatcher, self.tasks, self._local_card)
