@@ -53,8 +53,8 @@ class RateLimited(Exception):
 #: ``max_skew_s`` after it was sent), so this allows a sustained 100 signed requests/s per peer
 #: with the default 60 s window; more is refused, not forgotten.
 DEFAULT_NONCES_PER_PEER = 6_000
-#: Live nonces in all (about 21 MB at most, measured): when full, new signed requests are refused until
-#: nonces expire. The operator's bearer token is not affected.
+#: Live nonces in all (about 21 MB when full, measured): when full, new signed requests are
+#: refused until nonces expire. The operator's bearer token is not affected.
 DEFAULT_NONCES_TOTAL = 100_000
 
 
