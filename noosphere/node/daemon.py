@@ -43,7 +43,7 @@ from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import Recruiter
 from noosphere.protocol import AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
-from noosphere.protocol.bids import TaskRequest
+from noosphere.protocol.bids import BID_PROTOCOL, MAX_BID_BYTES, TaskRequest
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from noosphere.protocol.sync import (
@@ -56,9 +56,10 @@ from noosphere.protocol.sync import (
 from .a2a_api import register_a2a_api
 from .api import register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
-from .bidding import BidBoard, Bidder
+from .bidding import BidBoard, BidCourier, Bidder
 from .cards import CardIndex
 from .config import NodeConfig
+from .egress import EgressPolicy
 from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
 from .keystore import load_or_create_evm_account, load_or_create_node_key
@@ -280,8 +281,6 @@ class Node:
             escrow_deadline_s=cfg.escrow_deadline_s,
         )
         self.submitter.recover()
-        bid_filter = SemanticFilter(shared_embedder())
-        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, self._peer_hosts)
         self.peers = PeerBook(self.store)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card)
@@ -304,8 +303,14 @@ class Node:
                 target_peers=cfg.target_peers,
             ),
         )
+        # where this node may connect when a stranger chose the address (egress.py)
+        self.egress = await asyncio.to_thread(EgressPolicy.for_host, cfg.advertised_host)
+        bid_filter = SemanticFilter(shared_embedder())
+        courier = BidCourier(self.p2p, self._peer_addrs, self.egress)
+        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, courier.send)
         rpc_socket = self._bind_rpc_socket()
         self.p2p.serve(CARD_SYNC_PROTOCOL, self._serve_cards)
+        self.p2p.serve_requests(BID_PROTOCOL, self.board.on_stream, max_request_bytes=MAX_BID_BYTES)
         try:
             await self.p2p.start()
         except P2PError as exc:
@@ -499,18 +504,9 @@ class Node:
                 profiles.append(dataclasses.replace(profile, extra={"card": stored.card}))
         return profiles
 
-    async def _peer_hosts(self, peer_id: str) -> set[str]:
-        """The hosts a peer is known by: its connection and remembered multiaddrs."""
-        addrs = [
-            a for p in await self.p2p.connected_peers() if p.peer_id == peer_id for a in p.addrs
-        ]
-        addrs += [a for p in self.peers.list() if p.peer_id == peer_id for a in p.addrs]
-        hosts = set()
-        for addr in addrs:
-            parts = addr.split("/")
-            if len(parts) > 2 and parts[1] in ("ip4", "ip6", "dns", "dns4", "dns6"):
-                hosts.add(parts[2])
-        return hosts
+    def _peer_addrs(self, peer_id: str) -> list[str]:
+        """The multiaddrs a peer announced in its cards (its own word: the caller checks them)."""
+        return [a for p in self.peers.list() if p.peer_id == peer_id for a in p.addrs]
 
     def announce_cards(self) -> None:
         """Sign fresh versions of this node's cards, store them and gossip them (one batch)."""
