@@ -62,6 +62,7 @@ from .config import NodeConfig
 from .egress import EgressPolicy
 from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
+from .http_server import ConnectionGuard, InFlightLimit, ensure_open_files, guarded_protocol
 from .keystore import load_or_create_evm_account, load_or_create_node_key
 from .mars_api import MarsService, register_mars_api
 from .metrics import NodeMetrics
@@ -316,13 +317,28 @@ class Node:
         except P2PError as exc:
             rpc_socket.close()
             raise NodeStartError(str(exc)) from exc
+        guard = ConnectionGuard(  # slow and idle clients: http_server.py
+            max_connections=ensure_open_files(cfg.rpc_max_connections),
+            max_per_client=cfg.rpc_max_connections_per_ip,
+            header_timeout_s=cfg.rpc_header_timeout_s,
+            body_timeout_s=cfg.rpc_body_timeout_s,
+            write_timeout_s=cfg.rpc_write_timeout_s,
+            metrics=self.metrics,
+        )
+        app = InFlightLimit(
+            self._rpc_app(),
+            max_in_flight=cfg.rpc_max_in_flight,
+            max_body_bytes=cfg.max_request_bytes,
+            metrics=self.metrics,
+        )
         server = _Server(
             uvicorn.Config(
-                self._rpc_app(),
+                app,
+                http=guarded_protocol(guard),
                 log_config=None,
                 access_log=False,
                 lifespan="off",
-                limit_concurrency=1000,
+                backlog=4096,
                 timeout_graceful_shutdown=3,
             )
         )
