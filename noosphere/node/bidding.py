@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -115,6 +115,13 @@ class BidCourier:
         self._known_addrs = known_addrs
         self._policy = policy
 
+    async def reachable(self, requester: str) -> bool:
+        """Whether a bid could reach ``requester`` (connected, or an allowed address known);
+        requests from anyone else are not worth judging."""
+        if requester in {p.peer_id for p in await self._p2p.connected_peers()}:
+            return True
+        return bool(await dialable_multiaddrs(self._known_addrs(requester), self._policy))
+
     async def send(self, requester: str, bid: Bid) -> BidAck:
         """Deliver one bid; raises P2PError when the requester cannot be reached."""
         if requester not in {p.peer_id for p in await self._p2p.connected_peers()}:
@@ -159,12 +166,12 @@ class Bidder:
         key: NodeKey,
         own_profiles: Callable[[], list[AgentProfile]],
         semantic_filter: Callable[[], SemanticFilter],
-        send_bid: Callable[[str, Bid], Awaitable[BidAck]],
+        courier: BidCourier,
     ) -> None:
         self._key = key
         self._own_profiles = own_profiles
         self._filter = semantic_filter
-        self._send_bid = send_bid  # (requester peer id, bid) -> its answer; BidCourier.send
+        self._courier = courier
         self._jobs: set[asyncio.Task[None]] = set()
         self.bids_sent = 0
         self.requests_dropped = 0
@@ -187,6 +194,9 @@ class Bidder:
 
     async def _bid(self, request: TaskRequest, requester: str) -> None:
         if request.expires_at < int(time.time() * 1000):
+            return
+        if not await self._courier.reachable(requester):
+            log.info("task request ignored: no way to reach its requester", requester=requester)
             return
         profiles = self._own_profiles()
         constraints = Constraints(
@@ -211,7 +221,7 @@ class Bidder:
                 relevance=round(verdict.relevance, 6),
             )
             try:
-                ack = await self._send_bid(requester, bid)
+                ack = await self._courier.send(requester, bid)
             except P2PError as exc:
                 log.info("bid not delivered", requester=requester, error=str(exc))
                 return  # the requester is unreachable: the other agents' bids would be too

@@ -308,7 +308,7 @@ class Node:
         self.egress = await asyncio.to_thread(EgressPolicy.for_host, cfg.advertised_host)
         bid_filter = SemanticFilter(shared_embedder())
         courier = BidCourier(self.p2p, self._peer_addrs, self.egress)
-        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, courier.send)
+        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, courier)
         rpc_socket = self._bind_rpc_socket()
         self.p2p.serve(CARD_SYNC_PROTOCOL, self._serve_cards)
         self.p2p.serve_requests(BID_PROTOCOL, self.board.on_stream, max_request_bytes=MAX_BID_BYTES)

@@ -39,6 +39,17 @@ class StubFilter:
         return [Verdict(profile=p, relevance=0.9, skill=0) for p in candidates]
 
 
+class StubCourier:
+    """Stands for BidCourier: ``send`` is the given coroutine; ``reachable`` as told."""
+
+    def __init__(self, send: Any, reachable: bool = True) -> None:
+        self.send = send
+        self._reachable = reachable
+
+    async def reachable(self, _requester: str) -> bool:
+        return self._reachable
+
+
 def _request_envelope(
     requester: NodeKey, seq: int, reply_to: str = "http://127.0.0.1:9/"
 ) -> Envelope:
@@ -58,7 +69,7 @@ def test_a_flood_of_requests_is_bounded() -> None:
         return BidAck(accepted=True)
 
     async def main() -> tuple[int, int]:
-        bidder = Bidder(ours, lambda: [PROFILE], lambda: StubFilter(gate), send)  # type: ignore[arg-type,return-value]
+        bidder = Bidder(ours, lambda: [PROFILE], lambda: StubFilter(gate), StubCourier(send))  # type: ignore[arg-type,return-value]
         for seq in range(1, 41):
             bidder.on_request(_request_envelope(theirs, seq))
         in_flight, dropped = len(bidder._jobs), bidder.requests_dropped
@@ -78,7 +89,7 @@ async def test_bids_go_to_the_signer_of_the_request_never_to_reply_to() -> None:
         sent.append((peer, bid))
         return BidAck(accepted=True)
 
-    bidder = Bidder(ours, lambda: [PROFILE], lambda: StubFilter(), send)  # type: ignore[arg-type,return-value]
+    bidder = Bidder(ours, lambda: [PROFILE], lambda: StubFilter(), StubCourier(send))  # type: ignore[arg-type,return-value]
     bidder.on_request(_request_envelope(requester, 1, reply_to="http://localhost:2375/"))
     await asyncio.gather(*bidder._jobs)
     assert [(peer, bid.request_id) for peer, bid in sent] == [(requester.peer_id, "request-0001")]
@@ -95,10 +106,24 @@ async def test_an_unreachable_requester_costs_one_attempt() -> None:
         raise P2PError("no address this node may dial")
 
     profiles = [PROFILE, PROFILE]
-    bidder = Bidder(ours, lambda: profiles, lambda: StubFilter(), send)  # type: ignore[arg-type,return-value]
+    bidder = Bidder(ours, lambda: profiles, lambda: StubFilter(), StubCourier(send))  # type: ignore[arg-type,return-value]
     bidder.on_request(_request_envelope(requester, 1))
     await asyncio.gather(*bidder._jobs)
     assert attempts == 1 and bidder.bids_sent == 0
+
+
+async def test_requests_from_unreachable_requesters_are_not_judged() -> None:
+    ours, requester = NodeKey.generate(), NodeKey.generate()
+    gate = threading.Event()  # a judge call would block until the test's end
+
+    async def send(_peer: str, _bid: Bid) -> BidAck:
+        raise AssertionError("no bid for an unreachable requester")
+
+    courier = StubCourier(send, reachable=False)
+    bidder = Bidder(ours, lambda: [PROFILE], lambda: StubFilter(gate), courier)  # type: ignore[arg-type,return-value]
+    bidder.on_request(_request_envelope(requester, 1))
+    await asyncio.wait_for(asyncio.gather(*bidder._jobs), 5)
+    assert bidder.bids_sent == 0
 
 
 async def test_board_answers_bid_streams() -> None:
@@ -185,3 +210,12 @@ async def test_courier_dials_only_addresses_the_egress_rule_allows(
             await courier.send("Req", BID)
         assert p2p.requests == []
     assert p2p.dialed == dialed
+
+
+async def test_courier_reachability() -> None:
+    p2p = FakeP2P(connected={"Near"})
+    addrs = {"Far": ["/ip4/8.8.8.8/tcp/4001"], "Hidden": ["/ip4/127.0.0.1/tcp/4001"]}
+    courier = BidCourier(p2p, lambda p: addrs.get(p, []), EgressPolicy.public_only())  # type: ignore[arg-type]
+    assert await courier.reachable("Near") and await courier.reachable("Far")
+    assert not await courier.reachable("Hidden") and not await courier.reachable("Unknown")
+    assert p2p.dialed == []  # checking reachability dials nothing
