@@ -258,6 +258,8 @@ class Node:
 
     async def _serve(self) -> None:
         cfg = self.config
+        # where this node may connect when a stranger chose the address (egress.py)
+        self.egress = await asyncio.to_thread(EgressPolicy.for_host, cfg.advertised_host)
         self.cards = CardIndex(self.store, self.metrics)
         self.board = BidBoard(self._learn_bid_card)
         self.mars = MarsService(
@@ -280,6 +282,7 @@ class Node:
             self.settlement,
             self._authorities,
             escrow_deadline_s=cfg.escrow_deadline_s,
+            egress=self.egress,
         )
         self.submitter.recover()
         self.peers = PeerBook(self.store)
@@ -304,8 +307,6 @@ class Node:
                 target_peers=cfg.target_peers,
             ),
         )
-        # where this node may connect when a stranger chose the address (egress.py)
-        self.egress = await asyncio.to_thread(EgressPolicy.for_host, cfg.advertised_host)
         bid_filter = SemanticFilter(shared_embedder())
         courier = BidCourier(self.p2p, self._peer_addrs, self.egress)
         self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, courier)

@@ -235,3 +235,17 @@ async def test_guarded_client_ignores_proxy_settings(
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
     async with guarded_client(LOOPBACK) as http:
         assert (await http.get(echo_server + "/")).status_code == 200
+
+
+async def test_a2a_client_with_a_policy_refuses_card_urls_outside_it(echo_server: str) -> None:
+    """What submit and the orchestrator use for an agent's card URL (a stranger's word)."""
+    from noosphere.node.a2a_client import A2AClient
+    from noosphere.node.client import NodeUnreachable
+    from noosphere.protocol import RpcError
+
+    async with A2AClient(echo_server, egress=PUBLIC) as client:
+        with pytest.raises(NodeUnreachable, match=r"not calling .* loopback address"):
+            await client.get_card()
+    async with A2AClient(echo_server, egress=LOOPBACK) as client:  # a node on loopback may
+        with pytest.raises(RpcError, match="HTTP 404"):  # reached the server: no card there
+            await client.get_card()
