@@ -178,7 +178,7 @@ def node_metrics(node: LocalNode) -> dict[str, float]:
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.startswith("noosphere_http_"):
+            if sample.name.startswith("noosphere_http_") and not sample.name.endswith("_created"):
                 label = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
                 out[sample.name + (f"{{{label}}}" if label else "")] = sample.value
     return out

@@ -336,6 +336,7 @@ class Node:
             uvicorn.Config(
                 app,
                 http=guarded_protocol(guard),
+                ws="none",  # no WebSocket routes; an upgrade would leave the guard's view
                 log_config=None,
                 access_log=False,
                 lifespan="off",
