@@ -125,9 +125,11 @@ class ConnectionGuard:
         return True
 
     def mark_idle(self, connection: _GuardedConnection) -> None:
+        """``connection`` waits for (or receives) a request: evictable, newest last."""
         client = self._open.get(connection)
         if client is None:
             return
+        self.mark_busy(connection)  # re-inserted below: the idle order is "idle since"
         self._idle[connection] = None
         self._idle_by_client.setdefault(client, {})[connection] = None
 
