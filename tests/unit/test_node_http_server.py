@@ -139,6 +139,18 @@ def wait_closed(conn: socket.socket, timeout: float = 30.0) -> bool:
         return False
 
 
+def read_until(conn: socket.socket, marker: bytes, timeout: float = 30.0) -> bytes:
+    """What the server sent, read until ``marker`` arrives (a response may come in pieces)."""
+    conn.settimeout(timeout)
+    data = b""
+    while marker not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -181,7 +193,7 @@ def test_keep_alive_connections_get_a_new_head_deadline(parser: str) -> None:
     with serve(parser, header_timeout_s=0.3) as server:
         conn = connect(server.port)
         conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert b"200 OK" in conn.recv(65536)
+        assert b"200 OK" in read_until(conn, b"200 OK")
         conn.sendall(b"GET / HTTP/1.1\r\n")  # the next request stalls
         assert wait_closed(conn)
 
@@ -196,7 +208,7 @@ def test_one_client_over_its_cap_loses_its_own_oldest_idle_connection(parser: st
         newest = connect(server.port)
         assert wait_closed(held[0])  # the oldest idle one made room
         newest.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert b"200 OK" in newest.recv(65536)
+        assert b"200 OK" in read_until(newest, b"200 OK")
         assert legit_get(server).status_code == 200  # other clients are not affected
         assert server.sample("noosphere_http_connections_closed_total", reason="evicted") == 1
 
@@ -213,7 +225,7 @@ def test_busy_connections_are_never_evicted_and_a_new_one_is_refused(parser: str
         assert server.sample("noosphere_http_connections_refused_total", cap="per_client") == 1
         server.release.set()
         for conn in busy:
-            assert b'{"held":true}' in conn.recv(65536)
+            assert b'{"held":true}' in read_until(conn, b'{"held":true}')
 
 
 @pytest.mark.parametrize("parser", PARSERS)
