@@ -42,6 +42,7 @@ from .turn import Turn, TurnResult, TurnSink
 
 if TYPE_CHECKING:
     from noosphere.node.a2a_client import A2AClient
+    from noosphere.node.egress import EgressPolicy
 
 log = structlog.get_logger("noosphere.orchestrator")
 
@@ -210,6 +211,7 @@ class OrchestratorAgent:
         self._samples: dict[str, WorkerSample] = {}
         self._inflight: dict[str, int] = {}
         self._clients: dict[str, A2AClient] = {}
+        self._egress: EgressPolicy | None = None  # set when workers are found in cards
         self._waiting = 0  # turns queued here for a free worker slot
         self._freed = asyncio.Event()
 
@@ -235,6 +237,12 @@ class OrchestratorAgent:
         pool = self.settings.workers
         runtime = json.loads((self.home / "runtime.json").read_text())
         if pool.scaler == "kubernetes":
+            from urllib.parse import urlsplit
+
+            from noosphere.node.egress import EgressPolicy
+
+            # worker URLs come from cards, anyone's word: dial only what the egress rule allows
+            self._egress = EgressPolicy.for_host(urlsplit(runtime["rpc_url"]).hostname or "")
             source = worker_cards(runtime["rpc_url"], pool.agent_ids, runtime["peer_id"])
             return KubernetesScaler(pool.namespace, pool.deployment, card_source=source)
         return LocalScaler(
@@ -344,7 +352,12 @@ class OrchestratorAgent:
 
         client = self._clients.get(url)
         if client is None:
-            client = A2AClient(url, auth=PeerAuth(self._key), timeout=self.settings.turn_timeout_s)
+            client = A2AClient(
+                url,
+                auth=PeerAuth(self._key),
+                timeout=self.settings.turn_timeout_s,
+                egress=self._egress,
+            )
             self._clients[url] = client
         return client
 

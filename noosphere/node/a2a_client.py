@@ -1,7 +1,9 @@
 """Execute (A2A client): talk to any A2A v1.0 JSON-RPC agent, a noosphere node or another
 implementation such as the ``a2a-sdk`` reference server. Async, httpx-based, typed with the same
 wire models the server uses; streams are read as Server-Sent Events. JSON-RPC errors raise
-``RpcError``; transport failures raise ``NodeUnreachable``."""
+``RpcError``; transport failures raise ``NodeUnreachable``. A client given an ``EgressPolicy``
+(an agent URL taken from a stranger's card) connects only where that rule allows, to exactly the
+address it checked."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from noosphere.protocol.a2a import (
 from noosphere.protocol.base import describe_validation_error
 
 from .client import NodeUnreachable
+from .egress import EgressPolicy, EgressRefused, guarded_client
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -64,10 +67,13 @@ class A2AClient:
         auth: httpx.Auth | None = None,
         tenant: str | None = None,
         timeout: float = 60.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        """``egress``: the rule for a URL a stranger chose (None: the caller trusts the URL)."""
         self.url = url.rstrip("/") + "/"
         self.tenant = tenant
-        self._http = httpx.AsyncClient(
+        self._http = guarded_client(
+            egress,
             auth=auth,
             timeout=httpx.Timeout(timeout, connect=5.0),
             headers={A2A_VERSION_HEADER: "1.0"},
@@ -89,7 +95,7 @@ class A2AClient:
         try:
             response = await self._http.get(self.url + path)
         except httpx.HTTPError as exc:
-            raise NodeUnreachable(f"no agent answered at {self.url} ({exc})") from exc
+            raise _unreachable(self.url, exc) from exc
         if response.status_code != 200:
             raise RpcError(
                 ErrorCode.CARD_NOT_FOUND, f"{self.url}{path}: HTTP {response.status_code}"
@@ -167,7 +173,7 @@ class A2AClient:
         try:
             response = await self._http.post(self.url, json=self._envelope(method, params))
         except httpx.HTTPError as exc:
-            raise NodeUnreachable(f"no agent answered at {self.url} ({exc})") from exc
+            raise _unreachable(self.url, exc) from exc
         return _result(_json_body(response))
 
     async def _stream(self, method: str, params: dict[str, Any]) -> AsyncIterator[StreamResponse]:
@@ -180,7 +186,7 @@ class A2AClient:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise NodeUnreachable(f"no agent answered at {self.url} ({exc})") from exc
+            raise _unreachable(self.url, exc) from exc
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 await response.aread()
@@ -198,6 +204,12 @@ class A2AClient:
             raise NodeUnreachable(f"the stream from {self.url} broke ({exc})") from exc
         finally:
             await response.aclose()
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> NodeUnreachable:
+    if isinstance(exc, EgressRefused):
+        return NodeUnreachable(f"not calling {url}: {exc}")
+    return NodeUnreachable(f"no agent answered at {url} ({exc})")
 
 
 async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:

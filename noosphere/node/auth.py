@@ -2,15 +2,19 @@
 bearer token kept 0600 in the node home; another node signs each request with its node key
 (``PeerAuth`` for httpx on the sending side, ``RequestAuthenticator`` on the receiving side, which
 also rejects stale timestamps and replayed nonces). Methods that change state need one of the two.
+
+A nonce is remembered for as long as its request's timestamp is inside the acceptance window
+(``ReplayGuard``), never less: memory is bounded by a quota per peer and a total, and a request
+over either is refused (rate limited), so no amount of traffic makes the node forget a nonce.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import hmac
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Generator, Mapping
 from pathlib import Path
 
@@ -35,6 +39,78 @@ TOKEN_FILENAME = "rpc.token"
 
 class AuthError(Exception):
     """Credentials were presented but are not valid; the message says why (no secrets in it)."""
+
+
+class RateLimited(Exception):
+    """A valid signed request the node will not take now; ``retry_after_s`` says when to retry."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+#: Live nonces one peer may hold. A nonce lives until its timestamp leaves the window (about
+#: ``max_skew_s`` after it was sent), so this allows a sustained 100 signed requests/s per peer
+#: with the default 60 s window; more is refused, not forgotten.
+DEFAULT_NONCES_PER_PEER = 6_000
+#: Live nonces in all (about 21 MB when full, measured): when full, new signed requests are
+#: refused until nonces expire. The operator's bearer token is not affected.
+DEFAULT_NONCES_TOTAL = 100_000
+
+
+class ReplayGuard:
+    """The nonces of accepted signed requests, each kept until its timestamp is older than the
+    window (after which the timestamp check refuses the request anyway). Bounded by a quota per
+    peer and a total; when either is reached, new requests are refused, live nonces stay."""
+
+    def __init__(self, *, window_ms: int, per_peer: int, total: int) -> None:
+        self.window_ms = window_ms
+        self.per_peer = per_peer
+        self.total = total
+        self._nonces: dict[str, dict[str, int]] = {}  # peer -> nonce -> forget after (ms)
+        self._expiry: list[tuple[int, str, str]] = []  # heap of (forget after, peer, nonce)
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def held_by(self, peer_id: str) -> int:
+        return len(self._nonces.get(peer_id, ()))
+
+    def remember(self, peer_id: str, nonce: str, timestamp_ms: int, now_ms: int) -> None:
+        """Accept ``nonce`` once. Raises AuthError for a replay and RateLimited when the peer's
+        quota or the total is used up. The caller has checked that the timestamp is within
+        ``window_ms`` of ``now_ms``."""
+        self._forget_expired(now_ms)
+        held = self._nonces.get(peer_id)
+        if held is not None and nonce in held:
+            raise AuthError("replayed request (nonce already used)")
+        if held is not None and len(held) >= self.per_peer:
+            raise RateLimited(
+                f"rate limited: this peer has {len(held)} signed requests inside the"
+                f" {self.window_ms // 1000} s replay window (limit {self.per_peer})",
+                self._retry_after_s(min(held.values()), now_ms),
+            )
+        if len(self._expiry) >= self.total:
+            raise RateLimited(
+                "rate limited: the node holds the most signed requests it remembers"
+                f" ({self.total}); try again shortly",
+                self._retry_after_s(self._expiry[0][0], now_ms),
+            )
+        forget_after = timestamp_ms + self.window_ms
+        self._nonces.setdefault(peer_id, {})[nonce] = forget_after
+        heapq.heappush(self._expiry, (forget_after, peer_id, nonce))
+
+    def _forget_expired(self, now_ms: int) -> None:
+        while self._expiry and self._expiry[0][0] < now_ms:
+            _, peer_id, nonce = heapq.heappop(self._expiry)
+            held = self._nonces[peer_id]
+            del held[nonce]
+            if not held:
+                del self._nonces[peer_id]
+
+    @staticmethod
+    def _retry_after_s(forget_after_ms: int, now_ms: int) -> float:
+        return max(0.0, (forget_after_ms - now_ms + 1) / 1000)
 
 
 def load_or_create_token(home: Path) -> str:
@@ -91,15 +167,25 @@ def signed_headers(key: NodeKey, http_method: str, path: str, body: bytes) -> di
 class RequestAuthenticator:
     """Turns request headers into a principal: ``local``, a peer id, or None (anonymous)."""
 
-    def __init__(self, token: str, *, max_skew_s: float = 60.0, nonce_capacity: int = 65_536):
+    def __init__(
+        self,
+        token: str,
+        *,
+        max_skew_s: float = 60.0,
+        nonces_per_peer: int = DEFAULT_NONCES_PER_PEER,
+        nonces_total: int = DEFAULT_NONCES_TOTAL,
+    ) -> None:
         self._token = token.encode("ascii")
         self._max_skew_ms = int(max_skew_s * 1000)
-        self._nonces: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._nonce_capacity = nonce_capacity
+        self.replay_guard = ReplayGuard(
+            window_ms=self._max_skew_ms, per_peer=nonces_per_peer, total=nonces_total
+        )
 
     def authenticate(
         self, headers: Mapping[str, str], http_method: str, path: str, body: bytes
     ) -> str | None:
+        """The principal; raises AuthError for bad credentials and RateLimited for a valid
+        signed request over the replay memory's quotas."""
         authorization = headers.get("authorization")
         if authorization is not None:
             scheme, _, credentials = authorization.partition(" ")
@@ -138,19 +224,8 @@ class RequestAuthenticator:
             valid = False
         if not valid:
             raise AuthError("request signature does not verify for the claimed peer")
-        self._remember_nonce(peer_id, nonce, now_ms)
+        self.replay_guard.remember(peer_id, nonce, timestamp_ms, now_ms)
         return peer_id
-
-    def _remember_nonce(self, peer_id: str, nonce: str, now_ms: int) -> None:
-        key = (peer_id, nonce)
-        if key in self._nonces:
-            raise AuthError("replayed request (nonce already used)")
-        self._nonces[key] = now_ms
-        horizon = now_ms - 2 * self._max_skew_ms
-        while self._nonces and (
-            len(self._nonces) > self._nonce_capacity or next(iter(self._nonces.values())) < horizon
-        ):
-            self._nonces.popitem(last=False)
 
 
 class BearerAuth(httpx.Auth):

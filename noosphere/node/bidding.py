@@ -1,36 +1,47 @@
 """Recruit (open calls): task requests gossiped to the whole network and the bids they draw.
 
 Requester side, ``BidBoard``: a recruit with ``solicitBidsMs`` gossips a ``TaskRequest`` and
-collects, until it expires, the bids that agents' nodes send back with ``noosphere.bid``; a bid
-counts only if its card verifies and was signed by the very node that sent the (signed) request.
+collects, until it expires, the bids that agents' nodes send back; a bid counts only if its card
+verifies and was signed by the very node that sent it (the libp2p connection, or the signature of
+a ``noosphere.bid`` JSON-RPC request, says which node that is).
 Agent side, ``Bidder``: for each gossiped request, this node's own agents are judged by the same
-semantic filter MARS uses; the agents that pass bid. Bids go only to a ``replyTo`` whose host is an
-address the requester is known by, so a request cannot aim this node at arbitrary URLs."""
+semantic filter MARS uses; the agents that pass bid. ``BidCourier`` carries each bid over libp2p
+(``/noosphere/bid/1``) to the node that signed the request: on the connection this node already
+has with it, or after dialing one of its addresses that the egress rule allows. A request's
+``replyTo`` URL is never used, so a request cannot aim this node at any address."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-import httpx
 import structlog
+from pydantic import ValidationError
 
 from noosphere.mars.filter import Constraints, SemanticFilter
 from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.protocol import AgentCard, CardError, Envelope, NodeKey, verify_card
-from noosphere.protocol.bids import Bid, BidAck, TaskRequest
+from noosphere.protocol.base import describe_validation_error
+from noosphere.protocol.bids import (
+    BID_PROTOCOL,
+    MAX_BID_ACK_BYTES,
+    Bid,
+    BidAck,
+    TaskRequest,
+)
 
-from .auth import PeerAuth
+from .egress import EgressPolicy, dialable_multiaddrs
+from .p2p import P2PError, P2PHost
 
 log = structlog.get_logger("noosphere.bids")
 
 MAX_OPEN_REQUESTS = 256
 MAX_BIDS_PER_REQUEST = 200
 MAX_BIDS_IN_FLIGHT = 8  # task requests judged at once; more are dropped (flood guard)
+BID_TIMEOUT_S = 5.0
+MAX_DIALS_PER_BID = 2
 
 
 @dataclass
@@ -74,9 +85,77 @@ class BidBoard:
         self._learn_card(bid.card)
         return BidAck(accepted=True)
 
+    async def on_stream(self, bidder: str, body: bytes) -> bytes:
+        """A ``/noosphere/bid/1`` request from ``bidder`` (authenticated by the connection)."""
+        try:
+            bid = Bid.model_validate_json(body)
+        except ValidationError as exc:
+            ack = BidAck(accepted=False, reason=f"not a bid: {describe_validation_error(exc)}")
+        else:
+            ack = self.add(bid, bidder)
+        return ack.model_dump_json(by_alias=True).encode()
+
     def collect(self, request_id: str) -> list[AgentProfile]:
         entry = self._open.pop(request_id, None)
         return [] if entry is None else [profile for profile, _ in entry.bids.values()]
+
+
+class BidCourier:
+    """Carries bids to requesters over libp2p, never over HTTP. A requester this node is not
+    connected to is dialed at the addresses its cards announced, filtered by the egress rule
+    (``known_addrs`` gives them; the requester's own word, so they are checked)."""
+
+    def __init__(
+        self,
+        p2p: P2PHost,
+        known_addrs: Callable[[str], list[str]],
+        policy: EgressPolicy,
+    ) -> None:
+        self._p2p = p2p
+        self._known_addrs = known_addrs
+        self._policy = policy
+
+    async def reachable(self, requester: str) -> bool:
+        """Whether a bid could reach ``requester`` (connected, or an allowed address known);
+        requests from anyone else are not worth judging."""
+        if requester in {p.peer_id for p in await self._p2p.connected_peers()}:
+            return True
+        return bool(await dialable_multiaddrs(self._known_addrs(requester), self._policy))
+
+    async def send(self, requester: str, bid: Bid) -> BidAck:
+        """Deliver one bid; raises P2PError when the requester cannot be reached."""
+        if requester not in {p.peer_id for p in await self._p2p.connected_peers()}:
+            await self._dial(requester)
+        reply = await self._p2p.request(
+            requester,
+            BID_PROTOCOL,
+            timeout=BID_TIMEOUT_S,
+            body=bid.model_dump_json(by_alias=True).encode(),
+            max_reply_bytes=MAX_BID_ACK_BYTES,
+            connected_only=True,
+        )
+        try:
+            return BidAck.model_validate_json(reply)
+        except ValidationError as exc:
+            raise P2PError(
+                f"requester answered a bid with {describe_validation_error(exc)}"
+            ) from exc
+
+    async def _dial(self, requester: str) -> None:
+        suffix = f"/p2p/{requester}"
+        announced = [a if a.endswith(suffix) else a + suffix for a in self._known_addrs(requester)]
+        allowed = await dialable_multiaddrs(announced, self._policy)
+        if not allowed:
+            raise P2PError(f"no address this node may dial is known for {requester}")
+        failure: P2PError | None = None
+        for addr in allowed[:MAX_DIALS_PER_BID]:
+            try:
+                await self._p2p.connect(addr, timeout=BID_TIMEOUT_S)
+                return
+            except P2PError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
 
 class Bidder:
@@ -87,12 +166,12 @@ class Bidder:
         key: NodeKey,
         own_profiles: Callable[[], list[AgentProfile]],
         semantic_filter: Callable[[], SemanticFilter],
-        sender_hosts: Callable[[str], Awaitable[set[str]]],
+        courier: BidCourier,
     ) -> None:
         self._key = key
         self._own_profiles = own_profiles
         self._filter = semantic_filter
-        self._sender_hosts = sender_hosts
+        self._courier = courier
         self._jobs: set[asyncio.Task[None]] = set()
         self.bids_sent = 0
         self.requests_dropped = 0
@@ -116,9 +195,8 @@ class Bidder:
     async def _bid(self, request: TaskRequest, requester: str) -> None:
         if request.expires_at < int(time.time() * 1000):
             return
-        host = urlsplit(request.reply_to).hostname or ""
-        if host not in await self._sender_hosts(requester):
-            log.info("task request ignored: replyTo is not the requester's host", host=host)
+        if not await self._courier.reachable(requester):
+            log.info("task request ignored: no way to reach its requester", requester=requester)
             return
         profiles = self._own_profiles()
         constraints = Constraints(
@@ -134,29 +212,24 @@ class Bidder:
         except ValueError as exc:  # e.g. a malformed policy
             log.info("task request ignored", reason=str(exc))
             return
-        async with httpx.AsyncClient(auth=PeerAuth(self._key), timeout=5.0) as http:
-            for verdict in verdicts:
-                if not verdict.kept:
-                    continue
-                bid = Bid(
-                    request_id=request.request_id,
-                    card=verdict.profile.extra["card"],
-                    relevance=round(verdict.relevance, 6),
-                )
-                body = {
-                    "jsonrpc": "2.0",
-                    "id": str(uuid.uuid4()),
-                    "method": "noosphere.bid",
-                    "params": bid.to_wire(),
-                }
-                try:
-                    response = await http.post(request.reply_to.rstrip("/") + "/", json=body)
-                    self.bids_sent += 1
-                    log.info(
-                        "bid sent",
-                        request_id=request.request_id,
-                        agent=verdict.profile.agent_id,
-                        answer=response.json().get("result"),
-                    )
-                except (httpx.HTTPError, ValueError) as exc:
-                    log.info("bid not delivered", error=type(exc).__name__)
+        for verdict in verdicts:
+            if not verdict.kept:
+                continue
+            bid = Bid(
+                request_id=request.request_id,
+                card=verdict.profile.extra["card"],
+                relevance=round(verdict.relevance, 6),
+            )
+            try:
+                ack = await self._courier.send(requester, bid)
+            except P2PError as exc:
+                log.info("bid not delivered", requester=requester, error=str(exc))
+                return  # the requester is unreachable: the other agents' bids would be too
+            self.bids_sent += 1
+            log.info(
+                "bid sent",
+                request_id=request.request_id,
+                agent=verdict.profile.agent_id,
+                accepted=ack.accepted,
+                reason=ack.reason or None,
+            )

@@ -76,6 +76,30 @@ class NodeConfig(BaseModel):
         "", description="OpenAI-compatible endpoint for agents (key: NOOSPHERE_LLM_API_KEY)"
     )
     llm_model: str = Field("", description="model name at llm_base_url")
+    rpc_header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request's headers must arrive within this"
+    )
+    rpc_body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a request's body must arrive within this"
+    )
+    rpc_write_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="close a connection whose client stops reading"
+    )
+    rpc_max_connections: int = Field(
+        4096, ge=16, description="open HTTP connections; the oldest idle ones make room"
+    )
+    rpc_max_connections_per_ip: int = Field(
+        256, ge=1, description="open HTTP connections per client IPv4 address or IPv6 /64"
+    )
+    rpc_max_in_flight: int = Field(
+        1000, ge=1, description="requests being handled at once (idle connections do not count)"
+    )
+    rpc_nonces_per_peer: int = Field(
+        6000, ge=10, description="signed requests one peer may have inside the replay window"
+    )
+    rpc_nonces_total: int = Field(
+        100_000, ge=100, description="signed requests all peers may have inside the window"
+    )
     push_private_targets: bool = Field(
         False, description="let remote peers register webhooks on private/loopback addresses"
     )

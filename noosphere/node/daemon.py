@@ -43,7 +43,7 @@ from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import Recruiter
 from noosphere.protocol import MAX_CARD_BYTES, AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
-from noosphere.protocol.bids import TaskRequest
+from noosphere.protocol.bids import BID_PROTOCOL, MAX_BID_BYTES, TaskRequest
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from noosphere.protocol.sync import CARD_SYNC_PROTOCOL
@@ -51,12 +51,14 @@ from noosphere.protocol.sync import CARD_SYNC_PROTOCOL
 from .a2a_api import register_a2a_api
 from .api import register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
-from .bidding import BidBoard, Bidder
+from .bidding import BidBoard, BidCourier, Bidder
 from .card_sync import CardSync
 from .cards import CardIndex, CardQuotas
 from .config import NodeConfig
+from .egress import EgressPolicy, dialable_multiaddrs
 from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
+from .http_server import ConnectionGuard, InFlightLimit, ensure_open_files, guarded_protocol
 from .keystore import load_or_create_evm_account, load_or_create_node_key
 from .mars_api import MarsService, register_mars_api
 from .metrics import NodeMetrics
@@ -76,6 +78,7 @@ CHECKPOINT_INTERVAL_S = 1.0
 MAX_DIALS_PER_ROUND = 4
 ANNOUNCE_DEBOUNCE_S = 0.5
 PEER_PRUNE_INTERVAL_S = 60.0
+UNDIALABLE_RETRY_S = 300.0  # a peer whose announced addresses the egress rule refuses
 
 
 class NodeStartError(RuntimeError):
@@ -256,6 +259,8 @@ class Node:
 
     async def _serve(self) -> None:
         cfg = self.config
+        # where this node may connect when a stranger chose the address (egress.py)
+        self.egress = await asyncio.to_thread(EgressPolicy.for_host, cfg.advertised_host)
         self.peers = PeerBook(self.store)
         self.cards = CardIndex(self.store, self.metrics, self.peers, CardQuotas.from_config(cfg))
         self.board = BidBoard(self._learn_bid_card)
@@ -280,10 +285,9 @@ class Node:
             self._authorities,
             escrow_deadline_s=cfg.escrow_deadline_s,
             auto_release=cfg.auto_release,
+            egress=self.egress,
         )
         self.submitter.recover()
-        bid_filter = SemanticFilter(shared_embedder())
-        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, self._peer_hosts)
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card, precheck=self.cards.precheck_gossiped)
         self.card_sync = CardSync(self.cards, self.store, self.metrics, allow=self.gossip.allow)
@@ -306,20 +310,40 @@ class Node:
                 target_peers=cfg.target_peers,
             ),
         )
+        bid_filter = SemanticFilter(shared_embedder())
+        courier = BidCourier(self.p2p, self._peer_addrs, self.egress)
+        self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, courier)
         rpc_socket = self._bind_rpc_socket()
         self.p2p.serve(CARD_SYNC_PROTOCOL, self._serve_cards)
+        self.p2p.serve_requests(BID_PROTOCOL, self.board.on_stream, max_request_bytes=MAX_BID_BYTES)
         try:
             await self.p2p.start()
         except P2PError as exc:
             rpc_socket.close()
             raise NodeStartError(str(exc)) from exc
+        guard = ConnectionGuard(  # slow and idle clients: http_server.py
+            max_connections=ensure_open_files(cfg.rpc_max_connections),
+            max_per_client=cfg.rpc_max_connections_per_ip,
+            header_timeout_s=cfg.rpc_header_timeout_s,
+            body_timeout_s=cfg.rpc_body_timeout_s,
+            write_timeout_s=cfg.rpc_write_timeout_s,
+            metrics=self.metrics,
+        )
+        app = InFlightLimit(
+            self._rpc_app(),
+            max_in_flight=cfg.rpc_max_in_flight,
+            max_body_bytes=cfg.max_request_bytes,
+            metrics=self.metrics,
+        )
         server = _Server(
             uvicorn.Config(
-                self._rpc_app(),
+                app,
+                http=guarded_protocol(guard),
+                ws="none",  # no WebSocket routes; an upgrade would leave the guard's view
                 log_config=None,
                 access_log=False,
                 lifespan="off",
-                limit_concurrency=1000,
+                backlog=4096,
                 timeout_graceful_shutdown=3,
             )
         )
@@ -386,7 +410,11 @@ class Node:
             self.metrics,
             max_body_bytes=self.config.max_request_bytes,
             max_batch=self.config.max_batch_requests,
-            authenticator=RequestAuthenticator(self.token),
+            authenticator=RequestAuthenticator(
+                self.token,
+                nonces_per_peer=self.config.rpc_nonces_per_peer,
+                nonces_total=self.config.rpc_nonces_total,
+            ),
         )
         register_node_api(dispatcher, self)
         register_a2a_api(dispatcher, self.tasks, self._local_card)
@@ -497,18 +525,9 @@ class Node:
             profiles.append(dataclasses.replace(profile, extra={"card": stored.card}))
         return profiles
 
-    async def _peer_hosts(self, peer_id: str) -> set[str]:
-        """The hosts a peer is known by: its connection and remembered multiaddrs."""
-        addrs = [
-            a for p in await self.p2p.connected_peers() if p.peer_id == peer_id for a in p.addrs
-        ]
-        addrs += [a for p in self.peers.list() if p.peer_id == peer_id for a in p.addrs]
-        hosts = set()
-        for addr in addrs:
-            parts = addr.split("/")
-            if len(parts) > 2 and parts[1] in ("ip4", "ip6", "dns", "dns4", "dns6"):
-                hosts.add(parts[2])
-        return hosts
+    def _peer_addrs(self, peer_id: str) -> list[str]:
+        """The multiaddrs a peer announced in its cards (its own word: the caller checks them)."""
+        return [a for p in self.peers.list() if p.peer_id == peer_id for a in p.addrs]
 
     def _own_card(self, spec: AgentSpec, seq: int, now: int) -> AgentCard:
         """A freshly signed card for one of this node's agents."""
@@ -633,10 +652,34 @@ class Node:
                     log.info("peers forgotten", count=forgotten, kept=self.config.max_peers)
             await asyncio.sleep(self.config.sweep_interval_s)
 
+    async def _dial_candidates(
+        self, connected: set[str], retry_at: dict[str, float], now: float
+    ) -> list[tuple[str, str]]:
+        """(peer id, multiaddr) to dial now: bootstrap peers (the operator's word), then, below
+        ``target_peers``, peers learned from cards, whose addresses are a stranger's word: only
+        what the egress rule allows (public, or this node's own loopback/private scope)."""
+
+        def due(peer_id: str) -> bool:
+            return (
+                peer_id != self.key.peer_id
+                and peer_id not in connected
+                and retry_at.get(peer_id, 0) <= now
+            )
+
+        wanted = [(a.rsplit("/p2p/", 1)[1], a) for a in self.config.bootstrap]
+        if len(connected) < self.config.target_peers:
+            learned = [p for p in self.peers.list() if p.addrs and due(p.peer_id)]
+            for peer in learned[: 4 * MAX_DIALS_PER_ROUND]:
+                allowed = await dialable_multiaddrs(peer.addrs, self.egress)
+                if allowed:
+                    wanted.append((peer.peer_id, allowed[0]))
+                else:
+                    retry_at[peer.peer_id] = now + UNDIALABLE_RETRY_S
+        return [(pid, addr) for pid, addr in dict(wanted).items() if due(pid)]
+
     async def _connect_loop(self) -> None:
         """Keep bootstrap peers connected, and up to ``target_peers`` connections to peers learned
         from cards or remembered from earlier runs; failed dials back off per peer."""
-        own = self.key.peer_id
         failures: dict[str, int] = {}
         retry_at: dict[str, float] = {}
         while True:
@@ -644,15 +687,8 @@ class Node:
             self.metrics.peers_connected.set(len(connected))
             for peer in connected:
                 self.peers.seen(peer, [], now_ms())
-            wanted = [(a.rsplit("/p2p/", 1)[1], a) for a in self.config.bootstrap]
-            if len(connected) < self.config.target_peers:
-                wanted += [(p.peer_id, p.addrs[0]) for p in self.peers.list() if p.addrs]
             now = time.monotonic()
-            todo = [
-                (pid, addr)
-                for pid, addr in dict(wanted).items()
-                if pid != own and pid not in connected and retry_at.get(pid, 0) <= now
-            ]
+            todo = await self._dial_candidates(connected, retry_at, now)
             for peer_id, addr in todo[:MAX_DIALS_PER_ROUND]:
                 try:
                     await self.p2p.connect(addr, timeout=5)

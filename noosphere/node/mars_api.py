@@ -205,6 +205,13 @@ def register_mars_api(
 ) -> None:
     async def recruit(params: RecruitParams, ctx: CallContext) -> RecruitReply:
         started = time.perf_counter()
+        if params.solicit_bids_ms and ctx.principal != LOCAL_PRINCIPAL:
+            # soliciting gossips a task request signed by this node: it speaks in its own name
+            raise RpcError(
+                ErrorCode.UNAUTHORIZED,
+                "Unauthorized: only this node's operator may solicit bids (solicitBidsMs);"
+                " a peer can recruit from this node's index without it",
+            )
         # The operator recruits for this node; a peer (signed request) for itself.
         requester = own_peer_id if ctx.principal in (None, LOCAL_PRINCIPAL) else ctx.principal
         reply = await service.recruit(params, requester)

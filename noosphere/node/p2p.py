@@ -104,6 +104,9 @@ class PeerView:
 
 TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, data)
 Responder = Callable[[str], Awaitable[bytes]]  # asyncio coroutine: requesting peer id -> reply
+# asyncio coroutine: (requesting peer id, request body) -> reply
+RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
+REQUEST_READ_TIMEOUT = 10.0  # a request body must arrive within this
 
 
 class _NoValidationCache(ValidationCache):
@@ -249,7 +252,8 @@ class P2PHost:
         self._on_message = on_message
         self._validator = validator
         self._on_sent = on_sent
-        self._responders: dict[str, Responder] = {}
+        # protocol -> (responder, largest request body; 0: the request has no body)
+        self._responders: dict[str, tuple[Responder | RequestHandler, int]] = {}
         self._params = params or GossipParams()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -267,7 +271,17 @@ class P2PHost:
     def serve(self, protocol: str, responder: Responder) -> None:
         """Answer request/response streams of ``protocol`` (register before ``start``): the
         asyncio ``responder`` gets the requesting peer id and returns the reply bytes."""
-        self._responders[protocol] = responder
+        self._responders[protocol] = (responder, 0)
+
+    def serve_requests(
+        self, protocol: str, handler: RequestHandler, *, max_request_bytes: int
+    ) -> None:
+        """Like ``serve`` for requests that carry a body: the requester writes it varint-length
+        prefixed (at most ``max_request_bytes``, within ``REQUEST_READ_TIMEOUT``), and the
+        asyncio ``handler`` gets the peer id (authenticated by the connection) and the body."""
+        if max_request_bytes <= 0:
+            raise ValueError("max_request_bytes must be positive")
+        self._responders[protocol] = (handler, max_request_bytes)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -384,14 +398,20 @@ class P2PHost:
         return validate
 
     def _make_stream_handler(self, protocol: str) -> Callable[[Any], Awaitable[None]]:
-        responder = self._responders[protocol]
+        responder, max_request_bytes = self._responders[protocol]
         loop = self._loop
         assert loop is not None
 
         async def handle(stream: Any) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
             try:
-                future = asyncio.run_coroutine_threadsafe(responder(peer), loop)
+                if max_request_bytes:
+                    with trio.fail_after(REQUEST_READ_TIMEOUT):
+                        body = await read_varint_prefixed_bytes_limited(stream, max_request_bytes)
+                    call = responder(peer, body)  # type: ignore[call-arg]
+                else:
+                    call = responder(peer)  # type: ignore[call-arg]
+                future = asyncio.run_coroutine_threadsafe(call, loop)
                 reply = await trio.to_thread.run_sync(future.result, 30.0)
                 await stream.write(encode_uvarint(len(reply)))
                 for start in range(0, len(reply), REPLY_CHUNK_BYTES):
@@ -472,15 +492,32 @@ class P2PHost:
         await self._call(dial, what=f"connecting to {address}")
         return info.peer_id.to_base58()
 
-    async def request(self, peer_id: str, protocol: str, timeout: float = 20.0) -> bytes:
-        """Open a ``protocol`` stream to a connected peer and read its whole reply."""
+    async def request(
+        self,
+        peer_id: str,
+        protocol: str,
+        timeout: float = 20.0,
+        *,
+        body: bytes | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+        connected_only: bool = False,
+    ) -> bytes:
+        """Open a ``protocol`` stream to a peer, write ``body`` (varint-length prefixed) if
+        given, and read its whole reply. With ``connected_only`` the stream must ride on an
+        existing connection: libp2p would otherwise dial whatever addresses its peerstore
+        holds for the peer, which the peer itself announced."""
         host = self._host
 
         async def ask() -> bytes:
             with trio.fail_after(timeout):
-                stream = await host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+                pid = ID.from_base58(peer_id)
+                if connected_only and pid not in host.get_connected_peers():
+                    raise P2PError(f"not connected to {peer_id}")
+                stream = await host.new_stream(pid, [TProtocol(protocol)])
                 try:
-                    return await read_varint_prefixed_bytes_limited(stream, MAX_REPLY_BYTES)
+                    if body is not None:
+                        await stream.write(encode_uvarint(len(body)) + body)
+                    return await read_varint_prefixed_bytes_limited(stream, max_reply_bytes)
                 finally:
                     with contextlib.suppress(Exception):
                         await stream.close()

@@ -2,11 +2,13 @@
 authenticates, validates and dispatches single and batch requests; streaming methods answer with
 Server-Sent Events (one JSON-RPC response per event). A2A v0.3 method names are translated to
 their v1.0 methods and back. Every failure becomes a JSON-RPC error object (parse error, invalid
-request, unknown method, invalid params, unauthorized, too large, internal), never an HTTP 500."""
+request, unknown method, invalid params, unauthorized, rate limited, too large, internal), never
+an HTTP 500."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from noosphere.protocol.a2a_v03 import (
 )
 from noosphere.protocol.base import describe_validation_error
 
-from .auth import AuthError, RequestAuthenticator
+from .auth import AuthError, RateLimited, RequestAuthenticator
 from .metrics import NodeMetrics
 
 log = structlog.get_logger("noosphere.rpc")
@@ -145,6 +147,11 @@ class JsonRpcDispatcher:
         except AuthError as exc:
             self._metrics.rpc_auth_rejected.labels(reason="invalid").inc()
             return _error_response(None, ErrorCode.UNAUTHORIZED, f"Unauthorized: {exc}", 401)
+        except RateLimited as exc:
+            self._metrics.rpc_auth_rejected.labels(reason="rate_limited").inc()
+            response = _error_response(None, ErrorCode.RATE_LIMITED, str(exc), 429)
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+            return response
         ctx = CallContext(principal=principal, a2a_version=version)
         if nests_deeper_than(body, MAX_JSON_DEPTH):
             return _error_response(

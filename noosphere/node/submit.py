@@ -49,6 +49,7 @@ from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from .a2a_client import A2AClient, text_message
 from .auth import PeerAuth
 from .cards import CardIndex
+from .egress import EgressPolicy
 from .feedback_api import FeedbackService
 from .mars_api import MarsService
 from .rpc import CallContext, JsonRpcDispatcher
@@ -96,8 +97,10 @@ class Submitter:
         *,
         escrow_deadline_s: int,
         auto_release: bool = True,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self._key = key
+        self._egress = egress  # agents' URLs come from their cards: a stranger's word
         self._store = store
         self._mars = mars
         self._cards = cards
@@ -264,7 +267,12 @@ class Submitter:
         try:
             async with (
                 asyncio.timeout(timeout_s),
-                A2AClient(choice.rpc_url, auth=PeerAuth(self._key), tenant=choice.tenant) as client,
+                A2AClient(
+                    choice.rpc_url,
+                    auth=PeerAuth(self._key),
+                    tenant=choice.tenant,
+                    egress=self._egress,
+                ) as client,
             ):
                 async for event in client.stream(message):
                     task = self._follow(record, event, task)

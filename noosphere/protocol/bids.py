@@ -1,7 +1,9 @@
 """Wire formats (Recruit): open calls for agents. A requester can gossip a task request on the
-tasks topic so that agents it has never heard of can bid; a bid travels back by JSON-RPC
-(``noosphere.bid``, a request signed by the bidding node) and carries the bidder's signed card,
-so it enters the same filter and ranking as the cards learned by gossip."""
+tasks topic so that agents it has never heard of can bid; a bid travels back to the requester
+over libp2p (a ``/noosphere/bid/1`` stream: the request body is the ``Bid``, the reply a
+``BidAck``; the connection authenticates the bidder) and carries the bidder's signed card, so it
+enters the same filter and ranking as the cards learned by gossip. A requester also accepts bids
+by JSON-RPC (``noosphere.bid``, signed by the bidding node)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from pydantic import Field
 from .base import WireModel
 
 MAX_TASK_TEXT = 4000
+BID_PROTOCOL = "/noosphere/bid/1"
+MAX_BID_BYTES = 256 * 1024  # one bid: the signed card and a few fields
+MAX_BID_ACK_BYTES = 4096
 
 
 class TaskRequest(WireModel):
@@ -22,7 +27,9 @@ class TaskRequest(WireModel):
     required_tags: list[str] = Field(default_factory=list, max_length=32)
     max_price: int | None = Field(None, ge=0)
     policy: str | None = Field(None, max_length=8192)
-    reply_to: str = Field(min_length=1, max_length=512)  # the requester's JSON-RPC URL
+    # The requester's JSON-RPC URL, for bidders that bid by JSON-RPC. Nodes never send to it
+    # (a requester could name any address): they bid over libp2p to the envelope's sender.
+    reply_to: str = Field(min_length=1, max_length=512)
     expires_at: int = Field(ge=0)  # unix ms; bids after this are refused
 
 

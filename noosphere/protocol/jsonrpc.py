@@ -31,6 +31,7 @@ class ErrorCode(IntEnum):
     REQUEST_TOO_LARGE = -32041
     UNAUTHORIZED = -32042
     PAYMENT_REQUIRED = -32043
+    RATE_LIMITED = -32044  # over a quota (signed requests per peer, requests in flight)
 
 
 RequestId = StrictStr | StrictInt | None

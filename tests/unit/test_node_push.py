@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fake_resolver import Rebinder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -284,7 +285,9 @@ async def test_server_error_is_retried(
 ) -> None:
     receiver.answer(hook, 500)
     push.deliver(
-        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)), status_event(1)
+        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)),
+        status_event(1),
+        trusted=True,
     )
     await eventually(lambda: outcome(metrics, "delivered") == 1)
     hits = receiver.received(hook)
@@ -297,7 +300,9 @@ async def test_too_many_requests_is_retried(
 ) -> None:
     receiver.answer(hook, 429, 503)
     push.deliver(
-        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)), status_event(1)
+        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)),
+        status_event(1),
+        trusted=True,
     )
     await eventually(lambda: outcome(metrics, "delivered") == 1)
     assert len(receiver.received(hook)) == 3 and outcome(metrics, "retried") == 2
@@ -308,7 +313,9 @@ async def test_client_error_is_not_retried(
 ) -> None:
     receiver.answer(hook, 400)
     push.deliver(
-        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)), status_event(1)
+        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)),
+        status_event(1),
+        trusted=True,
     )
     await eventually(lambda: outcome(metrics, "failed") == 1)
     await asyncio.sleep(0.05)
@@ -321,7 +328,9 @@ async def test_gives_up_after_the_last_attempt(
 ) -> None:
     receiver.answer(hook, 502, 502, 502, 502)
     push.deliver(
-        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)), status_event(1)
+        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)),
+        status_event(1),
+        trusted=True,
     )
     await eventually(lambda: outcome(metrics, "failed") == 1)
     assert len(receiver.received(hook)) == 3  # attempts=3
@@ -334,7 +343,7 @@ async def test_retry_keeps_the_order_of_one_webhook(
     receiver.answer(hook, 500)
     config = TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook))
     for n in range(1, 4):
-        push.deliver(config, status_event(n))
+        push.deliver(config, status_event(n), trusted=True)
     await eventually(lambda: outcome(metrics, "delivered") == 3)
     stamps = [h.body["statusUpdate"]["status"]["timestamp"][-2] for h in receiver.received(hook)]
     assert stamps == ["1", "1", "2", "3"]
@@ -350,10 +359,12 @@ async def test_unreachable_and_refused_urls_fail_quietly(
         push.deliver(
             TaskPushNotificationConfig(task_id="t1", id="a", url=f"http://127.0.0.1:{dead_port}/x"),
             status_event(1),
+            trusted=True,
         )
         push.deliver(
             TaskPushNotificationConfig(task_id="t1", id="b", url="http://127.0.0.1:99999/x"),
             status_event(1),
+            trusted=True,
         )
         await eventually(lambda: outcome(metrics, "failed") == 2, timeout=10)
     assert outcome(metrics, "retried") == 2  # the connection error is retried, the bad URL not
@@ -366,7 +377,9 @@ async def test_aclose_cancels_slow_deliveries_and_drops_later_ones(
     notifier = PushNotifier(metrics, attempts=1, timeout_s=5.0)
     receiver.delay_s[hook] = 0.5
     notifier.deliver(
-        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)), status_event(1)
+        TaskPushNotificationConfig(task_id="t1", id="c", url=receiver.url(hook)),
+        status_event(1),
+        trusted=True,
     )
     await eventually(lambda: len(receiver.received(hook)) == 1)
     started = time.monotonic()
@@ -388,13 +401,22 @@ async def test_aclose_cancels_slow_deliveries_and_drops_later_ones(
         "http://192.168.0.1/hook",
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/hook",
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 well-known prefix
+        "http://[64:ff9b:1::a00:1]/hook",  # NAT64 local-use prefix
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+        "http://[fe80::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://0.0.0.0/hook",
     ],
 )
 def test_remote_peers_cannot_aim_webhooks_at_private_addresses(
     metrics: NodeMetrics, url: str
 ) -> None:
     notifier = PushNotifier(metrics)
-    with pytest.raises(ValueError, match="non-public"):
+    with pytest.raises(ValueError, match="only make this node connect to public addresses"):
         notifier.check_target(url, trusted=False)
     notifier.check_target(url, trusted=True)  # the operator may
     PushNotifier(metrics, allow_private_targets=True).check_target(url, trusted=False)
@@ -403,3 +425,70 @@ def test_remote_peers_cannot_aim_webhooks_at_private_addresses(
 def test_unresolvable_webhook_host_is_refused(metrics: NodeMetrics) -> None:
     with pytest.raises(ValueError, match="does not resolve"):
         PushNotifier(metrics).check_target("http://no-such-host.invalid/x", trusted=False)
+
+
+# ---- DNS rebinding: the host is resolved and checked again at every delivery ------------------
+
+
+async def test_webhook_rebound_to_loopback_after_registration_is_not_called(
+    receiver: Receiver,
+    hook: str,
+    store: NodeStore,
+    metrics: NodeMetrics,
+    push: PushNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The attack: a peer registers a webhook whose name answers a public address while it is
+    checked, then 127.0.0.1 (where the receiver, standing for an internal service, listens)."""
+    port = int(receiver.base_url.rsplit(":", 1)[1])
+    resolver = Rebinder({"hooks.rebind.test": ["93.184.216.34", "127.0.0.1"]})
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    peer = "12D3KooWPeerThatRegistersTheWebhook"
+    manager = TaskManager(store, {"hold": (agent := HoldAgent())}, metrics, push)
+    task = await manager.send(user_request("wait", return_immediately=True), peer)
+    await asyncio.wait_for(agent.started.wait(), 2)
+    manager.set_push_config(  # checked now: the name answers a public address
+        TaskPushNotificationConfig(
+            task_id=task.id, url=f"http://hooks.rebind.test:{port}/hook/{hook}"
+        ),
+        peer,
+    )
+    agent.release.set()
+    await eventually(lambda: outcome(metrics, "failed") == 2)  # two events, both refused
+    assert receiver.received(hook) == []
+    assert outcome(metrics, "retried") == 0 and outcome(metrics, "delivered") == 0
+    assert resolver.asked.count("hooks.rebind.test") >= 3  # registration + each delivery
+    await manager.close()
+
+
+async def test_operator_webhook_on_loopback_is_still_delivered(
+    receiver: Receiver, hook: str, store: NodeStore, metrics: NodeMetrics, push: PushNotifier
+) -> None:
+    """Honest traffic: the operator's own task, its loopback webhook, no egress rule."""
+    manager = TaskManager(store, {"reporter": ReportingAgent()}, metrics, push)
+    config = TaskPushNotificationConfig(url=receiver.url(hook))
+    await manager.send(user_request("go", task_push_notification_config=config), LOCAL_PRINCIPAL)
+    await eventually(lambda: outcome(metrics, "delivered") == 4)
+    assert len(receiver.received(hook)) == 4
+    await manager.close()
+
+
+async def test_remote_webhook_delivery_connects_to_the_checked_address(
+    receiver: Receiver, hook: str, metrics: NodeMetrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Honest traffic for a remote peer's webhook: resolved at delivery, connected to exactly
+    that address, Host header with the name. (Loopback stands for a public receiver here: the
+    notifier is told to allow it, as ``push_private_targets`` does.)"""
+    port = int(receiver.base_url.rsplit(":", 1)[1])
+    monkeypatch.setattr(socket, "getaddrinfo", Rebinder({"hooks.ok.test": ["127.0.0.1"]}))
+    notifier = PushNotifier(metrics, attempts=1, allow_private_targets=True)
+    notifier.deliver(
+        TaskPushNotificationConfig(
+            task_id="t1", id="c", url=f"http://hooks.ok.test:{port}/hook/{hook}"
+        ),
+        status_event(1),
+    )
+    await eventually(lambda: outcome(metrics, "delivered") == 1)
+    (hit,) = receiver.received(hook)
+    assert hit.headers["host"] == f"hooks.ok.test:{port}"
+    await notifier.aclose()

@@ -103,3 +103,31 @@ async def test_crashed_host_restarts_with_same_identity_and_port() -> None:
             await other.stop()
     finally:
         await host.stop()
+
+
+async def test_request_with_a_body_reaches_the_handler_with_the_callers_peer_id() -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    async def echo(peer: str, body: bytes) -> bytes:
+        seen.append((peer, body))
+        return b"got " + body
+
+    server, client = _host([]), _host([])
+    server.serve_requests("/test/echo/1", echo, max_request_bytes=1024)
+    await server.start()
+    await client.start()
+    try:
+        # not connected: refused rather than dialing what the peerstore may hold
+        with pytest.raises(P2PError, match="not connected"):
+            await client.request(server.peer_id, "/test/echo/1", body=b"x", connected_only=True)
+        await client.connect(server.listen_addrs[0])
+        reply = await client.request(
+            server.peer_id, "/test/echo/1", body=b"hello", connected_only=True
+        )
+        assert reply == b"got hello" and seen == [(client.peer_id, b"hello")]
+        with pytest.raises(P2PError):  # over the handler's limit: the stream is reset
+            await client.request(server.peer_id, "/test/echo/1", body=b"x" * 2048, timeout=5)
+        assert len(seen) == 1
+    finally:
+        await client.stop()
+        await server.stop()
