@@ -363,15 +363,15 @@ class TaskManager:
             )
         if before_start is not None:
             before_start(task)
+        if message.task_id:
+            row = self._store_row(task.id)
         turn = Turn(
             task_id=task.id,
             context_id=task.context_id,
             message=task.history[-1],
             history=tuple(task.history[:-1]),
-            principal=principal,
+            principal=row.principal,  # the task's owner, also when the operator continues it
         )
-        if message.task_id:
-            row = self._store_row(task.id)
         self._go_live(task, dataclasses.replace(row, task={}))
         accepted = time.perf_counter()
         job = asyncio.create_task(self._run_turn(agent, turn, accepted), name=f"task-{task.id}")
