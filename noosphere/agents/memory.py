@@ -127,6 +127,7 @@ class EpisodicMemory:
         self._closed = False
         # one inner-product index per principal: a search can only ever see that principal's rows
         self._indexes: dict[str, faiss.IndexIDMap2] = {}
+        self._size = 0  # vectors in all indexes (summing them costs O(principals))
         try:
             narrowed = private_file(path)  # episodes hold requesters' text: owner only
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -213,6 +214,7 @@ class EpisodicMemory:
             ids = np.fromiter((row_id for row_id, _ in items), dtype=np.int64, count=len(items))
             vectors = np.frombuffer(b"".join(blob for _, blob in items), dtype=np.float32)
             self._index_of(principal).add_with_ids(vectors.reshape(len(items), DIMENSION), ids)
+        self._size = len(rows)
 
     def _index_of(self, principal: str) -> faiss.IndexIDMap2:
         index = self._indexes.get(principal)
@@ -221,7 +223,7 @@ class EpisodicMemory:
         return index
 
     def _total(self) -> int:
-        return sum(int(index.ntotal) for index in self._indexes.values())
+        return self._size
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -232,6 +234,7 @@ class EpisodicMemory:
             self._closed = True
             self._db.close()
             self._indexes.clear()
+            self._size = 0
 
     def __enter__(self) -> EpisodicMemory:
         return self
@@ -314,12 +317,13 @@ class EpisodicMemory:
                 index = self._indexes.get(owner)
                 if index is None:
                     continue
-                index.remove_ids(np.asarray(row_ids, dtype=np.int64))
+                self._size -= int(index.remove_ids(np.asarray(row_ids, dtype=np.int64)))
                 if index.ntotal == 0:
                     del self._indexes[owner]
             self._index_of(principal).add_with_ids(
                 vector.reshape(1, -1), np.asarray([row_id], dtype=np.int64)
             )
+            self._size += 1
         return Episode(
             id=row_id,
             agent_id=self.agent_id,
