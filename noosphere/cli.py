@@ -172,14 +172,13 @@ def node_start(
         _run_node(main())
     except (NodeStartError, KeyFileError, StoreError) as exc:
         fail(str(exc))
+    _exit_now()
 
 
 def _run_node(main: Any) -> None:
     """``asyncio.run`` without its final wait for worker threads: a tool still running in a
     thread when the grace ended (Python cannot stop a thread) must not hold the process; its
     task is already stored as failed and retryable, and the store is closed."""
-    import structlog
-
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -197,17 +196,28 @@ def _run_node(main: Any) -> None:
             asyncio.set_event_loop(None)
             loop.close()  # shuts the thread pool down without waiting for it
     busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    deadline = time.monotonic() + 0.5
+    deadline = time.monotonic() + 0.2
     for thread in busy:  # idle pool threads exit at once
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     busy = [t for t in busy if t.is_alive()]
     if busy:
+        import structlog
+
         structlog.get_logger("noosphere.node").warning(
             "exiting without waiting for threads still running a tool", threads=len(busy)
         )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+
+
+def _exit_now() -> None:
+    """End a node process that has shut down cleanly (store and memory closed, runtime file
+    removed, home unlocked) without the interpreter's teardown: it would wait for a tool thread
+    still running, and with the embedding model loaded it alone takes 4-6 s of the grace."""
+    import logging
+
+    logging.shutdown()  # flush the log handlers
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @node_app.command("status")
