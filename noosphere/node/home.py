@@ -8,7 +8,9 @@ on ``kill -9``, so a stale lock file never blocks a restart; the file itself is 
 (deleting it would let a third process lock a new file while the second still holds the old one).
 
 Every home is 0700 and the files directly in it 0600 (task text, memory, tokens, logs): a home
-made wider by an older release or by hand is narrowed at start, with one log line per change."""
+made wider by an older release or by hand is narrowed at start, with one log line per change. A
+path the node does not own (a Kubernetes volume root shared through ``fsGroup``) cannot be
+narrowed: that is logged, not fatal."""
 
 from __future__ import annotations
 
@@ -93,7 +95,17 @@ def make_private(home: Path) -> list[Path]:
         mode = stat.S_IMODE(info.st_mode)
         if not mode & 0o077:
             continue
-        os.chmod(path, mode & 0o700)
+        try:
+            os.chmod(path, mode & 0o700)
+        except PermissionError:  # e.g. a volume root owned by root, shared through fsGroup
+            log.warning(
+                "cannot narrow permissions in the node home (not its owner); restrict it by hand"
+                " or through the volume's settings",
+                path=str(path),
+                mode=f"{mode:04o}",
+                owner_uid=info.st_uid,
+            )
+            continue
         changed.append(path)
         log.warning(
             "narrowed permissions in the node home: other users could read it",

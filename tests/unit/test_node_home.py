@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from noosphere.node.config import CONFIG_FILENAME, NodeConfig, load_config, save_config
 from noosphere.node.home import LOCK_FILENAME, HomeInUse, HomeLock, make_private
@@ -104,6 +105,23 @@ def test_make_private_narrows_home_and_files_only(tmp_path: Path) -> None:
     assert mode(home / "workers") == 0o755
     assert mode(outside) == 0o644  # a symlink's target is left alone
     assert make_private(home) == []
+
+
+def test_a_home_the_node_does_not_own_is_logged_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.chmod(tmp_path, 0o2775)  # a volume root as kubelet leaves it with fsGroup
+
+    def refuse(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    with capture_logs() as logs:
+        assert make_private(tmp_path) == []
+    assert [e["event"] for e in logs] == [
+        "cannot narrow permissions in the node home (not its owner); restrict it by hand"
+        " or through the volume's settings"
+    ]
 
 
 def test_private_file_creates_0600_and_narrows(tmp_path: Path) -> None:
