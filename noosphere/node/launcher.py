@@ -58,8 +58,9 @@ class LocalNode:
             self.process.kill()
         self.process.wait(10)
 
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code (kills after ``timeout``)."""
+    def stop(self, timeout: float = 25.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code (kills after ``timeout``,
+        which leaves room for the node's default 10 s shutdown grace)."""
         if self.alive:
             self.process.send_signal(signal.SIGTERM)
             try:

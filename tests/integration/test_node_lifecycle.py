@@ -229,8 +229,9 @@ def test_sigterm_while_streaming_keeps_finished_results_and_logs_no_locals(
     assert any(e.artifact_update is not None for e in short_events)
     # the long one was cut at the grace, failed as retryable, on the same stream
     assert long_state == TaskState.FAILED
-    # the process did not wait for the 60 s tool thread (it started before the signal)
-    node.process.wait(timeout=40)
+    # it exits once the grace (15 s) is over, not when the 60 s tool thread ends; the deadline
+    # leaves 15 s of slack for a loaded machine (an idle node exits in well under a second)
+    node.process.wait(timeout=30)
     assert node.process.returncode == 0
 
     log = (node.home / LOG_FILENAME).read_text()
