@@ -105,7 +105,8 @@ def _now_ms() -> int:
 
 
 class EpisodicMemory:
-    """Episodes of one agent in a SQLite file, with a faiss inner-product index in RAM."""
+    """Episodes of one agent in a SQLite file, with one faiss inner-product index per principal
+    in RAM."""
 
     def __init__(
         self,
