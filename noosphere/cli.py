@@ -7,6 +7,10 @@ machine-readable output. Failures print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +30,9 @@ from noosphere.cli_mars_eval import mars_app
 from noosphere.cli_submit import task_submit
 from noosphere.cli_tasks import task_app
 from noosphere.clikit import JsonOption, RpcOption, fail, out, print_json
+from noosphere.node.logging import configure_default_logging
+
+configure_default_logging()  # no frame locals in any traceback a command logs
 
 app = typer.Typer(
     help="noosphere: a decentralized network where AI agents find each other, work and get paid.",
@@ -110,8 +117,10 @@ def node_start(
     ] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="console or json.")] = None,
 ) -> None:
-    """Run a node in the foreground until Ctrl-C. The first start creates HOME/node.key (0600)
-    and HOME/config.toml; later starts reuse them, so the peer id stays the same."""
+    """Run a node in the foreground until Ctrl-C or SIGTERM. The first start creates
+    HOME/node.key (0600) and, once the node runs, HOME/config.toml; later starts reuse them, so
+    the peer id stays the same. One node per home (HOME/node.lock); the home is kept 0700.
+    On SIGTERM running tasks get shutdown_grace_s to finish; a second signal stops at once."""
     from noosphere.agents.spec import AgentFileError
     from noosphere.node.config import ConfigError, load_config
     from noosphere.node.daemon import Node, NodeStartError
@@ -134,11 +143,12 @@ def node_start(
         "log_level": log_level,
         "log_format": log_format,
     }
+    os.umask(0o077)  # whatever the node writes (stores, their WAL files, workers' homes) is private
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        config, _created = load_config(home, overrides)
+        config, created = load_config(home, overrides, write=False)  # written once started
         configure_logging(config.log_level, config.log_format)
-        node = Node(home, config)
+        node = Node(home, config, new_config=created)
     except (ConfigError, AgentFileError, NodeStartError, OSError) as exc:
         fail(str(exc))
 
@@ -159,9 +169,55 @@ def node_start(
         await task
 
     try:
-        asyncio.run(main())
+        _run_node(main())
     except (NodeStartError, KeyFileError, StoreError) as exc:
         fail(str(exc))
+    _exit_now()
+
+
+def _run_node(main: Any) -> None:
+    """``asyncio.run`` without its final wait for worker threads: a tool still running in a
+    thread when the grace ended (Python cannot stop a thread) must not hold the process; its
+    task is already stored as failed and retryable, and the store is closed."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                gathered = asyncio.gather(*pending, return_exceptions=True)
+                loop.run_until_complete(gathered)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()  # shuts the thread pool down without waiting for it
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    deadline = time.monotonic() + 0.2
+    for thread in busy:  # idle pool threads exit at once
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    busy = [t for t in busy if t.is_alive()]
+    if busy:
+        import structlog
+
+        structlog.get_logger("noosphere.node").warning(
+            "exiting without waiting for threads still running a tool", threads=len(busy)
+        )
+
+
+def _exit_now() -> None:
+    """End a node process that has shut down cleanly (store and memory closed, runtime file
+    removed, home unlocked) without the interpreter's teardown: it would wait for a tool thread
+    still running, and with the embedding model loaded it alone takes 4-6 s of the grace."""
+    import logging
+
+    logging.shutdown()  # flush the log handlers
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @node_app.command("status")

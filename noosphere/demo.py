@@ -114,10 +114,29 @@ def _assign(agents: list[Path], agent_nodes: int) -> list[list[Path]]:
 def _stop_leftovers(workdir: Path) -> None:
     """Kill nodes and the chain a previous ``demo --keep`` left running in ``workdir``."""
     runtimes = [*workdir.glob(f"nodes/*/{RUNTIME_FILENAME}"), workdir / "chain" / "chain.json"]
+    pids = []
     for runtime in runtimes:
         with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
-            os.kill(int(json.loads(runtime.read_text())["pid"]), signal.SIGTERM)
-    time.sleep(0.5)
+            pid = int(json.loads(runtime.read_text())["pid"])
+            os.kill(pid, signal.SIGTERM)
+            pids.append(pid)
+    deadline = time.monotonic() + 20  # a node holds its home's lock until it has exited
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _view(nodes: list[LocalNode], expected: int, started: float) -> tuple[Table, int]:

@@ -40,3 +40,18 @@ def read_secret_file(path: Path) -> bytes:
             f"{path} is accessible by other users (mode {mode:04o}); run: chmod 600 {path}"
         )
     return data
+
+
+def private_file(path: Path) -> int | None:
+    """Make ``path`` a file only its owner can read: create it empty with mode 0600 when it is
+    missing (SQLite then gives its -wal and -shm files the same mode), or remove the group and
+    other bits of an existing one. Returns the previous mode when it had to be narrowed."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if not mode & 0o077:
+            return None
+        os.fchmod(fd, mode & 0o700)
+        return mode
+    finally:
+        os.close(fd)

@@ -2,7 +2,12 @@
 episodes from memory, asks the planner for a tool and its arguments (or for the question to ask
 when something is missing: ``input-required``), runs the tool under its deadline, returns the
 result as an artifact and remembers the episode. Tool failures fail the task with the tool's
-one-line reason; nothing an agent does can take the node down."""
+one-line reason; nothing an agent does can take the node down.
+
+Memory is scoped by the turn's principal (who sent the task): a turn recalls only its own
+requester's episodes, so neither the result's ``recalled`` ids nor the LLM planner's prompt can
+carry another requester's task. A task with sealed parts is remembered only if the agent file
+allows it (``memory.sealed``; by default its opened text never reaches the memory file)."""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from .llm import LlmBackend
 from .memory import AgentMemoryError, EpisodicMemory, Recalled
 from .persona import Persona
 from .planner import EmbeddingPlanner, LlmPlanner, NoToolFits, Plan, Planner
-from .sealed import SealedPartError, open_message
+from .sealed import SealedPartError, is_sealed, open_message
 from .spec import AgentSpec
 from .tools import (
     InputFile,
@@ -177,6 +182,7 @@ class AgentRuntime:
             )
 
     async def _run_turn(self, turn: Turn, sink: TurnSink) -> TurnResult:
+        sealed = any(is_sealed(p) for m in (*turn.history, turn.message) for p in m.parts)
         try:  # sealed parts are opened here, in memory; the node stores only the sealed form
             messages = [open_message(m, self.attribute_keys) for m in (*turn.history, turn.message)]
         except SealedPartError as exc:
@@ -190,7 +196,7 @@ class AgentRuntime:
                 f"{self.spec.name} does not take requests about {refusal.rule!r}",
             )
         await sink.progress("recalling related tasks")
-        recalled = await self._recall(request.text, turn.context_id)
+        recalled = await self._recall(request.text, turn)
         await sink.progress(
             "planning" + (f" with {len(recalled)} related tasks" if recalled else "")
         )
@@ -210,24 +216,36 @@ class AgentRuntime:
         except MissingArguments as exc:
             return TurnResult(TaskState.INPUT_REQUIRED, exc.question, {"missing": exc.fields})
         except ToolError as exc:
-            await self._remember(turn, request.text, str(exc), "failed")
+            await self._remember(turn, request.text, str(exc), "failed", sealed=sealed)
             return TurnResult(TaskState.FAILED, str(exc))
         await sink.artifact(result_artifact(plan, result, recalled))
-        await self._remember(turn, request.text, result.text, "completed")
+        await self._remember(turn, request.text, result.text, "completed", sealed=sealed)
         label = f"[{self.spec.name} · tool {plan.tool.name} · planner: {plan.planner}]"
         return TurnResult(TaskState.COMPLETED, f"{result.text}\n\n{label}")
 
-    async def _recall(self, text: str, context_id: str) -> list[Recalled]:
+    async def _recall(self, text: str, turn: Turn) -> list[Recalled]:
+        """The requester's own related episodes (never another principal's)."""
         try:
-            return await asyncio.to_thread(self.memory.recall, text, k=3, context_id=context_id)
+            return await asyncio.to_thread(
+                self.memory.recall,
+                text,
+                principal=turn.principal,
+                k=3,
+                context_id=turn.context_id,
+            )
         except AgentMemoryError as exc:
             log.warning("memory recall failed", agent=self.agent_id, error=str(exc))
             return []
 
-    async def _remember(self, turn: Turn, request: str, result: str, outcome: str) -> None:
+    async def _remember(
+        self, turn: Turn, request: str, result: str, outcome: str, *, sealed: bool
+    ) -> None:
+        if sealed and self.spec.memory.sealed == "none":
+            return  # the opened text of a sealed task never reaches the memory file
         try:
             await asyncio.to_thread(
                 self.memory.remember,
+                principal=turn.principal,
                 task_id=turn.task_id,
                 context_id=turn.context_id,
                 request=request[:4000],

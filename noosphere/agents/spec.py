@@ -8,7 +8,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -78,6 +78,23 @@ class PersonaSpec(BaseModel):
     )
 
 
+class MemorySpec(BaseModel):
+    """What the agent's episodic memory (``HOME/memory.db``) may keep.
+
+    ``sealed``: what happens to a task whose parts were sealed under an attribute policy (opened
+    in memory for the turn). ``"none"`` (the default) stores nothing of it: the requester sealed
+    the text so that only holders of certain attributes read it, and a copy at rest in the
+    memory file would outlive the task, escape key revocation and reach every backup of the
+    home. ``"principal"`` stores it like any task, in the sending principal's scope only (only
+    that requester's later tasks recall it), for agents whose requesters want that."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sealed: Literal["none", "principal"] = Field(
+        "none", description="keep sealed tasks in memory: none (default) or principal-scoped"
+    )
+
+
 class AgentSpec(BaseModel):
     """One agent as its operator describes it."""
 
@@ -90,6 +107,7 @@ class AgentSpec(BaseModel):
     organization: str = "noosphere community"
     organization_url: str = "https://github.com/noosphere"
     persona: PersonaSpec = Field(default_factory=PersonaSpec)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
     skills: list[SkillSpec] = Field(min_length=1)
     tool_timeout_s: float = Field(10.0, gt=0, le=600)
     runtime: str | None = Field(

@@ -16,6 +16,8 @@ class Turn:
     context_id: str
     message: Message
     history: tuple[Message, ...] = ()  # earlier messages of this task, oldest first
+    # who owns the task: "local" (the node's operator) or the requesting node's peer id; an
+    # agent keeps what it remembers of one principal away from every other
     principal: str = "local"
 
 

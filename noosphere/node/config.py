@@ -1,5 +1,6 @@
 """The node daemon's configuration: defaults < ``HOME/config.toml`` < ``NOOSPHERE_*`` environment
-variables < command-line flags. The first start writes the effective file; later starts reuse it."""
+variables < command-line flags. The first successful start writes the effective file (0600);
+later starts reuse it. A start that fails writes nothing, so fixing the flags is enough."""
 
 from __future__ import annotations
 
@@ -72,6 +73,13 @@ class NodeConfig(BaseModel):
     max_batch_requests: int = Field(100, ge=1)
     max_concurrent_tasks: int = Field(4, ge=1, le=1024, description="task turns run at once")
     task_timeout_s: float = Field(300.0, gt=0, le=86_400, description="longest a turn may run")
+    shutdown_grace_s: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="on SIGTERM, how long running turns may still finish (results kept); keep"
+        " it a few seconds under the supervisor's own limit (Kubernetes: 30 s)",
+    )
     llm_base_url: str = Field(
         "", description="OpenAI-compatible endpoint for agents (key: NOOSPHERE_LLM_API_KEY)"
     )
@@ -208,9 +216,15 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def load_config(
-    home: Path, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+    home: Path,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    write: bool = True,
 ) -> tuple[NodeConfig, bool]:
-    """Build the node config for ``home``; returns it and whether the config file was created."""
+    """Build the node config for ``home``; returns it and whether the config file is new
+    (created now, or, with ``write=False``, to be written by ``save_config`` once the node
+    has started)."""
     path = home / CONFIG_FILENAME
     data: dict[str, Any] = {}
     if path.exists():
@@ -225,6 +239,19 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(f"invalid node config: {describe_validation_error(exc)}") from exc
     created = not path.exists()
-    if created:
-        path.write_text(tomli_w.dumps(config.model_dump(mode="json", exclude_none=True)))
+    if created and write:
+        save_config(home, config)
     return config, created
+
+
+def save_config(home: Path, config: NodeConfig) -> None:
+    """Write ``HOME/config.toml`` (0600, atomically: a reader never sees half a file)."""
+    path = home / CONFIG_FILENAME
+    tmp = path.with_name(f".{CONFIG_FILENAME}.tmp")
+    data = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True)).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

@@ -1,7 +1,13 @@
 """Publish, Discover and Execute (the daemon): one node process. Owns the key, the store, the
 libp2p host, the gossip router, the card index, the agents with their task manager and the
 JSON-RPC server; announces its agents' cards, learns everyone else's, dials peers it learns about,
-runs the tasks it is sent, and shuts down cleanly on SIGINT/SIGTERM."""
+runs the tasks it is sent, and shuts down cleanly on SIGINT/SIGTERM.
+
+Start: lock the home (one daemon per home), narrow its permissions, open the store, bind the RPC
+and P2P ports (a busy port is one clear error), and only once everything listens write a new
+``config.toml`` and ``runtime.json``. Stop: refuse new tasks, give running turns
+``shutdown_grace_s`` to finish (their results are kept; a second signal cuts the grace short),
+fail the rest as retryable, end every stream, then close the server, libp2p and the store."""
 
 from __future__ import annotations
 
@@ -54,10 +60,11 @@ from .auth import RequestAuthenticator, load_or_create_token
 from .bidding import BidBoard, BidCourier, Bidder
 from .card_sync import CardSync
 from .cards import CardIndex, CardQuotas
-from .config import NodeConfig
+from .config import NodeConfig, save_config
 from .egress import EgressPolicy, dialable_multiaddrs
 from .feedback_api import FeedbackService, register_feedback_api
 from .gossip import GossipRouter, now_ms
+from .home import HomeInUse, HomeLock, make_private
 from .http_server import ConnectionGuard, InFlightLimit, ensure_open_files, guarded_protocol
 from .keystore import load_or_create_evm_account, load_or_create_node_key
 from .mars_api import MarsService, register_mars_api
@@ -79,6 +86,8 @@ MAX_DIALS_PER_ROUND = 4
 ANNOUNCE_DEBOUNCE_S = 0.5
 PEER_PRUNE_INTERVAL_S = 60.0
 UNDIALABLE_RETRY_S = 300.0  # a peer whose announced addresses the egress rule refuses
+#: After the grace: how long streams and connections get to close before the server stops.
+SERVER_CLOSE_S = 2.0
 
 
 class NodeStartError(RuntimeError):
@@ -105,14 +114,19 @@ class _Server(uvicorn.Server):
 
 
 class Node:
-    def __init__(self, home: Path, config: NodeConfig) -> None:
+    def __init__(self, home: Path, config: NodeConfig, *, new_config: bool = False) -> None:
+        """``new_config``: ``HOME/config.toml`` does not exist yet; it is written from
+        ``config`` once the node has started (a start that fails leaves the home without it)."""
         self.home = home
         self.config = config
+        self.new_config = new_config
         self.key: NodeKey
         self.key_created = False
         self.metrics = NodeMetrics()
         self.started_at = time.monotonic()
         self.stopping = asyncio.Event()
+        self.hurry = asyncio.Event()  # a second stop signal: no more grace for running turns
+        self.lock: HomeLock | None = None
         self.runtime: NodeRuntime | None = None
         self.specs: list[AgentSpec] = [load_agent_spec(p) for p in config.agents]
         ids = [s.id for s in self.specs]
@@ -135,6 +149,17 @@ class Node:
     async def run(self) -> None:
         """Start everything, serve until stopped, then shut down in reverse order."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # tasks and memory live here
+        try:
+            self.lock = HomeLock.acquire(self.home)  # before anything in the home is written
+        except HomeInUse as exc:
+            raise NodeStartError(str(exc)) from None
+        try:
+            make_private(self.home)
+            await self._run_locked()
+        finally:
+            self.lock.release()
+
+    async def _run_locked(self) -> None:
         self.key, self.key_created = load_or_create_node_key(self.home)
         self.store = NodeStore(
             self.home / STORE_FILENAME,
@@ -317,9 +342,11 @@ class Node:
         self.p2p.serve(CARD_SYNC_PROTOCOL, self._serve_cards)
         self.p2p.serve_requests(BID_PROTOCOL, self.board.on_stream, max_request_bytes=MAX_BID_BYTES)
         try:
+            self._check_p2p_port()
             await self.p2p.start()
-        except P2PError as exc:
+        except (P2PError, NodeStartError) as exc:
             rpc_socket.close()
+            await self.p2p.stop()
             raise NodeStartError(str(exc)) from exc
         guard = ConnectionGuard(  # slow and idle clients: http_server.py
             max_connections=ensure_open_files(cfg.rpc_max_connections),
@@ -344,13 +371,17 @@ class Node:
                 access_log=False,
                 lifespan="off",
                 backlog=4096,
-                timeout_graceful_shutdown=3,
+                # asked to exit only once every turn has ended (and with it every task stream)
+                timeout_graceful_shutdown=SERVER_CLOSE_S,
             )
         )
         server_task = asyncio.create_task(server.serve(sockets=[rpc_socket]), name="rpc-server")
         try:
             self._write_runtime(rpc_socket.getsockname()[1])
             self._check_own_cards()
+            if self.new_config:  # started: now the flags that worked become the home's config
+                save_config(self.home, self.config)
+                self.new_config = False
             self._spawn(self.gossip.run_receiver(), "gossip-receiver")
             for topic in self.gossip.topics:
                 self._spawn(
@@ -374,18 +405,36 @@ class Node:
                 self._spawn(asyncio.to_thread(shared_embedder().load), "embedder-load")
             await self.stopping.wait()
         finally:
-            log.info("node stopping", peer_id=self.key.peer_id)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server_task, 5)
-            await self.p2p.stop()
-            with contextlib.suppress(FileNotFoundError):
-                (self.home / RUNTIME_FILENAME).unlink()
+            await self._shut_down(server, server_task)
+
+    async def _shut_down(self, server: uvicorn.Server, server_task: asyncio.Task[Any]) -> None:
+        """Refuse new tasks, let running turns finish for the grace period (the server still
+        answers GetTask and streams meanwhile; /healthz says 503), fail the rest as retryable
+        (every stream then ends), then stop the server, background jobs and libp2p."""
+        grace = self.config.shutdown_grace_s
+        running = self.tasks.running + self.tasks.queue_depth
+        log.info("node stopping", peer_id=self.key.peer_id, running_tasks=running, grace_s=grace)
+        left = await self.tasks.drain(grace, interrupt=self.hurry)
+        if left:
+            log.warning("tasks still running after the grace; failing them as retryable",
+                        count=left, grace_s=grace)  # fmt: skip
+        await self.tasks.close()  # every stream gets its final status and ends
+        server.should_exit = True  # uvicorn cancels what is left after SERVER_CLOSE_S
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server_task, SERVER_CLOSE_S + 1)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.p2p.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.home / RUNTIME_FILENAME).unlink()
 
     def stop(self) -> None:
+        """Begin a graceful stop; a second call (another Ctrl-C or SIGTERM) skips the grace."""
+        if self.stopping.is_set():
+            if not self.hurry.is_set():
+                log.warning("stop requested again: not waiting for running tasks")
+            self.hurry.set()
         self.stopping.set()
 
     def install_signal_handlers(self) -> None:
@@ -453,6 +502,24 @@ class Node:
         sock.set_inheritable(True)
         return sock
 
+    def _check_p2p_port(self) -> None:
+        """Refuse a P2P port another process listens on. libp2p binds with SO_REUSEPORT, so a
+        second host on a busy port would start and split the incoming connections with the
+        first; a plain bind (no SO_REUSEPORT) fails on such a port and says so."""
+        port = self.config.p2p_port
+        if port == 0:
+            return  # the kernel picks a free port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            sock.bind((self.config.host, port))
+        except OSError as exc:
+            raise NodeStartError(
+                f"cannot listen for libp2p on {self.config.host}:{port}: {exc.strerror}"
+            ) from exc
+        finally:
+            sock.close()
+
     def _write_runtime(self, port: int) -> None:
         host = self.config.advertised_host
         self.runtime = NodeRuntime(
@@ -463,7 +530,9 @@ class Node:
         )
         path = self.home / RUNTIME_FILENAME
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.runtime.__dict__, indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(self.runtime.__dict__, indent=2))
         tmp.replace(path)
         log.info(
             "node started",
@@ -496,6 +565,9 @@ class Node:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def _healthz(self, _request: Request) -> Response:
+        if self.stopping.is_set():  # load balancers stop sending work during the grace
+            return JSONResponse({"ok": False, "stopping": True, "peerId": self.key.peer_id},
+                                status_code=503)  # fmt: skip
         return JSONResponse({"ok": True, "peerId": self.key.peer_id})
 
     # ---- gossip and discovery ----------------------------------------------------------------

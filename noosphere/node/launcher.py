@@ -1,6 +1,7 @@
 """Operations: start node daemons as child processes on this machine and wait until they serve.
-Used by ``noosphere demo``, the benchmarks and the multi-process tests, so all of them run the
-same real ``noosphere node start`` command that users run."""
+Used by ``noosphere demo``, ``noosphere cluster up``, the benchmarks and the multi-process tests,
+so all of them run the same real ``noosphere node start`` command that users run. Homes are
+created 0700 and ``node.log`` 0600, like everything the node writes itself."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ class LocalNode:
             self.process.kill()
         self.process.wait(10)
 
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code (kills after ``timeout``)."""
+    def stop(self, timeout: float = 25.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code (kills after ``timeout``,
+        which leaves room for the node's default 10 s shutdown grace)."""
         if self.alive:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -88,9 +90,10 @@ def spawn_node(
     wait: bool = True,
     timeout: float = 30.0,
 ) -> LocalNode:
-    """Start ``noosphere node start`` for ``home`` in the background; logs go to HOME/node.log."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / RUNTIME_FILENAME).unlink(missing_ok=True)
+    """Start ``noosphere node start`` for ``home`` in the background; logs go to HOME/node.log.
+    A runtime file left in the home is not removed: it may be a running node's (this start then
+    fails on the home lock), and readiness is judged by the pid it names."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmd = [
         sys.executable,
         "-m",
@@ -111,7 +114,9 @@ def spawn_node(
     for addr in bootstrap:
         cmd += ["--bootstrap", addr]
     cmd += list(extra_args)
-    log = (home / LOG_FILENAME).open("ab")
+    log = os.fdopen(
+        os.open(home / LOG_FILENAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab"
+    )
     process = subprocess.Popen(
         cmd,
         stdout=log,

@@ -1,5 +1,10 @@
 """All phases (operations): structured logs with structlog to stderr, console or JSON. libp2p's
-stdlib loggers are attached explicitly (``import libp2p`` detaches them) and kept at WARNING."""
+stdlib loggers are attached explicitly (``import libp2p`` detaches them) and kept at WARNING.
+
+Tracebacks are plain text (file, line, code), never with local variables: structlog's console
+renderer defaults to rich tracebacks that print every frame's locals, which put request bodies,
+bearer tokens and opened sealed text into the log. ``configure_default_logging`` applies the
+same rule to processes that never call ``configure_logging`` (every CLI command)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else _console_renderer(colors=sys.stderr.isatty())
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -48,3 +53,27 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         lib.propagate = True
         lib.disabled = False
         lib.setLevel(max(numeric, logging.WARNING))
+
+
+def _console_renderer(*, colors: bool) -> structlog.dev.ConsoleRenderer:
+    """structlog's console renderer with plain tracebacks (no frame locals)."""
+    return structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=structlog.dev.plain_traceback
+    )
+
+
+def configure_default_logging() -> None:
+    """structlog's default pipeline, minus the locals in tracebacks, for code that logs before
+    (or without) ``configure_logging``; a configuration made earlier is left alone."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            _console_renderer(colors=sys.stderr.isatty()),
+        ]
+    )

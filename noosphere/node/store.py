@@ -1,7 +1,8 @@
 """Discover and Execute (state): the node's SQLite store in WAL mode: known cards, known peers,
 replay-guard high-water marks, A2A tasks with their push-notification configs, and node
 metadata. Every write commits before the node acknowledges it, so a ``kill -9`` loses nothing
-that was acknowledged; a corrupt file refuses to open."""
+that was acknowledged; a corrupt file refuses to open. The file (and so its -wal and -shm) is
+created 0600, and an existing one that others can read is narrowed to 0600."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import structlog
+
+from noosphere.securefile import private_file
+
+log = structlog.get_logger("noosphere.store")
 
 STORE_FILENAME = "node.db"
 # 2 added tasks and push_configs, 3 payments and submissions (tables are created on open, so
@@ -138,6 +145,13 @@ class NodeStore:
             raise ValueError("synchronous must be NORMAL or FULL")
         self.path = path
         self._checkpointer: sqlite3.Connection | None = None
+        try:
+            narrowed = private_file(path)  # tasks hold requesters' text: owner only
+        except OSError as exc:
+            raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
+        if narrowed is not None:
+            log.warning("store was readable by other users; now owner-only", path=str(path),
+                        mode=f"{narrowed:04o}")  # fmt: skip
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")

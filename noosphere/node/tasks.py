@@ -5,7 +5,12 @@ persisted before anyone is told about it, then one turn runs on the agent (``wor
 progress, artifacts) and ends ``completed``, ``input-required``, ``failed``, ``rejected`` or
 ``canceled``. Every change is written to the store, then fanned out to streams, subscribers and
 push-notification webhooks. A node killed mid-turn reports the task on restart as failed and
-retryable, so ``GetTask`` never forgets an acknowledged task.
+retryable, so ``GetTask`` never forgets an acknowledged task. A node told to stop first lets
+running turns finish for a grace period (``drain``: refusing new tasks, storing the results of
+turns that end in time), then fails the rest as retryable (``close``).
+
+A turn runs as the task's owner (``Turn.principal``), also when the operator answers a question
+the task asked, so an agent keeps each requester's data in that requester's scope.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ log = structlog.get_logger("noosphere.tasks")
 
 _RESTART_REASON = "the node restarted while this task was running; send it again"
 _SHUTDOWN_REASON = "the node shut down while this task was running; send it again"
+_CLOSING_REASON = "this node is shutting down; send the task again later or to another node"
 _END_OF_TURN = None
 
 
@@ -128,6 +134,7 @@ class TaskManager:
         # state changes, artifacts and the end of the turn are also written to the store.
         self._live: dict[str, tuple[Task, StoredTask]] = {}
         self._push_tasks: set[str] = self._store.push_config_task_ids()
+        self._closing = False  # draining for shutdown: no new turns
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -143,8 +150,33 @@ class TaskManager:
             log.warning("tasks interrupted by a restart marked failed", count=len(rows))
         return len(rows)
 
+    async def drain(self, grace_s: float, interrupt: asyncio.Event | None = None) -> int:
+        """Refuse new turns and wait up to ``grace_s`` (or until ``interrupt`` is set) for the
+        running and queued ones to end; each that ends is stored as it ended (a completed result
+        is kept) and its streams finish normally. Returns how many are still running."""
+        self._closing = True
+        jobs = set(self._running.values())
+        if jobs and grace_s > 0:
+            waiters: set[asyncio.Future[Any]] = set(jobs)
+            stop = None if interrupt is None else asyncio.ensure_future(interrupt.wait())
+            if stop is not None:
+                waiters.add(stop)
+            try:
+                async with asyncio.timeout(grace_s):
+                    while jobs and (stop is None or not stop.done()):
+                        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                        jobs = {job for job in jobs if not job.done()}
+                        waiters = jobs | ({stop} if stop is not None else set())
+            except TimeoutError:
+                pass
+            finally:
+                if stop is not None:
+                    stop.cancel()
+        return sum(not job.done() for job in self._running.values())
+
     async def close(self) -> None:
         """Stop running turns (their tasks fail as retryable) and end every stream."""
+        self._closing = True
         running = list(self._running.values())
         for job in running:
             job.cancel()
@@ -158,12 +190,16 @@ class TaskManager:
 
     async def send(self, request: SendMessageRequest, principal: str) -> Task:
         """SendMessage: returns when the turn ends (or at once with ``returnImmediately``)."""
+        self._check_open()
         task = self._accept(request, principal, await self._admit(request, principal))
         config = request.configuration
         if not (config and config.return_immediately):
             job = self._running.get(task.id)
             if job is not None:
-                await asyncio.shield(job)
+                # not shield(): a turn cancelled at shutdown still ends in a stored state
+                # (failed, retryable) that the caller gets; the caller going away never
+                # cancels the turn either way
+                await asyncio.wait([job])
             task = self._load(task.id)
         return task.trimmed(config.history_length if config else None)
 
@@ -171,12 +207,17 @@ class TaskManager:
         self, request: SendMessageRequest, principal: str
     ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task, then its updates until the turn ends."""
+        self._check_open()
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
         admission = await self._admit(request, principal)
         task = self._accept(
             request, principal, admission, before_start=lambda t: self._watch(t, queue)
         )
         return self._drain(task, queue)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RpcError(ErrorCode.UNSUPPORTED_OPERATION, _CLOSING_REASON)
 
     def get(self, task_id: str, principal: str, history_length: int | None = None) -> Task:
         return self._owned(task_id, principal).trimmed(history_length)
@@ -363,15 +404,15 @@ class TaskManager:
             )
         if before_start is not None:
             before_start(task)
+        if message.task_id:
+            row = self._store_row(task.id)
         turn = Turn(
             task_id=task.id,
             context_id=task.context_id,
             message=task.history[-1],
             history=tuple(task.history[:-1]),
-            principal=principal,
+            principal=row.principal,  # the task's owner, also when the operator continues it
         )
-        if message.task_id:
-            row = self._store_row(task.id)
         self._go_live(task, dataclasses.replace(row, task={}))
         accepted = time.perf_counter()
         job = asyncio.create_task(self._run_turn(agent, turn, accepted), name=f"task-{task.id}")
