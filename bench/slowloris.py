@@ -50,8 +50,7 @@ from typing import Any
 import httpx
 import psutil
 from benchkit import (
-    HelpFormatter,
-    add_json_option,
+    BenchParser,
     check_args,
     machine_info,
     stop_on_signals,
@@ -62,6 +61,7 @@ from noosphere.node.launcher import LocalNode, spawn_node
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "slowloris.json"
+SMOKE = {"connections": 200, "duration": 3.0, "scenarios": ["one-address"]}
 SCENARIOS = {
     "none": [],
     "one-address": ["127.0.0.2"],
@@ -308,9 +308,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/slowloris.py", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = BenchParser("bench/slowloris.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument("--connections", type=int, default=2000, help="slow connections held")
     parser.add_argument(
         "--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS),
@@ -324,17 +322,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--node-env", action="append", type=lambda s: tuple(s.split("=", 1)), default=[],
         metavar="NOOSPHERE_NAME=VALUE", help="extra node configuration (repeatable)",
     )  # fmt: skip
-    parser.add_argument(
-        "--smoke", action="store_true", help="one scenario, 3 s, 200 connections (a check)"
-    )
-    add_json_option(parser, DEFAULT_JSON)
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.connections, args.duration = min(args.connections, 200), min(args.duration, 3.0)
-        if "--scenarios" not in (argv if argv is not None else sys.argv):
-            args.scenarios = ["one-address"]
-        if args.json == DEFAULT_JSON:  # a smoke run is no measurement: keep it out of results/
-            args.json = Path(tempfile.gettempdir()) / "slowloris-smoke.json"
     check_args(
         parser,
         [

@@ -663,15 +663,16 @@ class Node:
         return [load_public_key(path) for path in self.config.abe_authorities]
 
     def _sells(self) -> bool:
-        """Whether one of this node's agents charges for its work."""
-        return any(spec.price.amount > 0 for spec in self.specs)
+        """Whether one of this node's agents charges for its work (on a node without a ledger
+        prices are advisory: nobody pays, no escrow deadline runs)."""
+        return self.settlement is not None and any(spec.price.amount > 0 for spec in self.specs)
 
     async def _announce_when_ready(self) -> None:
         """A priced agent is published only once it can start a paid task at once: a paid task
         runs against an escrow deadline, and loading the model in its first turn took 15 s on a
         busy 2-core machine (enough to miss a 20 s deadline). Free agents load it lazily unless
         ``preload_models`` says otherwise."""
-        if self._sells() and self.specs:
+        if self._sells():
             started = time.monotonic()
             await asyncio.to_thread(shared_embedder().load)
             log.info("agents ready", model_load_s=round(time.monotonic() - started, 2))

@@ -64,6 +64,7 @@ SHAPES: dict[str, Shape] = {
     ),
     "rpc": Shape("rpc.json", rows=(("results", 0), ("results", 0, "levels", 0))),
     "scaling": Shape("scaling.json", rows=(("reaction", "repetitions", 0), ("drain", 0))),
+    "slowloris": Shape("slowloris.json", rows=(("results", 0), ("results", 0, "honest"))),
 }
 
 
