@@ -377,11 +377,12 @@ class Node:
         )
         server_task = asyncio.create_task(server.serve(sockets=[rpc_socket]), name="rpc-server")
         try:
-            self._write_runtime(rpc_socket.getsockname()[1])
+            self.runtime = self._runtime(rpc_socket.getsockname()[1])
             self._check_own_cards()
             if self.new_config:  # started: now the flags that worked become the home's config
                 save_config(self.home, self.config)
                 self.new_config = False
+            self._write_runtime()
             self._spawn(self.gossip.run_receiver(), "gossip-receiver")
             for topic in self.gossip.topics:
                 self._spawn(
@@ -520,14 +521,18 @@ class Node:
         finally:
             sock.close()
 
-    def _write_runtime(self, port: int) -> None:
+    def _runtime(self, port: int) -> NodeRuntime:
         host = self.config.advertised_host
-        self.runtime = NodeRuntime(
+        return NodeRuntime(
             peer_id=self.key.peer_id,
             name=self.config.name or f"node-{self.key.peer_id[-6:]}",
             multiaddrs=[_advertise(a, host) for a in self.p2p.listen_addrs],
             rpc_url=f"http://{host}:{port}",
         )
+
+    def _write_runtime(self) -> None:
+        """Tell tools and tests the node is up (HOME/runtime.json): the last step of a start."""
+        assert self.runtime is not None
         path = self.home / RUNTIME_FILENAME
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
