@@ -5,7 +5,7 @@ approximate index against exact search.
 Cards (synthetic, with real embeddings): a pool of ``--pool`` distinct skill texts is generated
 from word lists in this file (domain, verb, object, qualifier, audience, e.g. "Invoice
 reconciliation: reconcile vendor invoices against purchase orders in spreadsheets for small
-businesses") and embedded once with all-MiniLM-L6-v2 (``noosphere.agents.embedding``); the
+businesses") and embedded once with all-MiniLM-L6-v2 (``noosphere.models.embedding``); the
 vectors are cached as .npy under bench/.cache/ (keyed by the pool size and seed). Every card has
 1 to 3 skills (uniform); the vector of a skill is ``normalize(a + 0.3 * b)`` where ``a`` is the
 real vector of one pool text (the skill's text) and ``b`` the real vector of another pool text
@@ -87,12 +87,12 @@ import numpy as np
 import psutil
 from benchkit import BenchParser, check_args, machine_info, stop_on_signals, write_results
 
-from noosphere.agents.embedding import Embedder
-from noosphere.agents.planner import instruction_of
 from noosphere.mars.index import VectorIndex
 from noosphere.mars.profile import AgentProfile, SkillProfile
 from noosphere.mars.ranking import NoSignals, RankingWeights, rank
 from noosphere.mars.recruit import Recruiter, RecruitQuery
+from noosphere.models.embedding import Embedder
+from noosphere.models.text import instruction_of
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "mars.json"

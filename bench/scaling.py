@@ -132,7 +132,7 @@ def write_agents(
     pool = {
         "name": "Bench Pool",
         "description": "The orchestrator of bench/scaling.py.",
-        "runtime": "noosphere.agents.orchestrator:OrchestratorAgent",
+        "runtime": "noosphere.orchestration.orchestrator:OrchestratorAgent",
         "settings": {
             "workers": {"scaler": "local", "agents": [str(root / "worker.json")]},
             "policy": policy,

@@ -29,7 +29,7 @@ import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from noosphere.agents.embedding import DIMENSION, Embedder
+from noosphere.models.embedding import DIMENSION, Embedder
 from noosphere.securefile import private_file
 
 log = structlog.get_logger("noosphere.memory")

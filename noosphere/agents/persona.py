@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embedding import Embedder
+from noosphere.models.embedding import Embedder
+
 from .spec import AgentSpec
 
 #: Cosine similarity between a request and a refusal rule above which the rule applies.

@@ -11,7 +11,6 @@ embedding planner, saying so, when the endpoint fails or answers without a usabl
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,8 +18,10 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel
 
-from .embedding import Embedder
-from .llm import LlmBackend, LlmError
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend, LlmError
+from noosphere.models.text import instruction_of
+
 from .memory import Recalled
 from .persona import Persona
 from .spec import SkillSpec
@@ -30,21 +31,6 @@ OFFLINE_LABEL = "offline embedding match (no LLM)"
 
 #: Below this cosine similarity no tool is considered a fit for the request.
 MIN_TOOL_SIMILARITY = 0.2
-
-
-_SEPARATOR_COLON = re.compile(r":(?:\s|$)")
-
-
-def instruction_of(text: str) -> str:
-    """The instruction part of a request: up to a colon or the first line or sentence, so
-    "summarize this: <long report>" is matched on "summarize this". Only a colon that ends a
-    word counts, not one inside a time ("9:30") or a URL ("https://...")."""
-    head = text.strip().split("\n", 1)[0]
-    colon = _SEPARATOR_COLON.search(head)
-    if colon is not None and 0 < colon.start() <= 200:
-        return head[: colon.start()]
-    match = re.search(r"[.?!]\s", head)
-    return head[: match.start() + 1] if match and match.start() < 300 else head[:300]
 
 
 class NoToolFits(Exception):

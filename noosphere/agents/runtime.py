@@ -22,15 +22,15 @@ import structlog
 
 from noosphere.abe.authority import node_keys
 from noosphere.abe.keys import AttributeKey
+from noosphere.abe.sealed import SealedPartError, is_sealed, open_message
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend
 from noosphere.protocol.a2a import Artifact, Message, Part, Role, TaskState
 from noosphere.protocol.base import one_line
 
-from .embedding import Embedder
-from .llm import LlmBackend
 from .memory import AgentMemoryError, EpisodicMemory, Recalled
 from .persona import Persona
 from .planner import EmbeddingPlanner, LlmPlanner, NoToolFits, Plan, Planner
-from .sealed import SealedPartError, is_sealed, open_message
 from .spec import AgentSpec
 from .tools import (
     InputFile,

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from noosphere.agents.embedding import Embedder
+from noosphere.models.embedding import Embedder
 
 from .filter import _skill_texts  # the filter's own texts, to embed them all in one batch
 from .profile import AgentProfile, profile_from_record

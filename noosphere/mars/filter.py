@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from noosphere.abe.policy import PolicyError, parse_policy
-from noosphere.agents.embedding import Embedder
-from noosphere.agents.llm import LlmBackend, LlmError
-from noosphere.agents.planner import instruction_of
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend, LlmError
+from noosphere.models.text import instruction_of
 from noosphere.protocol.attestation import Attestation, AttestationError, verify_attestation
 
 from .profile import AgentProfile

@@ -10,9 +10,9 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from noosphere.agents.embedding import Embedder
-from noosphere.agents.llm import LlmBackend
-from noosphere.agents.planner import instruction_of
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend
+from noosphere.models.text import instruction_of
 
 from .filter import Constraints, LlmJudge, SemanticFilter, Verdict, validate_policy
 from .index import Hit, VectorIndex

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from noosphere import __version__
-from noosphere.agents.embedding import shared_embedder
+from noosphere.models.embedding import shared_embedder
 from noosphere.protocol import AgentCard, ErrorCode, RpcError, card_id
 from noosphere.protocol.api import (
     AgentSummary,

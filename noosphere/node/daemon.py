@@ -36,8 +36,6 @@ from starlette.routing import Route
 
 from noosphere.abe.authority import AuthorityError, load_public_key, node_keys
 from noosphere.abe.keys import AuthorityPublicKey
-from noosphere.agents.embedding import shared_embedder
-from noosphere.agents.llm import LlmBackend, LlmError, llm_config_from_env
 from noosphere.agents.memory import AgentMemoryError
 from noosphere.agents.publish import NodeEndpoint, build_card
 from noosphere.agents.runtime import create_agent
@@ -47,6 +45,8 @@ from noosphere.agents.turn import TaskAgent
 from noosphere.mars.filter import SemanticFilter
 from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import Recruiter
+from noosphere.models.embedding import shared_embedder
+from noosphere.models.llm import LlmBackend, LlmError, llm_config_from_env
 from noosphere.protocol import MAX_CARD_BYTES, AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
 from noosphere.protocol.bids import BID_PROTOCOL, MAX_BID_BYTES, TaskRequest
@@ -67,15 +67,17 @@ from .gossip import GossipRouter, now_ms
 from .home import HomeInUse, HomeLock, make_private
 from .http_server import ConnectionGuard, InFlightLimit, ensure_open_files, guarded_protocol
 from .keystore import load_or_create_evm_account, load_or_create_node_key
+from .ledger_api import register_ledger_api
 from .mars_api import MarsService, register_mars_api
 from .metrics import NodeMetrics
 from .p2p import GossipParams, P2PError, P2PHost
 from .peers import PeerBook
 from .push import PushNotifier
 from .rpc import JsonRpcDispatcher
-from .settlement import Settlement, register_ledger_api
+from .settlement import Settlement
 from .store import STORE_FILENAME, NodeStore
-from .submit import Submitter, register_submit_api
+from .submit import Submitter
+from .submit_api import register_submit_api
 from .tasks import TaskManager
 
 log = structlog.get_logger("noosphere.node")

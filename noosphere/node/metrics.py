@@ -145,7 +145,7 @@ class NodeMetrics:
 
 
 def _models_loaded() -> float:
-    from noosphere.agents.embedding import shared_embedder
+    from noosphere.models.embedding import shared_embedder
 
     return 1.0 if shared_embedder().loaded else 0.0
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from noosphere.abe.envelope import MEDIA_TYPE as SEALED_MEDIA_TYPE
 from noosphere.abe.keys import AuthorityPublicKey
-from noosphere.agents.sealed import seal_parts
+from noosphere.abe.sealed import seal_parts
 from noosphere.ledger.client import LedgerError
 from noosphere.protocol import AgentCard, ErrorCode, NodeKey, RpcError
 from noosphere.protocol.a2a import Message, Part, Task, TaskState
@@ -39,12 +39,10 @@ from noosphere.protocol.api import (
     Submission,
     SubmissionAttempt,
     SubmissionEvent,
-    SubmissionGetParams,
     SubmitParams,
 )
 from noosphere.protocol.feedback import FeedbackError, TaskReceipt, verify_receipt
 from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef, escrow_id_for
-from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
 from .a2a_client import A2AClient, text_message
 from .auth import PeerAuth
@@ -52,7 +50,6 @@ from .cards import CardIndex
 from .egress import EgressPolicy
 from .feedback_api import FeedbackService
 from .mars_api import MarsService
-from .rpc import CallContext, JsonRpcDispatcher
 from .settlement import CommitmentMismatch, Settlement, artifacts_hash
 from .store import NodeStore
 
@@ -532,22 +529,3 @@ class _Record:
             paid=str(paid),
             reputation={"before": before, "after": after},
         )
-
-
-def register_submit_api(dispatcher: JsonRpcDispatcher, submitter: Submitter) -> None:
-    def operator(ctx: CallContext) -> None:
-        if ctx.principal != LOCAL_PRINCIPAL:
-            raise RpcError(ErrorCode.UNAUTHORIZED, "Unauthorized: only the node's operator submits")
-
-    async def submit(params: SubmitParams, ctx: CallContext) -> Submission:
-        operator(ctx)
-        return submitter.submit(params)
-
-    async def submission(params: SubmissionGetParams, ctx: CallContext) -> Submission:
-        operator(ctx)
-        return submitter.get(params.id)
-
-    dispatcher.register("noosphere.tasks.submit", SubmitParams, submit, authenticated=True)
-    dispatcher.register(
-        "noosphere.tasks.submission", SubmissionGetParams, submission, authenticated=True
-    )

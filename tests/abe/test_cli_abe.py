@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from noosphere.cli_abe import EXIT_NOT_AUTHORIZED, EXIT_REJECTED, abe_app
+from noosphere.cli.abe import EXIT_NOT_AUTHORIZED, EXIT_REJECTED, abe_app
 from noosphere.node.keystore import KEY_FILENAME, write_secret_file
 from noosphere.protocol import NodeKey
 

@@ -16,8 +16,8 @@ from eth_account import Account
 from rich.console import Console
 
 from noosphere.abe.authority import load_public_key
-from noosphere.agents.sealed import seal_parts
-from noosphere.demo import (
+from noosphere.abe.sealed import seal_parts
+from noosphere.cli.demo import (
     DEMO_TASKS,
     ESCROW_ROW,
     SEALED_POLICY,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from noosphere.agents.autoscale import Autoscaler, ScalingPolicy, WorkerSample
+from noosphere.orchestration.autoscale import Autoscaler, ScalingPolicy, WorkerSample
 
 
 def load(queued: float, running: float = 0.0, workers: int = 1, util: float | None = None):

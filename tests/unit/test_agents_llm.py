@@ -20,7 +20,7 @@ from llm_server import (
     tool_reply,
 )
 
-from noosphere.agents.llm import (
+from noosphere.models.llm import (
     ChatReply,
     LlmBackend,
     LlmConfig,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from noosphere.agents.embedding import Embedder
 from noosphere.agents.memory import AgentMemoryError, EpisodicMemory
+from noosphere.models.embedding import Embedder
 
 OP = "local"  # the node's operator
 

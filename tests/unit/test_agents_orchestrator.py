@@ -10,10 +10,10 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from noosphere.agents.autoscale import WorkerSample
-from noosphere.agents.orchestrator import OrchestratorAgent
 from noosphere.agents.spec import load_agent_spec
 from noosphere.node.metrics import NodeMetrics
+from noosphere.orchestration.autoscale import WorkerSample
+from noosphere.orchestration.orchestrator import OrchestratorAgent
 
 POOL = Path(__file__).parents[1] / "integration" / "agents" / "pool.yaml"
 

@@ -27,8 +27,7 @@ from llm_server import FakeOpenAI, serve_fake_openai, tool_reply
 from structlog.testing import capture_logs
 
 from noosphere.abe.keys import AttributeKey, AuthorityPublicKey, issue_key, new_authority
-from noosphere.agents.embedding import DIMENSION, Embedder
-from noosphere.agents.llm import LlmBackend, LlmConfig
+from noosphere.abe.sealed import seal_parts
 from noosphere.agents.memory import (
     LEGACY_PRINCIPAL,
     SCHEMA_VERSION,
@@ -36,9 +35,10 @@ from noosphere.agents.memory import (
     EpisodicMemory,
 )
 from noosphere.agents.runtime import MEMORY_FILENAME, AgentRuntime, load_skill_tools
-from noosphere.agents.sealed import seal_parts
 from noosphere.agents.spec import AgentFileError, AgentSpec, load_agent_spec
 from noosphere.agents.turn import Turn
+from noosphere.models.embedding import DIMENSION, Embedder
+from noosphere.models.llm import LlmBackend, LlmConfig
 from noosphere.protocol.a2a import Artifact, Message, Part, Role, TaskState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"

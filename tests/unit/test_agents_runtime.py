@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from llm_server import FakeOpenAI, Scripted, content_reply, serve_fake_openai, tool_reply
 
-from noosphere.agents.embedding import Embedder
-from noosphere.agents.llm import LlmBackend, LlmConfig
 from noosphere.agents.persona import Persona
 from noosphere.agents.planner import OFFLINE_LABEL, EmbeddingPlanner, instruction_of
 from noosphere.agents.runtime import AgentRuntime
 from noosphere.agents.spec import AgentSpec, PersonaSpec, load_agent_spec
 from noosphere.agents.tools import ToolError, ToolInput, load_tool
 from noosphere.agents.turn import Turn
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend, LlmConfig
 from noosphere.protocol.a2a import Artifact, Message, Part, Role, TaskState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"

@@ -19,8 +19,13 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from threaded_server import serve_app
 
-from noosphere.agents.scalers import KubernetesScaler, LocalScaler, MetricsReader, worker_cards
 from noosphere.node.metrics import NodeMetrics
+from noosphere.orchestration.scalers import (
+    KubernetesScaler,
+    LocalScaler,
+    MetricsReader,
+    worker_cards,
+)
 
 SCALE_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"
 

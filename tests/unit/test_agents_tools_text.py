@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from noosphere.agents.embedding import Embedder
 from noosphere.agents.tools import InputFile, MissingArguments, ToolContext, ToolError, ToolInput
 from noosphere.agents.tools.builtin import KeywordsTool, ReadabilityTool, SummarizeTool
 from noosphere.agents.tools.builtin.keywords import candidate_phrases
 from noosphere.agents.tools.builtin.readability import syllables
 from noosphere.agents.tools.inputs import requested_count, split_instruction
 from noosphere.agents.tools.sentences import split_sentences
+from noosphere.models.embedding import Embedder
 
 REPORT = (
     "At 09:14 UTC the payment API started returning HTTP 500 errors for most requests. "

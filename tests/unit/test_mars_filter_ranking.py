@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from llm_server import FakeOpenAI, Scripted, content_reply, serve_fake_openai
 
-from noosphere.agents.llm import LlmBackend, LlmConfig
 from noosphere.mars.filter import Constraints, LlmJudge, SemanticFilter, Verdict
 from noosphere.mars.profile import AgentProfile, SkillProfile
 from noosphere.mars.ranking import NEUTRAL, NoSignals, RankingWeights, rank, scale_relevance
+from noosphere.models.llm import LlmBackend, LlmConfig
 from noosphere.protocol import NodeKey
 from noosphere.protocol.attestation import Attestation, sign_attestation
 

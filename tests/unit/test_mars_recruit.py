@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noosphere.agents.embedding import Embedder
 from noosphere.agents.publish import NodeEndpoint, build_card
 from noosphere.agents.spec import load_agent_spec
 from noosphere.mars.filter import Constraints
 from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import OFFLINE_FILTER, Recruiter, RecruitQuery
+from noosphere.models.embedding import Embedder
 from noosphere.protocol import NodeKey
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "agents"

@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from noosphere.agents.embedding import Embedder
-from noosphere.agents.llm import LlmBackend
 from noosphere.agents.spec import AgentSpec
 from noosphere.agents.turn import Turn, TurnResult, TurnSink
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend
 from noosphere.protocol.a2a import Artifact, Part, TaskState
 
 

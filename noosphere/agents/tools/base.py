@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from noosphere.protocol.base import describe_validation_error, one_line
 
 if TYPE_CHECKING:
-    from noosphere.agents.embedding import Embedder
+    from noosphere.models.embedding import Embedder
 
 MAX_INPUT_BYTES = 200_000
 """Largest request (text + data + files) a built-in tool accepts: bounded work on bounded input."""

@@ -15,8 +15,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from noosphere.cli_tasks import HomeOption, TokenOption, operator_auth
-from noosphere.clikit import DEFAULT_RPC, JsonOption, RpcOption, fail, out, print_json
+from .kit import (
+    DEFAULT_RPC,
+    HomeOption,
+    JsonOption,
+    RpcOption,
+    TokenOption,
+    fail,
+    node_client,
+    operator_auth,
+    out,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from noosphere.ledger.client import ChannelView, EscrowView, LedgerClient, Voucher
@@ -248,16 +258,8 @@ def _node_call(
     rpc: str, home: Path | None, token: str | None, method: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     """One operator call to your node; failures end the command with one line."""
-    from noosphere.node.client import NodeClient, NodeUnreachable
-    from noosphere.protocol import RpcError
-
-    try:
-        with NodeClient(rpc, auth=operator_auth(home, token)) as client:
-            reply: dict[str, Any] = client.call(method, params)
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+    with node_client(rpc, auth=operator_auth(home, token)) as client:
+        reply: dict[str, Any] = client.call(method, params)
     return reply
 
 

@@ -8,7 +8,7 @@ decision is logged with its inputs and reason, and exported at the node's /metri
 
 Agent file::
 
-    runtime: noosphere.agents.orchestrator:OrchestratorAgent
+    runtime: noosphere.orchestration.orchestrator:OrchestratorAgent
     settings:
       workers: {agents: [worker-agent.yaml], scaler: local}   # or {scaler: kubernetes,
       #                                          namespace: noosphere, deployment: worker}
@@ -30,15 +30,15 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from noosphere.agents.spec import AgentSpec
+from noosphere.agents.turn import Turn, TurnResult, TurnSink
+from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend
 from noosphere.node.metrics import attach_agent_registry, detach_agent_registry
 from noosphere.protocol.a2a import Artifact, Message, Role, Task, TaskState
 
 from .autoscale import REASON_CODES, Autoscaler, Decision, ScalingPolicy, WorkerSample
-from .embedding import Embedder
-from .llm import LlmBackend
 from .scalers import KubernetesScaler, LocalScaler, MetricsReader, Scaler, worker_cards
-from .spec import AgentSpec
-from .turn import Turn, TurnResult, TurnSink
 
 if TYPE_CHECKING:
     from noosphere.node.a2a_client import A2AClient

@@ -12,8 +12,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from noosphere.cli_tasks import HomeOption, TokenOption, operator_auth
-from noosphere.clikit import DEFAULT_RPC, JsonOption, RpcOption, fail, out, print_json
+from .kit import (
+    DEFAULT_RPC,
+    HomeOption,
+    JsonOption,
+    RpcOption,
+    TokenOption,
+    fail,
+    node_client,
+    operator_auth,
+    out,
+    print_json,
+)
 
 POLL_INTERVAL_S = 0.25
 PHASE_STYLE = {
@@ -64,8 +74,6 @@ def task_submit(
     as_json: JsonOption = False,
 ) -> None:
     """Recruit, pay, run, settle and rate one task through your node (all six phases)."""
-    from noosphere.node.client import NodeClient, NodeUnreachable
-    from noosphere.protocol import RpcError
     from noosphere.protocol.api import Submission, SubmitParams
 
     params = SubmitParams(
@@ -79,17 +87,13 @@ def task_submit(
         deadline_s=deadline_s,
     )
     try:
-        with NodeClient(rpc, auth=operator_auth(home, token)) as client:
+        with node_client(rpc, auth=operator_auth(home, token)) as client:
             submission = Submission.model_validate(
                 client.call("noosphere.tasks.submit", params.to_wire())
             )
             if no_wait:
                 return print_json(submission) if as_json else out.print(submission.id)
             submission = follow_submission(client, submission, out, quiet=as_json)
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
     except KeyboardInterrupt:
         fail("interrupted (the submission goes on in the node)", 130)
     if as_json:
@@ -135,8 +139,9 @@ def _read_json(path: Path | None) -> list[Any]:
 
 def print_summary(submission: Any, console: Any = out, *, result: bool = True) -> None:
     """The result, the attempts (agent, price, outcome, payment) and the phase timings."""
-    from noosphere.cli_tasks import task_lines
     from noosphere.protocol.a2a import Task
+
+    from .tasks import task_lines
 
     if result and submission.result is not None:
         for line in task_lines(Task.model_validate(submission.result)):

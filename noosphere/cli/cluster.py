@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.clikit import fail, out
+from .kit import fail, out
 
 cluster_app = typer.Typer(help="Run a local cluster (bootstrap + orchestrator + workers).")
 

@@ -1,8 +1,5 @@
-"""The ``noosphere`` command line (all phases): run a node, inspect what it sees, run the demo.
-
-Every command that talks to a node takes ``--rpc URL`` (or ``NOOSPHERE_RPC``); ``--json`` prints
-machine-readable output. Failures print one line to stderr and exit non-zero.
-"""
+"""The ``noosphere node``, ``cards``, ``agent``, ``peers``, ``demo`` and ``version`` commands
+(Publish, Discover): run a node, inspect what it sees, check agent files, run the demo."""
 
 from __future__ import annotations
 
@@ -11,8 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,25 +17,9 @@ import typer
 from rich.table import Table
 
 from noosphere import __version__
-from noosphere.cli_abe import abe_app
-from noosphere.cli_chain import chain_app
-from noosphere.cli_cluster import cluster_app
-from noosphere.cli_ledger import ledger_app
-from noosphere.cli_mars import recruit
-from noosphere.cli_mars_eval import mars_app
-from noosphere.cli_submit import task_submit
-from noosphere.cli_tasks import task_app
-from noosphere.clikit import JsonOption, RpcOption, fail, out, print_json
-from noosphere.node.logging import configure_default_logging
 
-configure_default_logging()  # no frame locals in any traceback a command logs
+from .kit import JsonOption, RpcOption, fail, node_client, out, print_json
 
-app = typer.Typer(
-    help="noosphere: a decentralized network where AI agents find each other, work and get paid.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 node_app = typer.Typer(help="Run a node and query its status.", no_args_is_help=True)
 cards_app = typer.Typer(
     help="Agent Cards this node knows (its own and gossiped).", no_args_is_help=True
@@ -47,33 +27,9 @@ cards_app = typer.Typer(
 agent_app = typer.Typer(
     help="Agent files: check them and preview their cards.", no_args_is_help=True
 )
-app.add_typer(node_app, name="node")
-app.add_typer(cards_app, name="cards")
-app.add_typer(agent_app, name="agent")
-task_app.command("submit")(task_submit)
-app.add_typer(task_app, name="task")
-app.add_typer(abe_app, name="abe")
-app.add_typer(chain_app, name="chain")
-app.add_typer(cluster_app, name="cluster")
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(mars_app, name="mars")
-app.command("recruit")(recruit)
+top_app = typer.Typer()  # commands that sit at the top level (peers, demo, version)
 
 T = TypeVar("T")
-
-
-@contextmanager
-def _client(rpc: str) -> Iterator[Any]:
-    from noosphere.node.client import NodeClient, NodeUnreachable
-    from noosphere.protocol import RpcError
-
-    try:
-        with NodeClient(rpc) as client:
-            yield client
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
 
 
 def _ago(ms: int) -> str:
@@ -81,7 +37,7 @@ def _ago(ms: int) -> str:
 
 
 def _query(rpc: str, fetch: Callable[[Any], T]) -> T:
-    with _client(rpc) as client:
+    with node_client(rpc) as client:
         return fetch(client)
 
 
@@ -244,7 +200,7 @@ def node_status(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = 
 # ---- peers and cards --------------------------------------------------------------------------
 
 
-@app.command("peers")
+@top_app.command("peers")
 def peers(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = False) -> None:
     """List the peers a node knows: connected now, or learned from cards and earlier runs."""
     entries = _query(rpc, lambda c: c.peers())
@@ -315,7 +271,7 @@ def agent_check(
     print_json({"agent": spec.model_dump(mode="json"), "tools": toolbox.schemas()})
 
 
-@app.command("demo")
+@top_app.command("demo")
 def demo(
     nodes: Annotated[
         int, typer.Option("--nodes", min=3, max=10, help="Local nodes (the last one requests).")
@@ -329,7 +285,7 @@ def demo(
 ) -> None:
     """Run the six phases on this machine: a local chain, nodes with the example agents, then
     publish, discover, recruit, execute (one task sealed), settle and feedback."""
-    from noosphere.demo import DemoError, run_demo
+    from noosphere.cli.demo import DemoError, run_demo
 
     try:
         run_demo(nodes=nodes, keep=keep, workdir=workdir, console=out)
@@ -337,11 +293,7 @@ def demo(
         fail(str(exc))
 
 
-@app.command("version")
+@top_app.command("version")
 def version() -> None:
     """Print the noosphere version."""
     out.print(__version__)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

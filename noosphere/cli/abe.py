@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from noosphere.clikit import fail, out, print_json
+from .kit import fail, out, print_json
 
 if TYPE_CHECKING:
     from noosphere.abe.authority import Authority, KeyBundle

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from noosphere.clikit import JsonOption, err, fail, out, print_json
+from .kit import JsonOption, err, fail, out, print_json
 
 mars_app = typer.Typer(
     help="Recruiting (MARS): evaluate the pipeline offline.", no_args_is_help=True

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.clikit import JsonOption, fail, out, print_json
+from .kit import JsonOption, fail, out, print_json
 
 chain_app = typer.Typer(
     help="The local EVM chain (anvil) the ledger settles on.", no_args_is_help=True

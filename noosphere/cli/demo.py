@@ -25,7 +25,6 @@ from rich.table import Table
 
 from noosphere.abe.authority import Authority, import_bundle
 from noosphere.agents.spec import load_agent_spec
-from noosphere.cli_submit import follow_submission, print_summary
 from noosphere.ledger.chain import DEV_MNEMONIC, ChainError, LocalChain, set_gas_balance
 from noosphere.ledger.client import LedgerClient, LedgerError
 from noosphere.node.auth import BearerAuth
@@ -35,6 +34,8 @@ from noosphere.node.keystore import load_or_create_evm_account, load_or_create_n
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
 from noosphere.protocol import AgentCard, NoosphereCardParams, RpcError
 from noosphere.protocol.api import CardEntry, Submission, SubmitParams
+
+from .submit import follow_submission, print_summary
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 90.0

@@ -16,7 +16,19 @@ import httpx
 import typer
 from rich.table import Table
 
-from noosphere.clikit import DEFAULT_RPC, JsonOption, RpcOption, fail, out, print_json
+from .kit import (
+    DEFAULT_RPC,
+    HomeOption,
+    JsonOption,
+    RpcOption,
+    TokenOption,
+    fail,
+    node_client,
+    node_errors,
+    operator_auth,
+    out,
+    print_json,
+)
 
 T = TypeVar("T")
 
@@ -25,14 +37,6 @@ task_app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="NOOSPHERE_HOME",
-        help="Your node's home: its rpc.token (for your node) and node.key (to sign for others).",
-    ),
-]
 ToOption = Annotated[
     str | None,
     typer.Option(
@@ -45,12 +49,6 @@ AgentOption = Annotated[
     str | None,
     typer.Option("--agent", help="Agent id on the target node (needed when it runs several)."),
 ]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token", envvar="NOOSPHERE_TOKEN", help="Operator token (instead of HOME/rpc.token)."
-    ),
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +58,13 @@ class Target:
     auth: httpx.Auth
 
 
-def operator_auth(home: Path | None, token: str | None) -> httpx.Auth:
-    """The operator's bearer token: ``--token``/``NOOSPHERE_TOKEN``, or ``HOME/rpc.token``."""
-    from noosphere.node.auth import BearerAuth, read_token
-    from noosphere.node.keystore import KeyFileError
-
-    if token is None:
-        if home is None:
-            fail(
-                "this command needs your node's token: pass --home DIR (reads DIR/rpc.token),"
-                " --token or NOOSPHERE_TOKEN"
-            )
-        try:
-            token = read_token(home.expanduser() / "rpc.token")
-        except KeyFileError as exc:
-            fail(str(exc))
-    return BearerAuth(token)
-
-
 def _resolve_target(
     rpc: str, home: Path | None, to: str | None, agent: str | None, token: str | None
 ) -> Target:
     """Where to send and how to authenticate: own node by token, another node by signature."""
     from noosphere.node.auth import PeerAuth
-    from noosphere.node.client import NodeClient, NodeUnreachable
     from noosphere.node.keystore import KeyFileError, load_or_create_node_key
-    from noosphere.protocol import AgentCard, RpcError
+    from noosphere.protocol import AgentCard
 
     home = home.expanduser() if home is not None else None
     if to is None:
@@ -94,14 +73,10 @@ def _resolve_target(
         fail("--to signs requests with your node's key: pass --home DIR of a node that has run")
     try:
         key, _ = load_or_create_node_key(home)
-        with NodeClient(rpc) as client:
-            entry = client.card(to)
     except KeyFileError as exc:
         fail(str(exc))
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+    with node_client(rpc) as client:
+        entry = client.card(to)
     card = AgentCard.model_validate(entry.card)
     if not card.supported_interfaces:
         fail(f"card {entry.card_id} advertises no JSON-RPC interface")
@@ -112,19 +87,14 @@ def _resolve_target(
 def _run(target: Target, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(client)`` with an A2A client for ``target``; errors become one-line exits."""
     from noosphere.node.a2a_client import A2AClient
-    from noosphere.node.client import NodeUnreachable
-    from noosphere.protocol import RpcError
 
     async def main() -> T:
         async with A2AClient(target.url, auth=target.auth, tenant=target.tenant) as client:
             return await work(client)
 
     try:
-        return asyncio.run(main())
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+        with node_errors():
+            return asyncio.run(main())
     except KeyboardInterrupt:
         fail("interrupted (the task keeps running on the agent's node)", 130)
 
@@ -155,7 +125,7 @@ def _sealed(message: Any, policy: str, authority: Path | None) -> Any:
     from noosphere.abe.authority import AuthorityError, load_public_key
     from noosphere.abe.fame import AbeError
     from noosphere.abe.policy import PolicyError
-    from noosphere.agents.sealed import seal_parts
+    from noosphere.abe.sealed import seal_parts
 
     if authority is None:
         fail("--policy needs --authority (an authority home or public key file)")
@@ -380,8 +350,6 @@ def task_feedback(
 ) -> None:
     """Rate a finished task: your node signs the rating around the agent's receipt, records it
     and gossips it, so every node's trust in the agent moves."""
-    from noosphere.node.client import NodeClient, NodeUnreachable
-    from noosphere.protocol import RpcError
     from noosphere.protocol.api import FeedbackParams
     from noosphere.protocol.feedback import TaskReceipt
 
@@ -391,13 +359,8 @@ def task_feedback(
     if raw is None:
         fail(f"task {task_id} has no receipt yet (state {task.status.state.short})")
     params = FeedbackParams(receipt=TaskReceipt.model_validate(raw), rating=rating, comment=comment)
-    try:
-        with NodeClient(rpc, auth=operator_auth(home, token)) as client:
-            reply = client.call("noosphere.feedback", params.to_wire())
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+    with node_client(rpc, auth=operator_auth(home, token)) as client:
+        reply = client.call("noosphere.feedback", params.to_wire())
     if as_json:
         return print_json(reply)
     reputation = reply.get("reputation")

@@ -9,8 +9,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from noosphere.cli_tasks import HomeOption, TokenOption, operator_auth
-from noosphere.clikit import DEFAULT_RPC, JsonOption, RpcOption, fail, out, print_json
+from .kit import (
+    DEFAULT_RPC,
+    HomeOption,
+    JsonOption,
+    RpcOption,
+    TokenOption,
+    fail,
+    node_client,
+    operator_auth,
+    out,
+    print_json,
+)
 
 
 def recruit(
@@ -64,8 +74,6 @@ def recruit(
     as_json: JsonOption = False,
 ) -> None:
     """Rank the agents your node knows for a task (MARS: vector search, filter, ranking)."""
-    from noosphere.node.client import NodeClient, NodeUnreachable
-    from noosphere.protocol import RpcError
     from noosphere.protocol.api import RecruitParams
 
     issuers = list(issuer or [])
@@ -86,13 +94,8 @@ def recruit(
         solicit_bids_ms=bids,
         stages=[s.strip() for s in stages.split(",") if s.strip()],
     )
-    try:
-        with NodeClient(rpc, timeout=60, auth=operator_auth(home, token)) as client:
-            reply = client.recruit(params)
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcError as exc:
-        fail(f"{exc.message} (JSON-RPC error {exc.code})")
+    with node_client(rpc, timeout=60, auth=operator_auth(home, token)) as client:
+        reply = client.recruit(params)
     if as_json:
         return print_json(reply)
     table = Table("#", "agent", "card id", "price", "score", "vector", "filter", "why", title=task)
