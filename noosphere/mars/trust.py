@@ -370,6 +370,14 @@ class TrustModel:
             s_total += s
         return r_total, s_total
 
+    def raters(self, agent_id: str, now_ms: int | None = None) -> list[tuple[str, int, float]]:
+        """Who rated an agent and how much each counts: ``(rater, ratings held, weight)``, the
+        heaviest first (the "why" behind ``reputation``; the web view shows it)."""
+        raters = self._pairs.get(agent_id, {})
+        now = self.now_ms() if now_ms is None else now_ms
+        rows = [(r, len(pair.keys), self.rater_weight(r, now)) for r, pair in raters.items()]
+        return sorted(rows, key=lambda row: (-row[2], -row[1], row[0]))
+
     def reputation_at(self, agent_id: str, now_ms: int) -> float | None:
         evidence = self.evidence(agent_id, now_ms)
         return None if evidence is None else beta_mean(*evidence)

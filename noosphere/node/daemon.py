@@ -30,6 +30,7 @@ import structlog
 import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -53,6 +54,7 @@ from noosphere.protocol.bids import BID_PROTOCOL, MAX_BID_BYTES, TaskRequest
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from noosphere.protocol.sync import CARD_SYNC_PROTOCOL
+from noosphere.web import SecurityHeaders, web_routes
 
 from .a2a_api import register_a2a_api
 from .api import register_node_api
@@ -477,6 +479,7 @@ class Node:
         return Starlette(
             routes=[
                 Route("/", dispatcher.handle_http, methods=["POST"]),
+                *web_routes(self),  # GET / and /ui/...: the web view (noosphere/web)
                 Route("/.well-known/agent-card.json", self._agent_card, methods=["GET"]),
                 Route(
                     "/agents/{agent_id}/.well-known/agent-card.json",
@@ -485,7 +488,8 @@ class Node:
                 ),
                 Route("/metrics", self._metrics_endpoint, methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
-            ]
+            ],
+            middleware=[Middleware(SecurityHeaders)],
         )
 
     def _bind_rpc_socket(self) -> socket.socket:

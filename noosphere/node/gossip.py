@@ -132,6 +132,18 @@ class GossipRouter:
         """Take ``count`` from ``sender``'s rate limit (also used for cards a peer relays)."""
         return self._bucket(sender).take(count)
 
+    def limited_senders(self) -> list[tuple[str, float]]:
+        """Senders whose rate limit is used up right now (fewer than one token left, before or
+        after forwarding), with the tokens they have: ``(peer id, tokens)``, fewest first."""
+        now = time.monotonic()
+        low: dict[str, float] = {}
+        for buckets in (self._buckets, self._forward_buckets):
+            for sender, bucket in list(buckets.items()):  # the validator's map: another thread
+                tokens = min(bucket.burst, bucket.tokens + (now - bucket.stamp) * bucket.rate)
+                if tokens < 1.0:
+                    low[sender] = min(tokens, low.get(sender, tokens))
+        return sorted(low.items(), key=lambda item: (item[1], item[0]))
+
     def reject(self, reason: RejectReason, count: int = 1) -> None:
         self._metrics.envelopes_rejected.labels(reason=reason.value).inc(count)
 

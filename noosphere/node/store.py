@@ -299,6 +299,15 @@ class NodeStore:
             (via, now_ms),
         ).fetchone()[0]
 
+    def card_relays(self, *, now_ms: int, limit: int = 10_000) -> list[tuple[str, str, int]]:
+        """``(relaying peer, card owner, cards)`` for unexpired cards that came from a peer other
+        than their owner: the relay knew the owner (the web view's peer graph)."""
+        return self._db.execute(
+            "SELECT via, peer_id, count(*) FROM cards WHERE via != peer_id AND via != ''"
+            " AND expires_at > ? GROUP BY via, peer_id LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+
     def get_card(self, card_id: str) -> StoredCard | None:
         row = self._db.execute(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE card_id = ?", (card_id,)
