@@ -31,8 +31,9 @@ _VIEW = [
 _API = [(b"content-security-policy", API_CSP.encode())]
 
 
-def is_view_path(path: str) -> bool:
-    return path == "/" or path.startswith("/ui/")
+def is_view(path: str, method: str) -> bool:
+    """The page (``GET /``; ``POST /`` is JSON-RPC) and everything under ``/ui/``."""
+    return (path == "/" and method in ("GET", "HEAD")) or path.startswith("/ui/")
 
 
 class SecurityHeaders:
@@ -45,7 +46,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _COMMON + (_VIEW if is_view_path(scope.get("path", "")) else _API)
+        view = is_view(scope.get("path", ""), scope.get("method", ""))
+        extra = _COMMON + (_VIEW if view else _API)
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -218,7 +218,7 @@ class WebView:
         first = True
         self.streams += 1  # counted once running: a stream never started holds no slot
         try:
-            while not self.node.stopping.is_set():
+            while True:  # the first round sends the snapshot even to a stopping node
                 # the store is read on the event loop (its one thread); views are built off it
                 submissions = [
                     s
@@ -268,6 +268,8 @@ class WebView:
                         yield _event("task", view)
                     for view in payment_views:
                         yield _event("payment", view)
+                if self.node.stopping.is_set():
+                    return  # the node shuts down: end the stream so the server can close
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.node.stopping.wait(), STREAM_POLL_S)
         finally:

@@ -336,8 +336,10 @@
     const last = reached.length ? Math.max(...reached) : 1;
     return PHASES.map((phase, i) => {
       let status = "pending";
-      if (i < 2) status = "done"; // the agents had published their cards and this node had them
-      else if (seen.get(phase).length) status = i < last || submission.state === "completed" ? "done" : failed ? "failed" : "active";
+      if (i < 2) { // the agents had published their cards, and this node held them
+        return { phase, status: "done", events: [{ atMs: 0, text: i === 0 ? "agents' nodes signed and gossiped their cards" : "their cards were in this node's index" }] };
+      }
+      if (seen.get(phase).length) status = i < last || submission.state === "completed" ? "done" : failed ? "failed" : "active";
       else if (submission.state === "completed" && i <= last) status = "skipped";
       return { phase, status, events: seen.get(phase) };
     });
@@ -367,7 +369,7 @@
       const timeline = el("ol", { class: "timeline" }, phaseStates(s).map((p) => el("li", { class: "phase " + p.status, "data-phase": p.phase },
         el("div", { class: "phase-name", text: p.phase }),
         el("div", { class: "phase-status", text: p.status + (s.timingsMs && s.timingsMs[p.phase] !== undefined ? " · " + Math.round(s.timingsMs[p.phase]) + " ms" : "") }),
-        el("ul", { class: "events" }, p.events.map((e) => el("li", {}, el("span", { class: "muted", text: "+" + (e.atMs / 1000).toFixed(2) + " s " }), e.text))))));
+        el("ul", { class: "events" }, p.events.map((e) => el("li", {}, e.atMs ? el("span", { class: "muted", text: "+" + (e.atMs / 1000).toFixed(2) + " s " }) : null, e.text))))));
       const attempts = (s.attempts || []).map((a) => {
         const ledger = a.escrowId ? (escrows[a.escrowId] || state.payments.get(a.escrowId)) : null;
         return [a.name || a.agent, String(a.price), stateBadge(a.state),
