@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install node-tools contracts contracts-check lint fmt bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling bench-smoke clean
+.PHONY: demo test install node-tools contracts contracts-check lint fmt plots browser bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling bench-smoke clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -49,6 +49,15 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	@$(PY) -m ruff format noosphere tests bench
 	@$(PY) -m ruff check --fix noosphere tests bench
+
+# The benchmarks' key figures as PNG charts in docs/img/, from the committed bench/results JSON.
+plots: $(STAMP)
+	@$(PY) bench/plots.py
+
+# Debian's chromium and chromedriver for the web view's browser test (root; the test runs this
+# script itself when they are missing).
+browser:
+	@bash scripts/install_browser.sh
 
 # The configuration behind docs/performance.md (about 15 minutes on 2 cores).
 bench-gossip: $(STAMP)
