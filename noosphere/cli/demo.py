@@ -37,7 +37,7 @@ from noosphere.protocol.api import CardEntry, Submission, SubmitParams
 
 from .submit import follow_submission, print_summary
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 90.0
 REQUESTER_FUNDS = 1_000  # NOOS units minted to the requester's node
 GAS_WEI = 10**20
@@ -388,6 +388,11 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
             report.peers[f"node-{i}"] = node.peer_id
             report.rpc_urls[f"node-{i}"] = node.rpc_url
         report.timings_s["publish"] = time.monotonic() - publish_started
+        console.print(
+            f"Web view of the requester: {running[-1].rpc_url}/ (operator token:"
+            f" {running[-1].home / 'rpc.token'})",
+            highlight=False,
+        )
         _converge(running, len(agents), publish_started, console)
         _wait_for("agents registered on chain",
                   lambda: _registered(running[-1], len(agents)), 60)  # fmt: skip
@@ -479,7 +484,8 @@ def _submit(requester: LocalNode, task: DemoTask, console: Console) -> Submissio
 
 def _explain_keep(running: list[LocalNode], address: str, workdir: Path, console: Console) -> None:
     requester = running[-1]
-    console.print("\nThe chain and the nodes keep running. Explore them with the CLI, e.g.:")
+    console.print(f"\nWeb view: {requester.rpc_url}/ (token in {requester.home / 'rpc.token'})")
+    console.print("The chain and the nodes keep running. Explore them with the CLI, e.g.:")
     console.print(f"  noosphere node status --rpc {running[0].rpc_url}")
     console.print(f"  noosphere cards list --rpc {requester.rpc_url}")
     console.print(

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account import Account
 from rich.console import Console
@@ -54,6 +55,15 @@ def test_every_node_holds_every_card(demo: tuple[DemoReport, Path, str]) -> None
     views = list(report.cards.values())
     assert len(views) == 5 and len(views[0]) == 6
     assert all(view == views[0] for view in views)
+
+
+def test_demo_prints_the_web_view_of_the_requester(demo: tuple[DemoReport, Path, str]) -> None:
+    report, _, output = demo
+    url = report.rpc_urls["node-5"] + "/"
+    assert f"Web view of the requester: {url}" in " ".join(output.split())
+    page = httpx.get(url, timeout=10)
+    assert page.status_code == 200 and "noosphere" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
 
 
 def test_recruit_and_execute_pick_the_right_agents(demo: tuple[DemoReport, Path, str]) -> None:
