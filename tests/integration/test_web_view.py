@@ -155,3 +155,12 @@ def test_web_view_in_a_browser(cluster: Cluster, tmp_path: Path) -> None:
 
         assert driver.execute_script("return window.__pwned") is None
         assert csp_violations(driver) == []  # the page keeps its own policy
+
+        # ---- the second wall: even an inline script that got into the page would not run ----
+        injected = driver.execute_script(
+            "const s = document.createElement('script');"
+            " s.textContent = 'window.__inline = 1'; document.body.append(s);"
+            " return window.__inline === undefined;"
+        )
+        assert injected is True
+        assert any("script-src" in v for v in csp_violations(driver))
