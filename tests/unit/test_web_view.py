@@ -293,3 +293,37 @@ def test_network_view_lists_rejections_and_limited_senders(client: TestClient, n
     view = client.get("/ui/api/network").json()
     assert [s["peerId"] for s in view["gossip"]["rateLimitedSenders"]] == ["12D3KooWFlooder"]
     assert {e["kind"] for e in view["edges"]} == {"connected"}
+
+
+# ---- the orchestrator ----------------------------------------------------------------------------
+
+
+def test_orchestrator_state_reads_its_metrics_and_decisions() -> None:
+    import time
+
+    from noosphere.orchestration.autoscale import QUEUE, Decision, WorkerSample
+    from noosphere.orchestration.orchestrator import OrchestratorMetrics
+    from noosphere.web.views import orchestrator_state
+
+    stats = OrchestratorMetrics("orch-view-test")
+    try:
+        samples = [
+            WorkerSample("http://127.0.0.1:9001", queued=3, running=2, utilization=0.5),
+            WorkerSample("http://127.0.0.1:9002", queued=0, running=0, ready=False),
+        ]
+        inputs = {"backlog": 9.0, "waiting": 4.0}
+        decision = Decision(time.monotonic(), 2, 3, 3, "backlog 9 > 2 x 4", inputs, QUEUE)
+        stats.observe(decision, samples, {"http://127.0.0.1:9001": 4})
+        agent = SimpleNamespace(agent_id="orch", stats=stats, decisions=[decision])
+        state = orchestrator_state(agent).to_wire()
+    finally:
+        stats.close()
+    assert state["replicasCurrent"] == 2 and state["replicasDesired"] == 3
+    assert state["waiting"] == 4.0 and state["backlog"] == 9.0
+    first, second = state["workers"]
+    assert first == {"name": "http://127.0.0.1:9001", "queued": 3.0, "running": 2.0,
+                     "inflight": 4.0, "utilization": 0.5, "ready": True}  # fmt: skip
+    assert second["ready"] is False and "utilization" not in second
+    (shown,) = state["decisions"]
+    assert shown["direction"] == "up" and shown["code"] == QUEUE
+    assert shown["reason"] == "backlog 9 > 2 x 4" and abs(shown["at"] - time.time()) < 60
