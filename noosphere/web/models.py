@@ -72,7 +72,11 @@ class WorkerLoad(WireModel):
 
 
 class ScalingDecision(WireModel):
-    at: float  # unix seconds
+    """One decision, or a run of identical ones (``repeated`` in a row, the first at ``since``)."""
+
+    at: float  # unix seconds (the newest of the run)
+    since: float  # the oldest of the run
+    repeated: int = 1
     current: int
     desired: int
     recommended: int
@@ -89,7 +93,7 @@ class OrchestratorState(WireModel):
     waiting: float
     backlog: float
     workers: list[WorkerLoad]
-    decisions: list[ScalingDecision]  # newest first
+    decisions: list[ScalingDecision]  # newest first, identical neighbours merged
 
 
 class OrchestratorView(WireModel):

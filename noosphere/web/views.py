@@ -37,7 +37,7 @@ from .models import (
 
 #: Messages of a task's history shown (the newest); a long conversation is cut from the start.
 HISTORY_SHOWN = 20
-#: Decisions of an orchestrator shown (the newest).
+#: Runs of identical decisions of an orchestrator shown (the newest).
 DECISIONS_SHOWN = 50
 
 
@@ -322,8 +322,35 @@ def orchestrator_state(agent: Any) -> OrchestratorState:
     ready = _gauge_by_worker(stats.worker_ready)
     names = sorted({*queued, *running, *inflight, *ready})
     offset = time.time() - time.monotonic()  # decisions carry monotonic times
-    decisions = list(agent.decisions)[-DECISIONS_SHOWN:][::-1]
+    decisions = list(agent.decisions)[::-1]  # newest first
     last = decisions[0] if decisions else None
+    runs: list[ScalingDecision] = []
+    for d in decisions:
+        key = (d.direction, d.code, d.current, d.desired, d.recommended, d.reason)
+        previous = runs[-1] if runs else None
+        if previous is not None and key == (
+            previous.direction, previous.code, previous.current, previous.desired,
+            previous.recommended, previous.reason,
+        ):  # fmt: skip
+            runs[-1] = previous.model_copy(
+                update={"since": round(d.at + offset, 3), "repeated": previous.repeated + 1}
+            )
+            continue
+        if len(runs) == DECISIONS_SHOWN:
+            break
+        runs.append(
+            ScalingDecision(
+                at=round(d.at + offset, 3),
+                since=round(d.at + offset, 3),
+                current=d.current,
+                desired=d.desired,
+                recommended=d.recommended,
+                direction=d.direction,
+                code=d.code,
+                reason=d.reason,
+                inputs={k: round(v, 4) for k, v in d.inputs.items()},
+            )
+        )
     return OrchestratorState(
         agent_id=agent.agent_id,
         replicas_current=last.current if last else int(_gauge_value(stats.replicas_current)),
@@ -341,17 +368,5 @@ def orchestrator_state(agent: Any) -> OrchestratorState:
             )
             for name in names
         ],
-        decisions=[
-            ScalingDecision(
-                at=round(d.at + offset, 3),
-                current=d.current,
-                desired=d.desired,
-                recommended=d.recommended,
-                direction=d.direction,
-                code=d.code,
-                reason=d.reason,
-                inputs={k: round(v, 4) for k, v in d.inputs.items()},
-            )
-            for d in decisions
-        ],
+        decisions=runs,
     )

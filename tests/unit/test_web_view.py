@@ -314,16 +314,18 @@ def test_orchestrator_state_reads_its_metrics_and_decisions() -> None:
         inputs = {"backlog": 9.0, "waiting": 4.0}
         decision = Decision(time.monotonic(), 2, 3, 3, "backlog 9 > 2 x 4", inputs, QUEUE)
         stats.observe(decision, samples, {"http://127.0.0.1:9001": 4})
-        agent = SimpleNamespace(agent_id="orch", stats=stats, decisions=[decision])
+        steady = [Decision(time.monotonic() + i, 3, 3, 3, "steady", {}, "steady") for i in range(5)]
+        agent = SimpleNamespace(agent_id="orch", stats=stats, decisions=[decision, *steady])
         state = orchestrator_state(agent).to_wire()
     finally:
         stats.close()
-    assert state["replicasCurrent"] == 2 and state["replicasDesired"] == 3
+    assert state["replicasCurrent"] == 3 and state["replicasDesired"] == 3
     assert state["waiting"] == 4.0 and state["backlog"] == 9.0
     first, second = state["workers"]
     assert first == {"name": "http://127.0.0.1:9001", "queued": 3.0, "running": 2.0,
                      "inflight": 4.0, "utilization": 0.5, "ready": True}  # fmt: skip
     assert second["ready"] is False and "utilization" not in second
-    (shown,) = state["decisions"]
-    assert shown["direction"] == "up" and shown["code"] == QUEUE
+    held, shown = state["decisions"]  # newest first; the 5 steady ones in one row
+    assert held["repeated"] == 5 and held["direction"] == "none" and held["since"] < held["at"]
+    assert shown["direction"] == "up" and shown["code"] == QUEUE and shown["repeated"] == 1
     assert shown["reason"] == "backlog 9 > 2 x 4" and abs(shown["at"] - time.time()) < 60

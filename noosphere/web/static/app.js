@@ -505,7 +505,8 @@
           w.utilization === undefined || w.utilization === null ? "–" : Math.round(w.utilization * 100) + " %"])) : note("no worker yet"),
         el("h3", { text: "decisions (newest first)" }),
         table(["time", "change", "replicas", "reason"], o.decisions.map((d) => [
-          new Date(d.at * 1000).toLocaleTimeString(), badge(d.direction + " · " + d.code, d.direction === "none" ? "" : "warn"),
+          new Date(d.at * 1000).toLocaleTimeString() + (d.repeated > 1 ? " (" + d.repeated + "× since " + new Date(d.since * 1000).toLocaleTimeString() + ")" : ""),
+          badge(d.direction + " · " + d.code, d.direction === "none" ? "" : "warn"),
           d.current + " → " + d.desired + " (recommended " + d.recommended + ")", d.reason])),
       ));
     }
