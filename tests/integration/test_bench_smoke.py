@@ -43,7 +43,8 @@ class Shape:
     within: RowPath = ()
 
 
-NOT_BENCHMARKS = {"benchkit", "rpc_reference_server"}  # bench/'s shared code and rpc's peer
+# bench/'s shared code, rpc's peer server, and the charts drawn from committed results
+NOT_BENCHMARKS = {"benchkit", "rpc_reference_server", "plots"}
 SHAPES: dict[str, Shape] = {
     "abe": Shape("abe.json", rows=(("results", 0), ("throughput", 0))),
     "gossip": Shape(
@@ -250,3 +251,18 @@ def test_smoke_without_json_writes_a_temporary_file_and_explicit_sizes_win(
     assert [row["nodes"] for row in payload["summary"]] == [150]  # --nodes beat the smoke size
     assert len(payload["runs"]) == 1
     assert fingerprint(RESULTS) == before
+
+
+def test_plots_draws_every_chart_from_the_committed_results(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "plots.py"), "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr
+    drawn = sorted(p.name for p in tmp_path.glob("*.png"))
+    committed = sorted(p.name for p in (REPO / "docs" / "img").glob("*.png") if p.name in drawn)
+    assert drawn and drawn == committed, (drawn, committed)
+    assert all(p.stat().st_size > 1_000 for p in tmp_path.glob("*.png"))
