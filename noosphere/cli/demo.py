@@ -25,8 +25,8 @@ from rich.table import Table
 
 from noosphere.abe.authority import Authority, import_bundle
 from noosphere.agents.spec import load_agent_spec
+from noosphere.ledger import LedgerClient, LedgerError
 from noosphere.ledger.chain import DEV_MNEMONIC, ChainError, LocalChain, set_gas_balance
-from noosphere.ledger.client import LedgerClient, LedgerError
 from noosphere.node.auth import BearerAuth
 from noosphere.node.client import NodeClient, NodeUnreachable
 from noosphere.node.daemon import RUNTIME_FILENAME
@@ -37,7 +37,7 @@ from noosphere.protocol.api import CardEntry, Submission, SubmitParams
 
 from .submit import follow_submission, print_summary
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 90.0
 REQUESTER_FUNDS = 1_000  # NOOS units minted to the requester's node
 GAS_WEI = 10**20
@@ -259,7 +259,7 @@ class _Setup:
         assert self.chain is not None
         set_gas_balance(self.chain.runtime.rpc_url, account.address, GAS_WEI)
         if funds:
-            self.owner.mint(account.address, funds)
+            self.owner.tokens.mint(account.address, funds)
         if attributes:
             bundle = self.authority.issue(key.peer_id, attributes)
             import_bundle(home, key, bundle.model_dump_json().encode())
@@ -286,8 +286,10 @@ class _Setup:
 
 def _balances(setup: _Setup, report: DemoReport) -> dict[str, int]:
     """Token balances of every node, and of the escrow contract (what is locked in escrows)."""
-    balances = {name: setup.owner.balance_of(addr) for name, addr in report.addresses.items()}
-    balances[ESCROW_ROW] = setup.owner.balance_of(setup.owner.deployment.escrow)
+    balances = {
+        name: setup.owner.tokens.balance_of(addr) for name, addr in report.addresses.items()
+    }
+    balances[ESCROW_ROW] = setup.owner.tokens.balance_of(setup.owner.deployment.escrow)
     return balances
 
 

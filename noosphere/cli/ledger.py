@@ -29,7 +29,7 @@ from .kit import (
 )
 
 if TYPE_CHECKING:
-    from noosphere.ledger.client import ChannelView, EscrowView, LedgerClient, Voucher
+    from noosphere.ledger import ChannelView, EscrowView, LedgerClient, Voucher
     from noosphere.ledger.registry_proof import RegistryEntry
 
 ledger_app = typer.Typer(
@@ -88,8 +88,8 @@ def _client(
 ) -> LedgerClient:  # fmt: skip
     from eth_account import Account
 
+    from noosphere.ledger import Deployment, LedgerClient, LedgerError
     from noosphere.ledger.chain import DEV_MNEMONIC, read_runtime
-    from noosphere.ledger.client import Deployment, LedgerClient, LedgerError
 
     home = chain_home.expanduser()
     if chain_rpc is None:
@@ -136,7 +136,7 @@ def deploy(
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Deploy token, escrow, registry and payment channel (or reuse the recorded deployment)."""
-    from noosphere.ledger.client import OWNER_ARBITER, LedgerError
+    from noosphere.ledger import OWNER_ARBITER, LedgerError
 
     chosen: str | None = None if arbiter == "none" else arbiter
     if chosen is not None and chosen != OWNER_ARBITER:
@@ -163,12 +163,12 @@ def balance(
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Token balance of an account (smallest unit)."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     address = _address(address) if address is not None else None
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        value = client.balance_of(address)
+        value = client.tokens.balance_of(address)
     except (LedgerError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -191,14 +191,14 @@ def faucet(
     ] = True,
 ) -> None:  # fmt: skip
     """Mint development tokens to an account (the token owner signs; local chains only)."""
+    from noosphere.ledger import LedgerError
     from noosphere.ledger.chain import DEV_CHAIN_ID, ChainError, set_gas_balance
-    from noosphere.ledger.client import LedgerError
 
     address = _address(address)
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        client.mint(address, amount)
-        value = client.balance_of(address)
+        client.tokens.mint(address, amount)
+        value = client.tokens.balance_of(address)
         if gas and client.chain_id == DEV_CHAIN_ID and client.w3.eth.get_balance(address) < 10**18:
             set_gas_balance(client.rpc_url, address, 10 * 10**18)
             out.print(f"gave {address} 10 ETH for gas")
@@ -215,11 +215,11 @@ def escrow(
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Show one escrow: parties, amount, deadline, status."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        view = client.get_escrow(task_id)
+        view = client.escrows.get(task_id)
     except LedgerError as exc:
         fail(str(exc))
     if view.status == 0:
@@ -235,10 +235,10 @@ def escrow(
 def _show_dispute(client: LedgerClient, view: EscrowView) -> None:
     """The dispute's evidence as the chain holds it: the commitment, what the requester says it
     received, its reason, and when a silent arbiter lets the requester be refunded."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     try:
-        record = client.get_dispute(view.task_id)
+        record = client.escrows.get_dispute(view.task_id)
     except LedgerError as exc:
         fail(str(exc))
     silent_after = view.disputed_at + client.deployment.arbitration_period_s
@@ -349,14 +349,14 @@ def resolve(
     chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
 ) -> None:  # fmt: skip
     """As an escrow's arbiter: show the evidence, then pay the agent or refund the requester."""
-    from noosphere.ledger.client import EscrowStatus, LedgerError
+    from noosphere.ledger import EscrowStatus, LedgerError
 
     if pay_agent and refund:
         fail("choose one: --pay-agent or --refund")
     eid = _bytes32_hex(escrow_id, "escrow id")
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        view = client.get_escrow(eid)
+        view = client.escrows.get(eid)
     except LedgerError as exc:
         fail(str(exc))
     if view.status is EscrowStatus.NONE:
@@ -379,7 +379,7 @@ def resolve(
     if not (pay_agent or refund):
         fail("decide with --pay-agent or --refund", 2)
     try:
-        receipt = client.resolve(eid, pay_agent)
+        receipt = client.escrows.resolve(eid, pay_agent)
     except LedgerError as exc:
         fail(str(exc))
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -396,7 +396,7 @@ def agent(
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """One agent registry entry, its proof checked, and its on-chain score."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     if registry_id > _total_agents(client):
@@ -422,13 +422,13 @@ def agents(
 ) -> None:  # fmt: skip
     """Every agent registry entry, with whether its peer-key proof holds (entries whose proof
     fails are not the peer's: anyone can name any peer id on chain)."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     rows = []
     try:
         for registry_id in range(1, _total_agents(client) + 1):
-            entry = client.get_agent(registry_id)
+            entry = client.registry.get(registry_id)
             if peer is None or entry.peer_id == peer:
                 rows.append(_registry_row(client, registry_id, entry))
     except LedgerError as exc:
@@ -445,10 +445,10 @@ def agents(
 
 
 def _total_agents(client: LedgerClient) -> int:
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     try:
-        return client.total_agents()
+        return client.registry.total()
     except LedgerError as exc:
         fail(str(exc))
 
@@ -460,10 +460,10 @@ def _registry_row(
     from noosphere.ledger.registry_proof import proof_problem
 
     if entry is None:
-        entry = client.get_agent(registry_id)
+        entry = client.registry.get(registry_id)
     problem = proof_problem(entry, client.chain_id, client.deployment.registry)
-    count = client.feedback_count(registry_id)
-    average = client.average_score_x100(registry_id) / 100
+    count = client.registry.feedback_count(registry_id)
+    average = client.registry.average_score_x100(registry_id) / 100
     return {
         "registry_id": registry_id,
         "proof": "valid" if problem is None else "INVALID",
@@ -489,14 +489,14 @@ def escrows(
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """List an account's escrows (as requester and/or agent) with their current status."""
-    from noosphere.ledger.client import ESCROW_ROLES, LedgerError
+    from noosphere.ledger import ESCROW_ROLES, LedgerError
 
     if role is not None and role not in ESCROW_ROLES:
         fail(f"--role must be one of {', '.join(ESCROW_ROLES)}, not {role!r}")
     address = _address(address) if address is not None else None
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        entries = client.list_escrows(address, role)
+        entries = client.escrows.find(address, role)
     except (LedgerError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -516,11 +516,11 @@ def escrows(
 
 def _channel(client: LedgerClient, channel_id: str) -> ChannelView:
     """The channel under ``channel_id``; fails if there is none on this chain."""
-    from noosphere.ledger.client import ChannelStatus, LedgerError
+    from noosphere.ledger import ChannelStatus, LedgerError
 
     cid = _bytes32_hex(channel_id, "channel id")
     try:
-        view = client.get_channel(cid)
+        view = client.channels.get(cid)
     except LedgerError as exc:
         fail(str(exc))
     if view.status is ChannelStatus.NONE:
@@ -549,13 +549,13 @@ def channel_open(
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Open a channel from the signer to RECIPIENT, locking --deposit; prints the channel id."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     recipient = _address(recipient)
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        channel_id = client.open_channel(recipient, deposit, client.timestamp() + expiry_s)
-        view = client.get_channel(channel_id)
+        channel_id = client.channels.open(recipient, deposit, client.timestamp() + expiry_s)
+        view = client.channels.get(channel_id)
     except LedgerError as exc:
         fail(str(exc))
     if as_json:
@@ -574,7 +574,7 @@ def channel_voucher(
     chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
 ) -> None:  # fmt: skip
     """Sign a voucher as the channel's sender and print it as JSON (hand it to the recipient)."""
-    from noosphere.ledger.client import ChannelStatus, LedgerError
+    from noosphere.ledger import ChannelStatus, LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     view = _channel(client, channel_id)
@@ -588,7 +588,7 @@ def channel_voucher(
         fail(f"--amount {amount} is not above what was already paid out ({view.paid});"
              " vouchers carry the cumulative amount")  # fmt: skip
     try:
-        voucher = client.sign_voucher(view.channel_id, amount)
+        voucher = client.channels.sign_voucher(view.channel_id, amount)
     except LedgerError as exc:
         fail(str(exc))
     print_json(voucher)
@@ -597,7 +597,7 @@ def channel_voucher(
 def _read_voucher(source: str) -> Voucher:
     from pydantic import ValidationError
 
-    from noosphere.ledger.client import Voucher
+    from noosphere.ledger import Voucher
 
     try:
         text = sys.stdin.read() if source == "-" else Path(source).expanduser().read_text()
@@ -636,7 +636,7 @@ def channel_close(
     from eth_keys.exceptions import BadSignature
     from web3.logs import DISCARD
 
-    from noosphere.ledger.client import ChannelStatus, LedgerError
+    from noosphere.ledger import ChannelStatus, LedgerError
 
     voucher = _read_voucher(voucher_file)
     client = _client(chain_rpc, chain_home, key_index, private_key)
@@ -644,7 +644,7 @@ def channel_close(
     if view.status is not ChannelStatus.OPEN:
         fail(f"channel {view.channel_id} is already closed")
     try:
-        signer = client.voucher_signer(voucher)
+        signer = client.channels.voucher_signer(voucher)
     except BadSignature as exc:
         fail(f"bad voucher signature: {exc}")
     except LedgerError as exc:
@@ -654,10 +654,12 @@ def channel_close(
             f"bad voucher signature: signed by {signer}, not by the channel's sender {view.sender}"
         )
     try:
-        receipt = client.close_channel(voucher)
+        receipt = client.channels.close(voucher)
     except LedgerError as exc:
         fail(str(exc))
-    events = client.channel.events.ChannelClosed().process_receipt(receipt, errors=DISCARD)
+    events = client.channels.contract.events.ChannelClosed().process_receipt(
+        receipt, errors=DISCARD
+    )
     to_recipient = int(events[0]["args"]["toRecipient"]) if events else 0
     to_sender = int(events[0]["args"]["toSender"]) if events else 0
     tx = "0x" + bytes(receipt["transactionHash"]).hex()

@@ -221,7 +221,7 @@ class Node:
     def _connect_ledger(self) -> Settlement | None:
         """The node's ledger account when ``chain_home`` is set (else agents work for free)."""
         from noosphere.ledger.chain import read_runtime
-        from noosphere.ledger.client import Deployment, LedgerClient, LedgerError
+        from noosphere.ledger import Deployment, LedgerClient, LedgerError
 
         cfg = self.config
         if cfg.chain_home is None:

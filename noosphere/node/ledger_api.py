@@ -3,7 +3,7 @@ JSON-RPC methods over the node's ledger account (``settlement.Settlement``)."""
 
 from __future__ import annotations
 
-from noosphere.ledger.client import LedgerError
+from noosphere.ledger import LedgerError
 from noosphere.protocol import ErrorCode, RpcError
 from noosphere.protocol.api import EmptyParams, LedgerStatus
 from noosphere.protocol.payment import EscrowDisputeParams, EscrowReleaseParams, EscrowSettled

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
-from noosphere.ledger.client import EscrowStatus, EscrowView, LedgerClient, LedgerError
+from noosphere.ledger import EscrowStatus, EscrowView, LedgerClient, LedgerError
 from noosphere.ledger.registry_proof import sign_registration
 from noosphere.protocol import ErrorCode, NodeKey, RpcError
 from noosphere.protocol.a2a import Message, Task
@@ -170,6 +170,10 @@ class Settlement:
     def escrow_address(self) -> str:
         return self.client.deployment.escrow
 
+    @property
+    def token_address(self) -> str:
+        return self.client.deployment.token
+
     async def _chain(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
@@ -235,7 +239,7 @@ class Settlement:
         if self._store.get_payment(ref.escrow_id) is not None:
             raise self._required(agent_id, f"escrow {ref.escrow_id} already paid for a task")
         try:
-            view = await self._chain(self.client.get_escrow, ref.escrow_id)
+            view = await self._chain(self.client.escrows.get, ref.escrow_id)
             now = await self._chain(self.client.timestamp)
         except (LedgerError, OSError) as exc:
             log.warning("escrow check failed", escrow_id=ref.escrow_id, error=str(exc))
@@ -334,7 +338,7 @@ class Settlement:
         commitment = artifacts_hash(task)
         try:
             await self._chain(
-                self.client.commit_result, row.escrow_id, bytes.fromhex(commitment[2:])
+                self.client.escrows.commit_result, row.escrow_id, bytes.fromhex(commitment[2:])
             )
         except (LedgerError, OSError) as exc:
             log.warning("result commit failed", escrow_id=row.escrow_id, error=str(exc))
@@ -385,7 +389,7 @@ class Settlement:
 
         try:
             await self._chain(
-                self.client.open_escrow_with_permit, escrow_id, agent, amount, deadline, arbiter
+                self.client.escrows.open_with_permit, escrow_id, agent, amount, deadline, arbiter
             )
         except (LedgerError, OSError) as exc:
             self._update(row, "refund")  # if it opened after all, the worker refunds it
@@ -402,10 +406,10 @@ class Settlement:
         """Pay the agent. With ``expected_hash`` the agent's on-chain commitment must match the
         result received (otherwise nothing is paid and ``CommitmentMismatch`` says why)."""
         row = self._row(escrow_id)
-        view = await self._chain(self.client.get_escrow, escrow_id)
+        view = await self._chain(self.client.escrows.get, escrow_id)
         if expected_hash is not None and (view.result_hash or "").lower() != expected_hash:
             raise CommitmentMismatch(escrow_id, view.result_hash, expected_hash)
-        receipt = await self._chain(self.client.release, escrow_id)
+        receipt = await self._chain(self.client.escrows.release, escrow_id)
         self._update(row, "released")
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
@@ -413,7 +417,7 @@ class Settlement:
         """Raise ``CommitmentMismatch`` unless the agent committed ``delivered_hash``; record the
         escrow as delivered (the operator releases or disputes it)."""
         row = self._row(escrow_id)
-        view = await self._chain(self.client.get_escrow, escrow_id)
+        view = await self._chain(self.client.escrows.get, escrow_id)
         if (view.result_hash or "").lower() != delivered_hash:
             raise CommitmentMismatch(escrow_id, view.result_hash, delivered_hash)
         until = view.deadline + self.client.deployment.grace_period_s
@@ -432,7 +436,7 @@ class Settlement:
         row = self._row(escrow_id)
         if row.role != "requester":
             raise LedgerError(f"escrow {escrow_id} was not opened by this node")
-        view = await self._chain(self.client.get_escrow, escrow_id)
+        view = await self._chain(self.client.escrows.get, escrow_id)
         if view.arbiter is None:
             raise LedgerError(f"escrow {escrow_id} names no arbiter: nobody can hear a dispute")
         if view.status != EscrowStatus.COMMITTED:
@@ -440,8 +444,8 @@ class Settlement:
                 f"escrow {escrow_id} is {view.status.name.lower()}; only an escrow whose agent"
                 " committed a result (and nothing settled yet) can be disputed"
             )
-        receipt = await self._chain(self.client.dispute, escrow_id, delivered_hash, reason)
-        disputed = await self._chain(self.client.get_escrow, escrow_id)
+        receipt = await self._chain(self.client.escrows.dispute, escrow_id, delivered_hash, reason)
+        disputed = await self._chain(self.client.escrows.get, escrow_id)
         period = self.client.deployment.arbitration_period_s
         self._update(
             row, "disputed", due_at=disputed.disputed_at + period + 1,
@@ -483,7 +487,7 @@ class Settlement:
         proven identity of ``agent_name`` on ``peer_id`` paid at ``owner`` (LedgerError if not)."""
         problem = await self._chain(
             partial(
-                self.client.registration_problem,
+                self.client.registry.registration_problem,
                 registry_id,
                 peer_id=peer_id,
                 agent_name=agent_name,
@@ -492,7 +496,7 @@ class Settlement:
         )
         if problem is not None:
             raise LedgerError(f"not rated on chain: {problem}")
-        await self._chain(self.client.give_feedback, registry_id, escrow_id, score, uri)
+        await self._chain(self.client.registry.give_feedback, registry_id, escrow_id, score, uri)
 
     def refund_later(self, escrow_id: str) -> None:
         """The agent failed: refund once the escrow's deadline has passed."""
@@ -502,7 +506,7 @@ class Settlement:
             self._wake.set()
 
     async def balance(self) -> int:
-        return await self._chain(self.client.balance_of, None)
+        return await self._chain(self.client.tokens.balance_of, None)
 
     def payments(self) -> list[StoredPayment]:
         return self._store.list_payments()
@@ -543,7 +547,7 @@ class Settlement:
             )
             try:
                 registry_id = await self._chain(
-                    self.client.register_agent, card_uri, card_hash, peer_id, agent_id, proof
+                    self.client.registry.register, card_uri, card_hash, peer_id, agent_id, proof
                 )
             except (LedgerError, OSError) as exc:
                 if not self._register_warned:
@@ -565,7 +569,7 @@ class Settlement:
         for agent_id, registry_id in list(self.registry_ids.items()):
             problem = await self._chain(
                 partial(
-                    self.client.registration_problem,
+                    self.client.registry.registration_problem,
                     registry_id,
                     peer_id=self._key.peer_id,
                     agent_name=agent_id,
@@ -593,11 +597,11 @@ class Settlement:
                 self._update(row, row.state, due_at=_now_s() + RETRY_AFTER_S)
 
     async def _refund(self, row: StoredPayment) -> None:
-        view = await self._chain(self.client.get_escrow, row.escrow_id)
+        view = await self._chain(self.client.escrows.get, row.escrow_id)
         if view.status == EscrowStatus.NONE:  # never opened (the open failed)
             self._update(row, "refunded", payment={"note": "never opened"})
         elif view.status == EscrowStatus.OPEN:
-            await self._chain(partial(self.client.refund, row.escrow_id, unestimated=True))
+            await self._chain(partial(self.client.escrows.refund, row.escrow_id, unestimated=True))
             self._update(row, "refunded")
             log.info("escrow refunded", escrow_id=row.escrow_id, amount=view.amount)
         elif view.status == EscrowStatus.COMMITTED:  # the agent says it delivered
@@ -607,7 +611,7 @@ class Settlement:
             if _now_s() <= view.disputed_at + period:  # the arbiter may still decide
                 self._update(row, "disputed", due_at=view.disputed_at + period + 1)
                 return
-            await self._chain(partial(self.client.refund, row.escrow_id, unestimated=True))
+            await self._chain(partial(self.client.escrows.refund, row.escrow_id, unestimated=True))
             self._update(row, "refunded", payment={"note": "the arbiter did not decide in time"})
             log.info("disputed escrow refunded: the arbiter stayed silent",
                      escrow_id=row.escrow_id, amount=view.amount)  # fmt: skip
@@ -615,11 +619,11 @@ class Settlement:
             self._update(row, view.status.name.lower().replace("_", "-"))
 
     async def _claim(self, row: StoredPayment) -> None:
-        view = await self._chain(self.client.get_escrow, row.escrow_id)
+        view = await self._chain(self.client.escrows.get, row.escrow_id)
         if view.status in PAID_TO_AGENT:
             self._update(row, "paid")
         elif view.status == EscrowStatus.COMMITTED:
-            await self._chain(partial(self.client.claim, row.escrow_id, unestimated=True))
+            await self._chain(partial(self.client.escrows.claim, row.escrow_id, unestimated=True))
             self._update(row, "claimed")
             log.info("escrow claimed", escrow_id=row.escrow_id, amount=view.amount)
         elif view.status == EscrowStatus.DISPUTED:  # the arbiter decides; look again after

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from noosphere.abe.envelope import MEDIA_TYPE as SEALED_MEDIA_TYPE
 from noosphere.abe.keys import AuthorityPublicKey
 from noosphere.abe.sealed import seal_parts
-from noosphere.ledger.client import LedgerError
+from noosphere.ledger import LedgerError
 from noosphere.protocol import AgentCard, ErrorCode, NodeKey, RpcError
 from noosphere.protocol.a2a import Message, Part, Task, TaskState
 from noosphere.protocol.api import (

@@ -13,8 +13,8 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from noosphere.ledger import Deployment, LedgerClient
 from noosphere.ledger.chain import DEV_CHAIN_ID, DEV_MNEMONIC, LocalChain
-from noosphere.ledger.client import Deployment, LedgerClient
 
 pytestmark = pytest.mark.integration
 
@@ -81,12 +81,12 @@ def test_escrows_lists_both_sides_with_current_status(tmp_path: Path) -> None:
         one, two = (owner.for_account(dev_client(chain.runtime.rpc_url, i, deployment).account)
                     for i in (1, 2))  # fmt: skip
         for client in (one, two):
-            owner.mint(client.address, 10**21)
+            owner.tokens.mint(client.address, 10**21)
         deadline = owner.timestamp() + 3600
-        one.open_escrow("cli-a", ACCOUNT_2, 100, deadline)
-        one.open_escrow("cli-b", ACCOUNT_3, 200, deadline, arbiter=ACCOUNT_2)
-        two.open_escrow("cli-c", ACCOUNT_1, 300, deadline)
-        one.release("cli-a")
+        one.escrows.open("cli-a", ACCOUNT_2, 100, deadline)
+        one.escrows.open("cli-b", ACCOUNT_3, 200, deadline, arbiter=ACCOUNT_2)
+        two.escrows.open("cli-c", ACCOUNT_1, 300, deadline)
+        one.escrows.release("cli-a")
 
         listed = cli("ledger", "escrows", *home, ACCOUNT_1, "--json")
         assert listed.returncode == 0, listed.stderr
@@ -130,7 +130,7 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
         deployment = Deployment.load(tmp_path, DEV_CHAIN_ID)
         assert deployment is not None
         reader = dev_client(chain.runtime.rpc_url, 3, deployment)
-        assert reader.balance_of(ACCOUNT_1) == 4000
+        assert reader.tokens.balance_of(ACCOUNT_1) == 4000
 
         signed = cli("ledger", "channel", "voucher", cid, "--amount", "300", *home, *sender)
         assert signed.returncode == 0, signed.stderr
@@ -172,8 +172,11 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
         assert (json.loads(shown.stdout)["status"], json.loads(shown.stdout)["paid"]) == (2, 300)
         text = cli("ledger", "channel", "show", cid, *home)
         assert "closed" in text.stdout and ACCOUNT_2 in text.stdout
-        assert (reader.balance_of(ACCOUNT_2), reader.balance_of(ACCOUNT_1)) == (300, 4700)
-        assert reader.balance_of(deployment.channel) == 0
+        assert (reader.tokens.balance_of(ACCOUNT_2), reader.tokens.balance_of(ACCOUNT_1)) == (
+            300,
+            4700,
+        )
+        assert reader.tokens.balance_of(deployment.channel) == 0
         one_line_error(cli(*close, str(voucher_file), *home, *recipient), "already closed")
         one_line_error(cli(*voucher_cmd, cid, "--amount", "400", *home, *sender), "is closed")
     finally:

@@ -25,8 +25,8 @@ from noosphere.cli.demo import (
     _stop_leftovers,
     run_demo,
 )
+from noosphere.ledger import Deployment, LedgerClient
 from noosphere.ledger.chain import DEV_MNEMONIC, read_runtime
-from noosphere.ledger.client import Deployment, LedgerClient
 from noosphere.node.a2a_client import A2AClient, text_message
 from noosphere.node.auth import BearerAuth
 from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef
@@ -132,10 +132,10 @@ def test_sealed_payload_is_unreadable_outside_the_policy(
         Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0"),
         deployment,
     )
-    owner.mint(payer.address, 8)
+    owner.tokens.mint(payer.address, 8)
     escrow_id = "0x" + "ab" * 32
-    payer.approve(deployment.escrow, 8)
-    payer.open_escrow(escrow_id, report.addresses[node], 8, payer.timestamp() + 600)
+    payer.tokens.approve(deployment.escrow, 8)
+    payer.escrows.open(escrow_id, report.addresses[node], 8, payer.timestamp() + 600)
     secret = "SECRET-incident-42 needs a summary"
     message = text_message(secret)
     public = load_public_key(workdir / "authority")
