@@ -414,7 +414,7 @@ def measure_channel(ledger: Ledger, args: argparse.Namespace) -> dict[str, Any]:
         vouchers.append(voucher)
 
     # Pure signing (domain fetched once): what sign_voucher costs without its eth_call.
-    _f, name, version, chain_id, verifying, _s, _e = payer.call(
+    _f, name, version, chain_id, verifying, _s, _e = payer.transactor.call(
         payer.channels.contract.functions.eip712Domain()
     )
     domain = {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying}

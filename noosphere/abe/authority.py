@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from noosphere.errors import CryptoError
 from noosphere.protocol import NodeKey
 from noosphere.protocol.attestation import (
     Attestation,
@@ -47,7 +48,7 @@ NODE_ABE_DIR = "abe"
 CLOCK_SKEW_MS = 5 * 60_000
 
 
-class AuthorityError(RuntimeError):
+class AuthorityError(CryptoError, RuntimeError):
     """The authority home or a bundle cannot be used; the message says why, in one line."""
 
 

@@ -23,12 +23,14 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import faiss
 import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from noosphere.errors import AgentError
 from noosphere.models.embedding import DIMENSION, Embedder
 from noosphere.securefile import private_file
 
@@ -70,7 +72,7 @@ _COLUMNS = (
 )
 
 
-class AgentMemoryError(RuntimeError):
+class AgentMemoryError(AgentError, RuntimeError):
     """The memory file cannot be opened or used (corruption, disk error, closed memory)."""
 
 
@@ -474,7 +476,7 @@ class EpisodicMemory:
         return AgentMemoryError(f"agent memory {self.path}: cannot {action} ({message})")
 
 
-def _episode_from_row(row: tuple[object, ...] | sqlite3.Row) -> Episode:
+def _episode_from_row(row: tuple[Any, ...] | sqlite3.Row) -> Episode:
     return Episode(
         id=row[0],
         agent_id=row[1],

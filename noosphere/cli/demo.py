@@ -25,13 +25,14 @@ from rich.table import Table
 
 from noosphere.abe.authority import Authority, import_bundle
 from noosphere.agents.spec import load_agent_spec
+from noosphere.errors import SetupError
 from noosphere.ledger import LedgerClient, LedgerError
 from noosphere.ledger.chain import DEV_MNEMONIC, ChainError, LocalChain, set_gas_balance
 from noosphere.node.auth import BearerAuth
 from noosphere.node.client import NodeClient, NodeUnreachable
-from noosphere.node.daemon import RUNTIME_FILENAME
 from noosphere.node.keystore import load_or_create_evm_account, load_or_create_node_key
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
+from noosphere.node.runtime import RUNTIME_FILENAME
 from noosphere.protocol import AgentCard, NoosphereCardParams, RpcError
 from noosphere.protocol.api import CardEntry, Submission, SubmitParams
 
@@ -72,7 +73,7 @@ DEMO_TASKS = [
 ]
 
 
-class DemoError(RuntimeError):
+class DemoError(SetupError, RuntimeError):
     """The demo could not run; the message says what to do."""
 
 

@@ -191,6 +191,8 @@ def faucet(
     ] = True,
 ) -> None:  # fmt: skip
     """Mint development tokens to an account (the token owner signs; local chains only)."""
+    from web3 import Web3
+
     from noosphere.ledger import LedgerError
     from noosphere.ledger.chain import DEV_CHAIN_ID, ChainError, set_gas_balance
 
@@ -199,7 +201,11 @@ def faucet(
     try:
         client.tokens.mint(address, amount)
         value = client.tokens.balance_of(address)
-        if gas and client.chain_id == DEV_CHAIN_ID and client.w3.eth.get_balance(address) < 10**18:
+        if (
+            gas
+            and client.chain_id == DEV_CHAIN_ID
+            and client.w3.eth.get_balance(Web3.to_checksum_address(address)) < 10**18
+        ):
             set_gas_balance(client.rpc_url, address, 10 * 10**18)
             out.print(f"gave {address} 10 ETH for gas")
     except (LedgerError, ChainError, ValueError) as exc:

@@ -27,6 +27,8 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxReceipt
 
+from noosphere.errors import LedgerError
+
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACT_NAMES = ("NoosToken", "TaskEscrow", "AgentRegistry", "PaymentChannel")
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -40,28 +42,6 @@ _DOMAIN_TYPE = [
     {"name": "chainId", "type": "uint256"},
     {"name": "verifyingContract", "type": "address"},
 ]
-
-
-class LedgerError(RuntimeError):
-    """A ledger call failed; ``error`` is the contract's custom error name if it reverted with one.
-
-    The message is one line: ``<Contract.function> reverted: <Error>(arg=value, ...)``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        error: str | None = None,
-        args: dict[str, Any] | None = None,
-        function: str | None = None,
-        tx_hash: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.error = error
-        self.error_args = args or {}
-        self.function = function
-        self.tx_hash = tx_hash
 
 
 # ------------------------------------------------------------------ artifacts and error decoding

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from noosphere.errors import ServiceError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_RELATIVE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 STATE_FILENAME = "anvil-state.json"
@@ -27,7 +29,7 @@ DEV_CHAIN_ID = 31337
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
-class ChainError(RuntimeError):
+class ChainError(ServiceError, RuntimeError):
     """The chain cannot be started or reached; the message says why and what to do."""
 
 

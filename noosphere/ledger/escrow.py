@@ -5,7 +5,7 @@ refunded, disputes, or the arbiter resolves; records are read back from calls an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -253,7 +253,9 @@ class EscrowClient:
             )
         return entries
 
-    def _logs(self, topics: list[HexBytes | None], chunk_blocks: int) -> Iterator[list[LogReceipt]]:
+    def _logs(
+        self, topics: Sequence[HexBytes | None], chunk_blocks: int
+    ) -> Iterator[list[LogReceipt]]:
         """The escrow's logs matching ``topics``, one ``chunk_blocks`` range at a time (a
         generator: a caller that found what it wants stops the search)."""
         latest = self.tx.w3.eth.block_number
@@ -261,5 +263,5 @@ class EscrowClient:
         while start <= latest:
             end = min(start + chunk_blocks - 1, latest)
             query = {"address": self.address, "fromBlock": start, "toBlock": end}
-            yield self.tx.w3.eth.get_logs({**query, "topics": topics})  # type: ignore[typeddict-item]
+            yield self.tx.w3.eth.get_logs({**query, "topics": list(topics)})  # type: ignore[typeddict-item]
             start = end + 1

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from noosphere.errors import InvalidData
 from noosphere.models.embedding import Embedder
 
 from .filter import _skill_texts  # the filter's own texts, to embed them all in one batch
@@ -52,7 +53,7 @@ CONFIGS = BASELINES + STAGES
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
 
-class EvalError(ValueError):
+class EvalError(InvalidData, ValueError):
     """An evaluation input is malformed (the message is one line with file and line number)."""
 
 

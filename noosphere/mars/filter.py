@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noosphere.abe.policy import PolicyError, parse_policy
+from noosphere.abe.policy import Policy, PolicyError, parse_policy
 from noosphere.models.embedding import Embedder
 from noosphere.models.llm import LlmBackend, LlmError
 from noosphere.models.text import instruction_of
@@ -129,7 +129,7 @@ def validate_policy(policy: str) -> None:
     _parse(policy)
 
 
-def _parse(policy: str | None):
+def _parse(policy: str | None) -> Policy | None:
     if policy is None:
         return None
     try:

@@ -17,6 +17,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from noosphere.errors import ModelError
 from noosphere.protocol.base import describe_validation_error
 
 log = structlog.get_logger("noosphere.llm")
@@ -27,7 +28,7 @@ _MAX_RETRY_AFTER = 10.0
 _MAX_ERROR_TEXT = 300
 
 
-class LlmError(RuntimeError):
+class LlmError(ModelError, RuntimeError):
     """The endpoint failed or replied with something we cannot use (message is one line)."""
 
 

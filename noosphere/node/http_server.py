@@ -33,6 +33,7 @@ from prometheus_client import Gauge
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from noosphere.protocol import ErrorCode, JsonRpcResponse, RpcError
+from noosphere.protocol.wire_errors import json_rpc_error
 
 from .metrics import NodeMetrics
 
@@ -343,7 +344,7 @@ def guarded_protocol(guard: ConnectionGuard, parser: str = "auto") -> type[async
 
 
 def _jsonrpc_error(code: int, message: str) -> bytes:
-    body = JsonRpcResponse(id=None, error=RpcError(code, message).to_error()).to_wire()
+    body = JsonRpcResponse(id=None, error=json_rpc_error(RpcError(code, message))).to_wire()
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 

@@ -34,9 +34,10 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
+from noosphere.errors import InvalidParams, PaymentRequired, ServerError
 from noosphere.ledger import EscrowStatus, EscrowView, LedgerClient, LedgerError
 from noosphere.ledger.registry_proof import sign_registration
-from noosphere.protocol import ErrorCode, NodeKey, RpcError
+from noosphere.protocol import NodeKey
 from noosphere.protocol.a2a import Message, Task
 from noosphere.protocol.base import describe_validation_error
 from noosphere.protocol.canonical import canonical_json
@@ -197,13 +198,9 @@ class Settlement:
             arbiter_required=not self.accepts_no_arbiter,
         )
 
-    def _required(self, agent_id: str, reason: str) -> RpcError:
+    def _required(self, agent_id: str, reason: str) -> PaymentRequired:
         terms = self.terms(agent_id, reason)
-        return RpcError(
-            ErrorCode.PAYMENT_REQUIRED,
-            f"Payment required: {reason}",
-            terms.to_wire(),
-        )
+        return PaymentRequired(f"Payment required: {reason}", terms.to_wire())
 
     async def admit(self, agent_id: str, message: Message, principal: str) -> Admission | None:
         """Check the escrow a new task for ``agent_id`` carries; None if the agent is free (or
@@ -226,8 +223,7 @@ class Settlement:
         try:
             ref = PaymentRef.model_validate(raw)
         except ValidationError as exc:
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
+            raise InvalidParams(
                 f"Invalid params: {PAYMENT_METADATA_KEY}: {describe_validation_error(exc)}",
             ) from exc
         if ref.chain_id != self.chain_id or ref.escrow.lower() != self.escrow_address.lower():
@@ -243,9 +239,7 @@ class Settlement:
             now = await self._chain(self.client.timestamp)
         except (LedgerError, OSError) as exc:
             log.warning("escrow check failed", escrow_id=ref.escrow_id, error=str(exc))
-            raise RpcError(
-                ErrorCode.INTERNAL_ERROR, "this node cannot read the ledger right now; try again"
-            ) from exc
+            raise ServerError("this node cannot read the ledger right now; try again") from exc
         problem = self._escrow_problem(ref.escrow_id, view, price, now, signer)
         if problem is not None:
             raise self._required(agent_id, problem)

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from noosphere.errors import SetupError
 from noosphere.securefile import private_file
 
 log = structlog.get_logger("noosphere.store")
@@ -86,7 +87,7 @@ CREATE INDEX IF NOT EXISTS submissions_created ON submissions (created_at);
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(SetupError, RuntimeError):
     """The store cannot be opened or used (corruption, newer schema, disk error)."""
 
 
@@ -597,7 +598,17 @@ _TASK_COLUMNS = "task_id, agent_id, context_id, principal, state, created_at, up
 
 
 def _task_from_row(row: tuple[Any, ...]) -> StoredTask:
-    return StoredTask(*row[:7], json.loads(row[7]))
+    task_id, agent_id, context_id, principal, state, created_at, updated_at, task_json = row
+    return StoredTask(
+        task_id,
+        agent_id,
+        context_id,
+        principal,
+        state,
+        created_at,
+        updated_at,
+        json.loads(task_json),
+    )
 
 
 _PAYMENT_COLUMNS = "escrow_id, role, task_id, state, due_at, updated_at, payment_json"
@@ -616,4 +627,7 @@ def _payment_values(row: StoredPayment) -> tuple[Any, ...]:
 
 
 def _payment_from_row(row: tuple[Any, ...]) -> StoredPayment:
-    return StoredPayment(*row[:6], json.loads(row[6]))
+    escrow_id, role, task_id, state, due_at, updated_at, payment_json = row
+    return StoredPayment(
+        escrow_id, role, task_id, state, due_at, updated_at, json.loads(payment_json)
+    )

@@ -29,8 +29,14 @@ from pydantic import ValidationError
 from noosphere.abe.envelope import MEDIA_TYPE as SEALED_MEDIA_TYPE
 from noosphere.abe.keys import AuthorityPublicKey
 from noosphere.abe.sealed import seal_parts
-from noosphere.ledger import LedgerError
-from noosphere.protocol import AgentCard, ErrorCode, NodeKey, RpcError
+from noosphere.errors import (
+    InvalidParams,
+    LedgerError,
+    NoosphereError,
+    RequestError,
+    TaskNotFound,
+)
+from noosphere.protocol import AgentCard, NodeKey, RpcError
 from noosphere.protocol.a2a import Message, Part, Task, TaskState
 from noosphere.protocol.api import (
     FeedbackParams,
@@ -69,7 +75,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _Failed(Exception):
+class _Failed(NoosphereError):
     """One attempt failed; ``state`` says how (failed, rejected, unreachable, unpaid)."""
 
     def __init__(self, state: str, reason: str, task: Task | None = None) -> None:
@@ -126,7 +132,7 @@ class Submitter:
     def get(self, submission_id: str) -> Submission:
         body = self._store.get_submission(submission_id)
         if body is None:
-            raise RpcError(ErrorCode.TASK_NOT_FOUND, f"submission {submission_id} not found")
+            raise TaskNotFound(f"submission {submission_id} not found")
         return Submission.model_validate(body)
 
     def recover(self) -> int:
@@ -406,7 +412,7 @@ class Submitter:
     def _rate(self, record: _Record, receipt: TaskReceipt, rating: float) -> None:
         try:
             reply = self._feedback.rate(FeedbackParams(receipt=receipt, rating=rating))
-        except RpcError as exc:
+        except RequestError as exc:
             record.event("feedback", f"rating not recorded: {exc.message}")
             return
         shown = "n/a" if reply.reputation is None else f"{reply.reputation:.3f}"
@@ -446,9 +452,9 @@ class Submitter:
             if issuer is None or key.issuer == issuer:
                 return key
         if not keys:
-            raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: a policy needs an attribute"
+            raise InvalidParams("Invalid params: a policy needs an attribute"
                            " authority: set abe_authorities in the node config")  # fmt: skip
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: no configured authority"
+        raise InvalidParams(f"Invalid params: no configured authority"
                        f" {issuer!r}")  # fmt: skip
 
     def save(self, submission: Submission) -> None:

@@ -35,6 +35,7 @@ from noosphere.agents.turn import Turn, TurnResult, TurnSink
 from noosphere.models.embedding import Embedder
 from noosphere.models.llm import LlmBackend
 from noosphere.node.metrics import attach_agent_registry, detach_agent_registry
+from noosphere.node.runtime import RUNTIME_FILENAME
 from noosphere.protocol.a2a import Artifact, Message, Role, Task, TaskState
 
 from .autoscale import REASON_CODES, Autoscaler, Decision, ScalingPolicy, WorkerSample
@@ -235,7 +236,7 @@ class OrchestratorAgent:
 
     def _make_scaler(self) -> Scaler:
         pool = self.settings.workers
-        runtime = json.loads((self.home / "runtime.json").read_text())
+        runtime = json.loads((self.home / RUNTIME_FILENAME).read_text())
         if pool.scaler == "kubernetes":
             from urllib.parse import urlsplit
 

@@ -20,12 +20,13 @@ from typing import Protocol
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from noosphere.errors import ServiceError
 from noosphere.node.launcher import LocalNode, spawn_node, wait_ready
 
 from .autoscale import WorkerSample
 
 
-class ScalerError(RuntimeError):
+class ScalerError(ServiceError, RuntimeError):
     """The scaler could not read or change the worker count; the message says why."""
 
 
@@ -214,7 +215,7 @@ class KubernetesScaler:
         scale = await asyncio.to_thread(
             self._apps.read_namespaced_deployment_scale, self.deployment, self.namespace
         )
-        return int(scale.spec.replicas or 0)
+        return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
     async def scale(self, replicas: int) -> None:
         body = {"spec": {"replicas": replicas}}

@@ -118,8 +118,8 @@ def find_data(request: ToolInput) -> tuple[str, list[Record] | str | None]:
     if fence:
         instruction = (request.text[: fence.start()] + request.text[fence.end() :]).strip()
         tag, body = fence.group("tag").lower(), fence.group("body")
-        fmt = tag if tag in ("csv", "json") else _sniff(body)[0]
-        return instruction, parse_json_text(body) if fmt == "json" else body
+        fenced = tag if tag in ("csv", "json") else _sniff(body)[0]
+        return instruction, parse_json_text(body) if fenced == "json" else body
     split = split_instruction(request.text)
     if not split.body:
         return split.instruction, None
