@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llm_server import FakeOpenAI, serve_fake_openai, tool_reply
+from llm_server import FakeOpenAI, tool_reply
 from structlog.testing import capture_logs
 
 from noosphere.abe.keys import AttributeKey, AuthorityPublicKey, issue_key, new_authority
@@ -60,25 +60,6 @@ class WordEmbedder:
                 out[row, int.from_bytes(digest[:4], "big") % DIMENSION] += 1.0
             out[row] /= np.linalg.norm(out[row])
         return out
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAI]:
-    with serve_fake_openai() as state:
-        yield state
-
-
-@pytest.fixture
-def server(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
 
 
 @dataclass

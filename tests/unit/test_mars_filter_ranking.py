@@ -7,13 +7,13 @@ server (vetoes, and the fallback when the endpoint fails or answers nonsense).""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
-from llm_server import FakeOpenAI, Scripted, content_reply, serve_fake_openai
+from llm_server import FakeOpenAI, Scripted, content_reply
 
 from noosphere.mars.filter import Constraints, LlmJudge, SemanticFilter, Verdict
 from noosphere.mars.profile import AgentProfile, SkillProfile
@@ -392,18 +392,6 @@ def test_explanation_names_the_heaviest_features() -> None:
 
 
 # ---- the LLM judge against a real local server ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAI]:
-    with serve_fake_openai() as state:
-        yield state
-
-
-@pytest.fixture
-def server(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
 
 
 def judge_for(server: FakeOpenAI, **kwargs: Any) -> LlmJudge:
