@@ -65,9 +65,13 @@ class KeyBundle(BaseModel):
 
     def associated_data(self) -> bytes:
         return canonical_json(
-            {"format": self.format, "holder": self.holder, "authority": self.authority,
-             "epoch": self.epoch}
-        )  # fmt: skip
+            {
+                "format": self.format,
+                "holder": self.holder,
+                "authority": self.authority,
+                "epoch": self.epoch,
+            }
+        )
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -137,8 +137,11 @@ class EpisodicMemory:
         except (OSError, sqlite3.Error) as exc:
             raise AgentMemoryError(f"cannot open agent memory {path}: {exc}") from exc
         if narrowed is not None:
-            log.warning("agent memory was readable by other users; now owner-only",
-                        path=str(path), mode=f"{narrowed:04o}")  # fmt: skip
+            log.warning(
+                "agent memory was readable by other users; now owner-only",
+                path=str(path),
+                mode=f"{narrowed:04o}",
+            )
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

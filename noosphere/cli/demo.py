@@ -347,11 +347,15 @@ def _summary_table(report: DemoReport) -> Table:
         ("discover", "discover", f"every node holds all {agents} cards"),
         ("recruit", "recruit", "MARS: vector search, semantic filter, ranking"),
         ("pay", "pay", "escrows opened with EIP-2612 permits"),
-        ("execute", "execute", f"{len(done)}/{len(report.submissions)} tasks completed,"
-                               f" {failed} failed attempts re-recruited"),
+        (
+            "execute",
+            "execute",
+            f"{len(done)}/{len(report.submissions)} tasks completed,"
+            f" {failed} failed attempts re-recruited",
+        ),
         ("settle", "settle", f"{paid} NOOS released on matching result commitments"),
         ("feedback", "feedback", "ratings gossiped to every node and recorded on the registry"),
-    ]  # fmt: skip
+    ]
     for phase, key, text in rows:
         table.add_row(phase, f"{report.timings_s.get(key, 0.0):.2f} s", text)
     return table
@@ -392,8 +396,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
             report.rpc_urls[f"node-{i}"] = node.rpc_url
         report.timings_s["publish"] = time.monotonic() - publish_started
         _converge(running, len(agents), publish_started, console)
-        _wait_for("agents registered on chain",
-                  lambda: _registered(running[-1], len(agents)), 60)  # fmt: skip
+        _wait_for("agents registered on chain", lambda: _registered(running[-1], len(agents)), 60)
         report.timings_s["discover"] = time.monotonic() - publish_started
         console.print(_views_matrix(running, report))
 
@@ -438,10 +441,15 @@ def _start_nodes(
         running.append(first)
         for i in range(1, len(assignment)):
             node_env = {**env, **(unreliable if i == 1 else {})}
-            running.append(spawn_node(
-                workdir / "nodes" / f"node-{i + 1}", agents=assignment[i],
-                bootstrap=[first.multiaddr], env=node_env, wait=False,
-            ))  # fmt: skip
+            running.append(
+                spawn_node(
+                    workdir / "nodes" / f"node-{i + 1}",
+                    agents=assignment[i],
+                    bootstrap=[first.multiaddr],
+                    env=node_env,
+                    wait=False,
+                )
+            )
         for node in running[1:]:
             wait_ready(node)
     except LaunchError:

@@ -83,9 +83,13 @@ def _bytes32_hex(value: str, what: str) -> str:
 
 
 def _client(
-    chain_rpc: str | None, chain_home: Path, key_index: int, private_key: str | None,
-    *, deployed: bool = True,
-) -> LedgerClient:  # fmt: skip
+    chain_rpc: str | None,
+    chain_home: Path,
+    key_index: int,
+    private_key: str | None,
+    *,
+    deployed: bool = True,
+) -> LedgerClient:
     from eth_account import Account
 
     from noosphere.ledger import Deployment, LedgerClient, LedgerError
@@ -95,8 +99,10 @@ def _client(
     if chain_rpc is None:
         runtime = read_runtime(home)
         if runtime is None:
-            fail(f"no chain runs for {home}: start one (noosphere chain start --home {home})"
-                 " or pass --chain-rpc")  # fmt: skip
+            fail(
+                f"no chain runs for {home}: start one (noosphere chain start --home {home})"
+                " or pass --chain-rpc"
+            )
         chain_rpc = runtime.rpc_url
     if private_key:
         account = Account.from_key(private_key)
@@ -108,8 +114,10 @@ def _client(
         if deployed:
             saved = Deployment.load(home, client.chain_id)
             if saved is None:
-                fail(f"no contracts recorded for chain {client.chain_id} in {home};"
-                     " run: noosphere ledger deploy")  # fmt: skip
+                fail(
+                    f"no contracts recorded for chain {client.chain_id} in {home};"
+                    " run: noosphere ledger deploy"
+                )
             client.use(saved)
     except LedgerError as exc:
         fail(str(exc))
@@ -120,21 +128,30 @@ def _client(
 
 @ledger_app.command("deploy")
 def deploy(
-    chain_home: ChainHome, chain_rpc: ChainRpc = None, key_index: KeyIndex = 0,
+    chain_home: ChainHome,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
     private_key: PrivateKey = None,
     arbiter: Annotated[
         str,
-        typer.Option("--arbiter", help="The deployment's default arbiter, named in escrows and"
-                     " accepted by agents unless their config says otherwise: an address,"
-                     " 'owner' (the token owner) or 'none'."),
+        typer.Option(
+            "--arbiter",
+            help="The deployment's default arbiter, named in escrows and"
+            " accepted by agents unless their config says otherwise: an address,"
+            " 'owner' (the token owner) or 'none'.",
+        ),
     ] = "owner",
     arbitration_period_s: Annotated[
         int,
-        typer.Option("--arbitration-period-s", min=60, help="How long an arbiter has to resolve"
-                     " a dispute before the requester can be refunded."),
+        typer.Option(
+            "--arbitration-period-s",
+            min=60,
+            help="How long an arbiter has to resolve"
+            " a dispute before the requester can be refunded.",
+        ),
     ] = 3 * 86_400,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Deploy token, escrow, registry and payment channel (or reuse the recorded deployment)."""
     from noosphere.ledger import OWNER_ARBITER, LedgerError
 
@@ -150,18 +167,24 @@ def deploy(
         fail(str(exc))
     if as_json:
         return print_json(deployment)
-    out.print(f"chain {deployment.chain_id}: token {deployment.token}, escrow {deployment.escrow},"
-              f" registry {deployment.registry}, channel {deployment.channel}, default arbiter"
-              f" {deployment.arbiter or 'none'}", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"chain {deployment.chain_id}: token {deployment.token}, escrow {deployment.escrow},"
+        f" registry {deployment.registry}, channel {deployment.channel}, default arbiter"
+        f" {deployment.arbiter or 'none'}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @ledger_app.command("balance")
 def balance(
     chain_home: ChainHome,
     address: Annotated[str | None, typer.Argument(help="Account (default: the signer).")] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Token balance of an account (smallest unit)."""
     from noosphere.ledger import LedgerError
 
@@ -180,16 +203,20 @@ def balance(
 def faucet(
     chain_home: ChainHome,
     address: Annotated[str, typer.Argument(help="Account to fund.")],
-    amount: Annotated[
-        int, typer.Option("--amount", min=1, help="Smallest units to mint.")
-    ] = 10**21,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    amount: Annotated[int, typer.Option("--amount", min=1, help="Smallest units to mint.")] = 10
+    ** 21,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     gas: Annotated[
         bool,
-        typer.Option("--gas/--no-gas", help="On the local dev chain, also give the account"
-                     " ether for gas (anvil_setBalance) when it has less than 1 ETH."),
+        typer.Option(
+            "--gas/--no-gas",
+            help="On the local dev chain, also give the account"
+            " ether for gas (anvil_setBalance) when it has less than 1 ETH.",
+        ),
     ] = True,
-) -> None:  # fmt: skip
+) -> None:
     """Mint development tokens to an account (the token owner signs; local chains only)."""
     from web3 import Web3
 
@@ -217,9 +244,11 @@ def faucet(
 def escrow(
     chain_home: ChainHome,
     task_id: Annotated[str, typer.Argument(help="Task id (as used when the escrow was opened).")],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Show one escrow: parties, amount, deadline, status."""
     from noosphere.ledger import LedgerError
 
@@ -248,8 +277,12 @@ def _show_dispute(client: LedgerClient, view: EscrowView) -> None:
     except LedgerError as exc:
         fail(str(exc))
     silent_after = view.disputed_at + client.deployment.arbitration_period_s
-    out.print(f"{'disputed':>14} at {view.disputed_at}; refundable after {silent_after} if the"
-              " arbiter stays silent", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"{'disputed':>14} at {view.disputed_at}; refundable after {silent_after} if the"
+        " arbiter stays silent",
+        highlight=False,
+        soft_wrap=True,
+    )
     if record is None:
         return
     same = record.delivered_hash is not None and record.delivered_hash == view.result_hash
@@ -272,16 +305,19 @@ def _node_call(
 @ledger_app.command("release")
 def release(
     escrow_id: Annotated[str, typer.Argument(help="Escrow id (0x + 64 hex digits).")],
-    rpc: RpcOption = DEFAULT_RPC, home: HomeOption = None, token: TokenOption = None,
+    rpc: RpcOption = DEFAULT_RPC,
+    home: HomeOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Accept a result: your node pays the agent of an escrow it opened."""
     params = {"escrowId": _bytes32_hex(escrow_id, "escrow id")}
     reply = _node_call(rpc, home, token, "noosphere.ledger.release", params)
     if as_json:
         return print_json(reply)
-    out.print(f"released escrow {reply['escrowId']} (tx {reply['tx']})", highlight=False,
-              soft_wrap=True)  # fmt: skip
+    out.print(
+        f"released escrow {reply['escrowId']} (tx {reply['tx']})", highlight=False, soft_wrap=True
+    )
 
 
 @ledger_app.command("dispute")
@@ -292,12 +328,16 @@ def dispute(
     ],
     delivered_hash: Annotated[
         str | None,
-        typer.Option("--delivered-hash", help="Hash of the result received (default: what your"
-                     " node recorded for this escrow)."),
+        typer.Option(
+            "--delivered-hash",
+            help="Hash of the result received (default: what your node recorded for this escrow).",
+        ),
     ] = None,
-    rpc: RpcOption = DEFAULT_RPC, home: HomeOption = None, token: TokenOption = None,
+    rpc: RpcOption = DEFAULT_RPC,
+    home: HomeOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Reject a committed result: the agent cannot claim until the escrow's arbiter decides."""
     from noosphere.protocol.payment import MAX_DISPUTE_REASON_BYTES
 
@@ -311,8 +351,11 @@ def dispute(
     reply = _node_call(rpc, home, token, "noosphere.ledger.dispute", params)
     if as_json:
         return print_json(reply)
-    out.print(f"disputed escrow {reply['escrowId']} (tx {reply['tx']}): its arbiter decides",
-              highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"disputed escrow {reply['escrowId']} (tx {reply['tx']}): its arbiter decides",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _result_hash_of(path: Path) -> str:
@@ -349,11 +392,16 @@ def resolve(
     ] = False,
     result: Annotated[
         Path | None,
-        typer.Option("--result", help="A task or artifacts JSON either party handed you: its"
-                     " hash is compared with the commitment and the delivered hash."),
+        typer.Option(
+            "--result",
+            help="A task or artifacts JSON either party handed you: its"
+            " hash is compared with the commitment and the delivered hash.",
+        ),
     ] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
-) -> None:  # fmt: skip
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
+) -> None:
     """As an escrow's arbiter: show the evidence, then pay the agent or refund the requester."""
     from noosphere.ledger import EscrowStatus, LedgerError
 
@@ -376,8 +424,11 @@ def resolve(
     if result is not None:
         digest = _result_hash_of(result)
         verdict = "matches" if digest == view.result_hash else "does NOT match"
-        out.print(f"{'result file':>14} {digest} ({verdict} the commitment)", highlight=False,
-                  soft_wrap=True)  # fmt: skip
+        out.print(
+            f"{'result file':>14} {digest} ({verdict} the commitment)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if view.arbiter is None or view.arbiter != client.address:
         fail(f"{client.address} is not this escrow's arbiter ({view.arbiter or 'none'})")
     if view.status.final:
@@ -390,17 +441,22 @@ def resolve(
         fail(str(exc))
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
     to = f"the agent {view.agent}" if pay_agent else f"the requester {view.requester}"
-    out.print(f"resolved escrow {eid}: {view.amount} units to {to} (tx {tx})", highlight=False,
-              soft_wrap=True)  # fmt: skip
+    out.print(
+        f"resolved escrow {eid}: {view.amount} units to {to} (tx {tx})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @ledger_app.command("agent")
 def agent(
     chain_home: ChainHome,
     registry_id: Annotated[int, typer.Argument(min=1, help="Registry id (the card's registryId).")],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """One agent registry entry, its proof checked, and its on-chain score."""
     from noosphere.ledger import LedgerError
 
@@ -423,9 +479,11 @@ def agents(
     peer: Annotated[
         str | None, typer.Option("--peer", help="Only entries naming this peer id.")
     ] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Every agent registry entry, with whether its peer-key proof holds (entries whose proof
     fails are not the peer's: anyone can name any peer id on chain)."""
     from noosphere.ledger import LedgerError
@@ -445,9 +503,12 @@ def agents(
         out.print(f"no registry entries{f' for {peer}' if peer else ''} on chain {client.chain_id}")
         return
     for row in rows:
-        out.print(f"#{row['registry_id']} {row['proof']:<8} {row['peer_id']}/{row['agent']}"
-                  f" owner {row['owner']} score {row['score']} ({row['ratings']} ratings)",
-                  highlight=False, soft_wrap=True)  # fmt: skip
+        out.print(
+            f"#{row['registry_id']} {row['proof']:<8} {row['peer_id']}/{row['agent']}"
+            f" owner {row['owner']} score {row['score']} ({row['ratings']} ratings)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _total_agents(client: LedgerClient) -> int:
@@ -491,9 +552,11 @@ def escrows(
         str | None,
         typer.Option("--role", help="requester or agent: only that side."),
     ] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """List an account's escrows (as requester and/or agent) with their current status."""
     from noosphere.ledger import ESCROW_ROLES, LedgerError
 
@@ -513,8 +576,12 @@ def escrows(
         return
     for e in entries:  # one line each, full ids and addresses (for copying into other commands)
         other = f"agent {e.agent}" if e.role == "requester" else f"requester {e.requester}"
-        out.print(f"{e.task_id} {e.role:<9} {e.status.name.lower():<22} {e.amount} units,"
-                  f" {other}, deadline {e.deadline}", highlight=False, soft_wrap=True)  # fmt: skip
+        out.print(
+            f"{e.task_id} {e.role:<9} {e.status.name.lower():<22} {e.amount} units,"
+            f" {other}, deadline {e.deadline}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # ------------------------------------------------------------------------------ channels
@@ -551,9 +618,11 @@ def channel_open(
         int,
         typer.Option("--expiry-s", min=1, help="Chain seconds until the sender may reclaim."),
     ] = 86_400,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Open a channel from the signer to RECIPIENT, locking --deposit; prints the channel id."""
     from noosphere.ledger import LedgerError
 
@@ -566,8 +635,11 @@ def channel_open(
         fail(str(exc))
     if as_json:
         return print_json(view)
-    out.print(f"opened channel {channel_id} to {recipient}: deposit {deposit},"
-              f" expires at {view.expiry}", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"opened channel {channel_id} to {recipient}: deposit {deposit}, expires at {view.expiry}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @channel_app.command("voucher")
@@ -577,8 +649,10 @@ def channel_voucher(
     amount: Annotated[
         int, typer.Option("--amount", min=1, help="Cumulative amount paid so far (smallest units).")
     ],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
-) -> None:  # fmt: skip
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
+) -> None:
     """Sign a voucher as the channel's sender and print it as JSON (hand it to the recipient)."""
     from noosphere.ledger import ChannelStatus, LedgerError
 
@@ -591,8 +665,10 @@ def channel_voucher(
     if amount > view.deposit:
         fail(f"--amount {amount} exceeds the channel's deposit {view.deposit}")
     if amount <= view.paid:
-        fail(f"--amount {amount} is not above what was already paid out ({view.paid});"
-             " vouchers carry the cumulative amount")  # fmt: skip
+        fail(
+            f"--amount {amount} is not above what was already paid out ({view.paid});"
+            " vouchers carry the cumulative amount"
+        )
     try:
         voucher = client.channels.sign_voucher(view.channel_id, amount)
     except LedgerError as exc:
@@ -634,9 +710,11 @@ def channel_close(
     voucher_file: Annotated[
         str, typer.Argument(help="Voucher JSON (from `ledger channel voucher`), or - for stdin.")
     ],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Close a channel as its recipient with the latest voucher: the recipient gets what the
     voucher adds, the rest of the deposit goes back to the sender."""
     from eth_keys.exceptions import BadSignature
@@ -670,20 +748,31 @@ def channel_close(
     to_sender = int(events[0]["args"]["toSender"]) if events else 0
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
     if as_json:
-        return print_json({"channel_id": view.channel_id, "to_recipient": to_recipient,
-                           "to_sender": to_sender, "tx": tx})  # fmt: skip
-    out.print(f"closed channel {view.channel_id}: {to_recipient} to the recipient {view.recipient},"
-              f" {to_sender} back to the sender {view.sender}",
-              highlight=False, soft_wrap=True)  # fmt: skip
+        return print_json(
+            {
+                "channel_id": view.channel_id,
+                "to_recipient": to_recipient,
+                "to_sender": to_sender,
+                "tx": tx,
+            }
+        )
+    out.print(
+        f"closed channel {view.channel_id}: {to_recipient} to the recipient {view.recipient},"
+        f" {to_sender} back to the sender {view.sender}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @channel_app.command("show")
 def channel_show(
     chain_home: ChainHome,
     channel_id: Annotated[str, typer.Argument(help="Channel id (0x + 64 hex digits).")],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Show one channel: sender, recipient, deposit, paid out, expiry, status."""
     client = _client(chain_rpc, chain_home, key_index, private_key)
     _show_channel(_channel(client, channel_id), as_json)

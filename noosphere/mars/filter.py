@@ -202,10 +202,13 @@ class LlmJudge:
 
     async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
         listing = [
-            {"id": v.profile.agent_id, "name": v.profile.name,
-             "skills": [s.name + ": " + s.description for s in v.profile.skills]}
+            {
+                "id": v.profile.agent_id,
+                "name": v.profile.name,
+                "skills": [s.name + ": " + s.description for s in v.profile.skills],
+            }
             for v in kept
-        ]  # fmt: skip
+        ]
         if not listing:
             return {}, "llm judge: nothing to judge"
         messages = [

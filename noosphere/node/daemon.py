@@ -391,8 +391,11 @@ class RunningNode:
         log.info("node stopping", peer_id=self.key.peer_id, running_tasks=running, grace_s=grace)
         left = await self.tasks.drain(grace, interrupt=self.hurry)
         if left:
-            log.warning("tasks still running after the grace; failing them as retryable",
-                        count=left, grace_s=grace)  # fmt: skip
+            log.warning(
+                "tasks still running after the grace; failing them as retryable",
+                count=left,
+                grace_s=grace,
+            )
         await self.tasks.close()  # every stream gets its final status and ends
         server.should_exit = True  # uvicorn cancels what is left after SERVER_CLOSE_S
         with contextlib.suppress(Exception):
@@ -538,8 +541,9 @@ class RunningNode:
 
     async def _healthz(self, _request: Request) -> Response:
         if self.stopping.is_set():  # load balancers stop sending work during the grace
-            return JSONResponse({"ok": False, "stopping": True, "peerId": self.key.peer_id},
-                                status_code=503)  # fmt: skip
+            return JSONResponse(
+                {"ok": False, "stopping": True, "peerId": self.key.peer_id}, status_code=503
+            )
         return JSONResponse({"ok": True, "peerId": self.key.peer_id})
 
     # ---- gossip and discovery ----------------------------------------------------------------
@@ -597,8 +601,13 @@ class RunningNode:
     def _check_own_cards(self) -> None:
         """Refuse to start with a card the network would refuse (larger than MAX_CARD_BYTES)."""
         for spec in self.specs:
-            size = len(json.dumps(self._own_card(spec, 1, now_ms()).to_wire(),
-                                  separators=(",", ":"), ensure_ascii=False).encode())  # fmt: skip
+            size = len(
+                json.dumps(
+                    self._own_card(spec, 1, now_ms()).to_wire(),
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                ).encode()
+            )
             if size > MAX_CARD_BYTES:
                 raise NodeStartError(
                     f"agent {spec.id}: its card takes {size} bytes, more than the network's"
@@ -800,12 +809,14 @@ def _connect_ledger(node: Node, key: NodeKey, store: NodeStore) -> Settlement | 
         client.use(deployment)
     except (LedgerError, OSError) as exc:
         raise NodeStartError(f"ledger at {url}: {one_line(str(exc))}") from exc
-    log.info("ledger account", address=account.address, chain_id=client.chain_id,
-             new_account=created)  # fmt: skip
+    log.info(
+        "ledger account", address=account.address, chain_id=client.chain_id, new_account=created
+    )
     for spec in node.specs:
         if spec.price.amount and spec.price.token != "NOOS":
-            raise NodeStartError(f"agent {spec.id}: the ledger pays in NOOS, not"
-                                 f" {spec.price.token}")  # fmt: skip
+            raise NodeStartError(
+                f"agent {spec.id}: the ledger pays in NOOS, not {spec.price.token}"
+            )
     return Settlement(
         client,
         store,

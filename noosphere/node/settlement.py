@@ -340,9 +340,11 @@ class Settlement:
             return None
         grace = self.client.deployment.grace_period_s
         self._update(
-            row, "committed", due_at=row.payment["deadline"] + grace + 1,
+            row,
+            "committed",
+            due_at=row.payment["deadline"] + grace + 1,
             payment={"resultHash": commitment},
-        )  # fmt: skip
+        )
         return commitment
 
     def task_ended(self, task_id: str, completed: bool) -> None:
@@ -416,8 +418,12 @@ class Settlement:
             raise CommitmentMismatch(escrow_id, view.result_hash, delivered_hash)
         until = view.deadline + self.client.deployment.grace_period_s
         # looked at again once the agent may claim (then it is no longer this node's to decide)
-        self._update(row, "delivered", due_at=until + 1,
-                     payment={"resultHash": view.result_hash, "disputeUntil": until})  # fmt: skip
+        self._update(
+            row,
+            "delivered",
+            due_at=until + 1,
+            payment={"resultHash": view.result_hash, "disputeUntil": until},
+        )
 
     def has_arbiter(self, escrow_id: str) -> bool:
         """Whether this node named an arbiter in the escrow it opened (so it can dispute)."""
@@ -442,11 +448,17 @@ class Settlement:
         disputed = await self._chain(self.client.escrows.get, escrow_id)
         period = self.client.deployment.arbitration_period_s
         self._update(
-            row, "disputed", due_at=disputed.disputed_at + period + 1,
-            payment={"reason": reason, "deliveredHash": delivered_hash,
-                     "resultHash": view.result_hash, "arbiter": view.arbiter,
-                     "disputedAt": disputed.disputed_at},
-        )  # fmt: skip
+            row,
+            "disputed",
+            due_at=disputed.disputed_at + period + 1,
+            payment={
+                "reason": reason,
+                "deliveredHash": delivered_hash,
+                "resultHash": view.result_hash,
+                "arbiter": view.arbiter,
+                "disputedAt": disputed.disputed_at,
+            },
+        )
         self._wake.set()
         log.info("escrow disputed", escrow_id=escrow_id, arbiter=view.arbiter)
         return "0x" + bytes(receipt["transactionHash"]).hex()
@@ -545,8 +557,9 @@ class Settlement:
                 )
             except (LedgerError, OSError) as exc:
                 if not self._register_warned:
-                    log.warning("agent registration failed; retrying", agent=agent_id,
-                                error=str(exc))  # fmt: skip
+                    log.warning(
+                        "agent registration failed; retrying", agent=agent_id, error=str(exc)
+                    )
                     self._register_warned = True
                 return False
             self.registry_ids[agent_id] = registry_id
@@ -571,8 +584,12 @@ class Settlement:
                 )
             )
             if problem is not None:
-                log.warning("saved registry id is not this agent's; registering again",
-                            agent=agent_id, registry_id=registry_id, problem=problem)  # fmt: skip
+                log.warning(
+                    "saved registry id is not this agent's; registering again",
+                    agent=agent_id,
+                    registry_id=registry_id,
+                    problem=problem,
+                )
                 del self.registry_ids[agent_id]
         self._registry_checked = True
 
@@ -607,8 +624,11 @@ class Settlement:
                 return
             await self._chain(partial(self.client.escrows.refund, row.escrow_id, unestimated=True))
             self._update(row, "refunded", payment={"note": "the arbiter did not decide in time"})
-            log.info("disputed escrow refunded: the arbiter stayed silent",
-                     escrow_id=row.escrow_id, amount=view.amount)  # fmt: skip
+            log.info(
+                "disputed escrow refunded: the arbiter stayed silent",
+                escrow_id=row.escrow_id,
+                amount=view.amount,
+            )
         else:
             self._update(row, view.status.name.lower().replace("_", "-"))
 
@@ -623,8 +643,11 @@ class Settlement:
         elif view.status == EscrowStatus.DISPUTED:  # the arbiter decides; look again after
             period = self.client.deployment.arbitration_period_s
             if row.state != "disputed":
-                log.warning("the requester disputed a committed result; the arbiter decides",
-                            escrow_id=row.escrow_id, arbiter=view.arbiter)  # fmt: skip
+                log.warning(
+                    "the requester disputed a committed result; the arbiter decides",
+                    escrow_id=row.escrow_id,
+                    arbiter=view.arbiter,
+                )
             decided_by = view.disputed_at + period + 1  # then a silent arbiter means refund
             due = decided_by if _now_s() < decided_by else _now_s() + SILENT_ARBITER_RECHECK_S
             self._update(row, "disputed", due_at=due, payment={"arbiter": view.arbiter})

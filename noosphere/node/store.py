@@ -151,8 +151,11 @@ class NodeStore:
         except OSError as exc:
             raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
         if narrowed is not None:
-            log.warning("store was readable by other users; now owner-only", path=str(path),
-                        mode=f"{narrowed:04o}")  # fmt: skip
+            log.warning(
+                "store was readable by other users; now owner-only",
+                path=str(path),
+                mode=f"{narrowed:04o}",
+            )
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")

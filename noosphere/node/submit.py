@@ -137,8 +137,10 @@ class Submitter:
 
     def recover(self) -> int:
         """Submissions cut short by a restart end failed; what they had locked is refunded."""
-        stale = [Submission.model_validate(b) for b in self._store.list_submissions(
-            states=["running"], limit=100_000)]  # fmt: skip
+        stale = [
+            Submission.model_validate(b)
+            for b in self._store.list_submissions(states=["running"], limit=100_000)
+        ]
         for submission in stale:
             for attempt in submission.attempts:
                 if attempt.escrow_id and self._settlement is not None:
@@ -207,10 +209,13 @@ class Submitter:
         card = self._card(choice.card_id)
         record.add_attempt(
             SubmissionAttempt(
-                agent=choice.card_id, name=choice.name, rpc_url=choice.rpc_url,
-                price=choice.price, score=choice.score,
+                agent=choice.card_id,
+                name=choice.name,
+                rpc_url=choice.rpc_url,
+                price=choice.price,
+                score=choice.score,
             )
-        )  # fmt: skip
+        )
         message = self._message(params)
         pay_to = card.noosphere().evm_address if card is not None else None
         # without a ledger on its node the price is advisory; this node's own agents are free
@@ -236,8 +241,11 @@ class Submitter:
         deadline_s: int,
     ) -> PaymentRef:
         if self._settlement is None:
-            raise _Failed("unpaid", f"{choice.name} charges {choice.price} and this node has no"
-                          " ledger (set chain_home in its config)")  # fmt: skip
+            raise _Failed(
+                "unpaid",
+                f"{choice.name} charges {choice.price} and this node has no"
+                " ledger (set chain_home in its config)",
+            )
         escrow_id = escrow_id_for(self._key.peer_id, record.id, number)
         deadline = int(time.time()) + deadline_s
         with record.phase("pay"):
@@ -248,8 +256,11 @@ class Submitter:
             except LedgerError as exc:
                 raise _Failed("unpaid", str(exc)) from exc
         record.attempt(escrow_id=escrow_id, payment="open")
-        record.event("pay", f"escrow {escrow_id[:10]}… locks {choice.price} for {choice.name}"
-                     f" until {time.strftime('%H:%M:%S', time.localtime(deadline))}")  # fmt: skip
+        record.event(
+            "pay",
+            f"escrow {escrow_id[:10]}… locks {choice.price} for {choice.name}"
+            f" until {time.strftime('%H:%M:%S', time.localtime(deadline))}",
+        )
         return ref
 
     def _message(self, params: SubmitParams) -> Message:
@@ -353,9 +364,12 @@ class Submitter:
             if not self._auto_release:
                 await self._settlement.check_commitment(escrow_id, delivered)
                 record.attempt(payment="awaiting the operator")
-                record.event("settle", f"result committed on chain; release it (noosphere ledger"
-                             f" release {escrow_id}) or dispute it (noosphere ledger dispute"
-                             f" {escrow_id} --reason ...)")  # fmt: skip
+                record.event(
+                    "settle",
+                    f"result committed on chain; release it (noosphere ledger"
+                    f" release {escrow_id}) or dispute it (noosphere ledger dispute"
+                    f" {escrow_id} --reason ...)",
+                )
                 return False
             tx = await self._settlement.release(escrow_id, delivered)
         except CommitmentMismatch as exc:
@@ -393,8 +407,10 @@ class Submitter:
             record.fail(f"result not paid: {mismatch}; dispute failed: {exc}")
             return
         record.attempt(payment="disputed", reason=str(mismatch))
-        record.event("settle", f"disputed escrow {escrow_id[:10]}… before its arbiter"
-                     f" (tx {tx[:10]}…): {mismatch}")  # fmt: skip
+        record.event(
+            "settle",
+            f"disputed escrow {escrow_id[:10]}… before its arbiter (tx {tx[:10]}…): {mismatch}",
+        )
         record.fail(f"result not paid: {mismatch}; disputed, the arbiter decides")
 
     def _receipt(self, task: Task, attempt: SubmissionAttempt) -> TaskReceipt | None:
@@ -430,9 +446,14 @@ class Submitter:
         score = round(RATING_COMPLETED * 100)
         try:
             await self._settlement.rate_on_chain(
-                ext.registry_id, attempt.escrow_id, score, f"noosphere:task:{attempt.task_id}",
-                peer_id=ext.peer_id, agent_name=ext.agent_id, owner=ext.evm_address,
-            )  # fmt: skip
+                ext.registry_id,
+                attempt.escrow_id,
+                score,
+                f"noosphere:task:{attempt.task_id}",
+                peer_id=ext.peer_id,
+                agent_name=ext.agent_id,
+                owner=ext.evm_address,
+            )
         except LedgerError as exc:
             record.event("feedback", f"on-chain rating failed: {exc}")
             return
@@ -452,10 +473,11 @@ class Submitter:
             if issuer is None or key.issuer == issuer:
                 return key
         if not keys:
-            raise InvalidParams("Invalid params: a policy needs an attribute"
-                           " authority: set abe_authorities in the node config")  # fmt: skip
-        raise InvalidParams(f"Invalid params: no configured authority"
-                       f" {issuer!r}")  # fmt: skip
+            raise InvalidParams(
+                "Invalid params: a policy needs an attribute"
+                " authority: set abe_authorities in the node config"
+            )
+        raise InvalidParams(f"Invalid params: no configured authority {issuer!r}")
 
     def save(self, submission: Submission) -> None:
         self._store.put_submission(

@@ -151,9 +151,13 @@ class LocalScaler:
             self._serial += 1
             # Registered the moment the process exists, so a cancelled scale-up leaves no orphan.
             worker = spawn_node(
-                self.root / f"worker-{self._serial}", agents=self.agents,
-                bootstrap=self.bootstrap, extra_args=self.extra_args, env=self.env, wait=False,
-            )  # fmt: skip
+                self.root / f"worker-{self._serial}",
+                agents=self.agents,
+                bootstrap=self.bootstrap,
+                extra_args=self.extra_args,
+                env=self.env,
+                wait=False,
+            )
             self._spawned.append(worker)
             self.workers.append(worker)
             started.append(worker)
@@ -235,8 +239,12 @@ def worker_cards(
     wanted = set(agent_ids)
 
     async def source() -> list[str]:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "noosphere.cards.list",
-                "params": {"full": True}}  # fmt: skip
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "noosphere.cards.list",
+            "params": {"full": True},
+        }
         async with httpx.AsyncClient(timeout=5.0) as http:
             cards = (await http.post(node_rpc.rstrip("/") + "/", json=body)).json()["result"]
         urls = {

@@ -78,8 +78,10 @@ def test_escrows_lists_both_sides_with_current_status(tmp_path: Path) -> None:
         deployment = Deployment.load(tmp_path, DEV_CHAIN_ID)
         assert deployment is not None
         owner = dev_client(chain.runtime.rpc_url, 0, deployment)
-        one, two = (owner.for_account(dev_client(chain.runtime.rpc_url, i, deployment).account)
-                    for i in (1, 2))  # fmt: skip
+        one, two = (
+            owner.for_account(dev_client(chain.runtime.rpc_url, i, deployment).account)
+            for i in (1, 2)
+        )
         for client in (one, two):
             owner.tokens.mint(client.address, 10**21)
         deadline = owner.timestamp() + 3600
@@ -120,8 +122,19 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
     try:
         assert cli("ledger", "deploy", *home).returncode == 0
         assert cli("ledger", "faucet", *home, ACCOUNT_1, "--amount", "5000").returncode == 0
-        opened = cli("ledger", "channel", "open", ACCOUNT_2, "--deposit", "1000",
-                     "--expiry-s", "600", *home, *sender, "--json")  # fmt: skip
+        opened = cli(
+            "ledger",
+            "channel",
+            "open",
+            ACCOUNT_2,
+            "--deposit",
+            "1000",
+            "--expiry-s",
+            "600",
+            *home,
+            *sender,
+            "--json",
+        )
         assert opened.returncode == 0, opened.stderr
         channel = json.loads(opened.stdout)
         cid = channel["channel_id"]
@@ -141,28 +154,40 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
 
         # bad input, each a one-line error
         voucher_cmd = ["ledger", "channel", "voucher"]
-        one_line_error(cli(*voucher_cmd, cid, "--amount", "300", *home, *recipient),
-                       "only the channel's sender")  # fmt: skip
-        one_line_error(cli(*voucher_cmd, cid, "--amount", "1001", *home, *sender),
-                       "exceeds the channel's deposit")  # fmt: skip
-        one_line_error(cli(*voucher_cmd, "0x1234", "--amount", "1", *home, *sender),
-                       "is not a channel id")  # fmt: skip
+        one_line_error(
+            cli(*voucher_cmd, cid, "--amount", "300", *home, *recipient),
+            "only the channel's sender",
+        )
+        one_line_error(
+            cli(*voucher_cmd, cid, "--amount", "1001", *home, *sender),
+            "exceeds the channel's deposit",
+        )
+        one_line_error(
+            cli(*voucher_cmd, "0x1234", "--amount", "1", *home, *sender), "is not a channel id"
+        )
         unknown = "0x" + "ab" * 32
         one_line_error(cli("ledger", "channel", "show", unknown, *home), "no channel")
-        one_line_error(cli("ledger", "channel", "open", ACCOUNT_2, "--deposit", "10000",
-                           *home, *sender), "ERC20InsufficientBalance")  # fmt: skip
+        one_line_error(
+            cli("ledger", "channel", "open", ACCOUNT_2, "--deposit", "10000", *home, *sender),
+            "ERC20InsufficientBalance",
+        )
         close = ["ledger", "channel", "close"]
         inflated = json.dumps({**voucher, "cumulative_amount": 900})
-        one_line_error(cli(*close, "-", *home, *recipient, stdin=inflated),
-                       "bad voucher signature: signed by")  # fmt: skip
+        one_line_error(
+            cli(*close, "-", *home, *recipient, stdin=inflated), "bad voucher signature: signed by"
+        )
         garbage = json.dumps({**voucher, "signature": "0x" + "ff" * 65})
         one_line_error(cli(*close, "-", *home, *recipient, stdin=garbage), "bad voucher signature")
         one_line_error(cli(*close, "-", *home, *recipient, stdin='{"x": 1}'), "is not a voucher")
-        one_line_error(cli(*close, str(tmp_path / "missing.json"), *home, *recipient),
-                       "cannot read the voucher")  # fmt: skip
+        one_line_error(
+            cli(*close, str(tmp_path / "missing.json"), *home, *recipient),
+            "cannot read the voucher",
+        )
         # a valid voucher, but only the recipient may close: the revert is decoded
-        one_line_error(cli(*close, str(voucher_file), *home, *sender),
-                       "PaymentChannel.close reverted: Unauthorized(caller=")  # fmt: skip
+        one_line_error(
+            cli(*close, str(voucher_file), *home, *sender),
+            "PaymentChannel.close reverted: Unauthorized(caller=",
+        )
 
         closed = cli(*close, "-", *home, *recipient, "--json", stdin=voucher_file.read_text())
         assert closed.returncode == 0, closed.stderr

@@ -69,8 +69,10 @@ def test_recruit_and_execute_pick_the_right_agents(demo: tuple[DemoReport, Path,
     first = report.submissions[0]
     bargain, exact = first.attempts
     assert (bargain.name, bargain.state, bargain.payment) == (
-        "Bargain Calculator", "failed", "refund after deadline",
-    )  # fmt: skip
+        "Bargain Calculator",
+        "failed",
+        "refund after deadline",
+    )
     assert (exact.name, exact.state, exact.payment) == ("Exact Calculator", "completed", "released")
     # after its failure MARS ranks the unreliable agent below the honest one
     ranking = next(e.text for e in report.submissions[1].events if e.phase == "recruit")

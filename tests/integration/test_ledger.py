@@ -252,9 +252,16 @@ def test_open_with_permit_needs_no_approve(ledger: Ledger) -> None:
     # a permit signed by someone else, without allowance: PermitFailed
     forged = ledger.stranger.tokens.sign_permit(escrow, TOKEN, deadline)
     fn = r.escrows.contract.functions.openWithPermit(
-        Web3.keccak(text="forged"), a.address, TOKEN, deadline, "0x" + "00" * 20,
-        forged.deadline, forged.v, forged.r, forged.s,
-    )  # fmt: skip
+        Web3.keccak(text="forged"),
+        a.address,
+        TOKEN,
+        deadline,
+        "0x" + "00" * 20,
+        forged.deadline,
+        forged.v,
+        forged.r,
+        forged.s,
+    )
     with pytest.raises(LedgerError, match="PermitFailed"):
         r.transactor.transact(fn)
 
@@ -403,8 +410,9 @@ def test_no_dispute_without_an_arbiter_after_the_window_or_before_a_commit(
     open_committed(ledger, "no-arbiter", TOKEN, arbiter=False)
     with pytest.raises(LedgerError, match="NoArbiter"):
         r.escrows.dispute("no-arbiter", None, "nobody would hear it")
-    r.escrows.open("uncommitted-dispute", a.address, TOKEN, r.timestamp() + 60,
-                  ledger.arbiter.address)  # fmt: skip
+    r.escrows.open(
+        "uncommitted-dispute", a.address, TOKEN, r.timestamp() + 60, ledger.arbiter.address
+    )
     with pytest.raises(LedgerError, match="InvalidStatus"):
         r.escrows.dispute("uncommitted-dispute", None, "nothing committed: refund instead")
     deadline = open_committed(ledger, "too-late", TOKEN)
@@ -429,9 +437,12 @@ def test_registry_entries_carry_a_peer_key_proof_that_readers_check(ledger: Ledg
     receipt_id = a.registry.register(
         "https://victim/card", card_hash, victim.peer_id, "calc", proof
     )
-    assert a.registry.registration_problem(
-        receipt_id, peer_id=victim.peer_id, agent_name="calc", owner=a.address
-    ) is None  # fmt: skip
+    assert (
+        a.registry.registration_problem(
+            receipt_id, peer_id=victim.peer_id, agent_name="calc", owner=a.address
+        )
+        is None
+    )
     forged = sign_registration(attacker, chain_id, registry, s.address, "calc")
     squat = s.registry.register("https://evil/card", card_hash, victim.peer_id, "calc", forged)
     copied = s.registry.register("https://evil/card", card_hash, victim.peer_id, "calc", proof)
@@ -463,20 +474,37 @@ def test_registry_entries_carry_a_peer_key_proof_that_readers_check(ledger: Ledg
     a.transactor.transact(
         a.registry.contract.functions.transferFrom(a.address, s.address, receipt_id)
     )
-    assert "belongs to" in (a.registry.registration_problem(
-        receipt_id, peer_id=victim.peer_id, agent_name="calc", owner=a.address) or "")  # fmt: skip
+    assert "belongs to" in (
+        a.registry.registration_problem(
+            receipt_id, peer_id=victim.peer_id, agent_name="calc", owner=a.address
+        )
+        or ""
+    )
     assert proof_problem(a.registry.get(receipt_id), chain_id, registry) is not None
     again = sign_registration(victim, chain_id, registry, s.address, "calc")
-    record("AgentRegistry.update", s.registry.update(
-        receipt_id, "https://victim/card", card_hash, victim.peer_id, "calc", again))  # fmt: skip
+    record(
+        "AgentRegistry.update",
+        s.registry.update(
+            receipt_id, "https://victim/card", card_hash, victim.peer_id, "calc", again
+        ),
+    )
     assert proof_problem(s.registry.get(receipt_id), chain_id, registry) is None
     with pytest.raises(LedgerError, match="EmptyField"):
         a.registry.register("https://x", card_hash, victim.peer_id, "calc", b"")
     with pytest.raises(LedgerError, match="FieldTooLong"):
         a.registry.register("https://x", card_hash, victim.peer_id, "calc", bytes(129))
-    record("AgentRegistry.register", a.transactor.transact(a.registry.contract.functions.register(
-        "https://victim/card2", card_hash, victim.peer_id, "calc2",
-        sign_registration(victim, chain_id, registry, a.address, "calc2"))))  # fmt: skip
+    record(
+        "AgentRegistry.register",
+        a.transactor.transact(
+            a.registry.contract.functions.register(
+                "https://victim/card2",
+                card_hash,
+                victim.peer_id,
+                "calc2",
+                sign_registration(victim, chain_id, registry, a.address, "calc2"),
+            )
+        ),
+    )
 
 
 async def test_concurrent_transfers_from_one_account_all_land(ledger: Ledger) -> None:
@@ -521,9 +549,19 @@ def test_total_supply_is_conserved_over_random_escrow_operations(ledger: Ledger)
     reverts = 0
     for step in range(40):
         op = rng.choice(
-            ["open", "open", "commit", "release", "refund", "claim", "dispute", "resolve", "time",
-             "pay"]
-        )  # fmt: skip
+            [
+                "open",
+                "open",
+                "commit",
+                "release",
+                "refund",
+                "claim",
+                "dispute",
+                "resolve",
+                "time",
+                "pay",
+            ]
+        )
         task = rng.choice(opened) if opened else None
         try:
             if op == "open" or task is None:

@@ -125,9 +125,16 @@ class Evm:
         )
 
     def arm(
-        self, account: Contract, target: Contract, fn: str, args: list[Any], *,
-        bubble: bool, probe: tuple[Contract, str, list[Any]], on_send: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        account: Contract,
+        target: Contract,
+        fn: str,
+        args: list[Any],
+        *,
+        bubble: bool,
+        probe: tuple[Contract, str, list[Any]],
+        on_send: bool = False,
+    ) -> None:
         """The next payment to ``account`` re-enters ``target.fn(*args)`` once."""
         probe_contract, probe_fn, probe_args = probe
         self.owner.transactor.transact(
@@ -186,12 +193,19 @@ def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evm]:
         registry = _deploy_raw(owner, load_artifact("AgentRegistry"), escrow)
         channel = _deploy_raw(owner, load_artifact("PaymentChannel"), hook)
         deployment = Deployment(
-            chain_id=owner.chain_id, token=hook, escrow=escrow, registry=registry,
-            channel=channel, deployer=owner.address, owner=owner.address,
-            grace_period_s=GRACE_S, arbitration_period_s=ARBITRATION_S,
-            arbiter=accounts[3].address, block_number=start_block + 1,
+            chain_id=owner.chain_id,
+            token=hook,
+            escrow=escrow,
+            registry=registry,
+            channel=channel,
+            deployer=owner.address,
+            owner=owner.address,
+            grace_period_s=GRACE_S,
+            arbitration_period_s=ARBITRATION_S,
+            arbiter=accounts[3].address,
+            block_number=start_block + 1,
             source_hashes={n: load_artifact(n)["sourceHash"] for n in CONTRACT_NAMES},
-        )  # fmt: skip
+        )
         owner.use(deployment)  # the production client drives the production contracts
         naive_address = _deploy_raw(owner, compiled["NaiveEscrow"], hook)
         naive = owner.w3.eth.contract(address=naive_address, abi=compiled["NaiveEscrow"]["abi"])
@@ -437,9 +451,13 @@ def test_refund_after_a_silent_arbiter_reentered_by_the_requester(evm: Evm, mode
     open_disputed(evm, requester, tid, amount, evm.bystander.address)
     advance(evm.url, ARBITRATION_S + 1)
     evm.arm(
-        requester, escrow, "refund", [tid], bubble=mode == "bubble",
+        requester,
+        escrow,
+        "refund",
+        [tid],
+        bubble=mode == "bubble",
         probe=(escrow, "getEscrow", [tid]),
-    )  # fmt: skip
+    )
 
     payments = attack(
         evm, mode, requester, requester.address, amount, lambda: evm.stranger.escrows.refund(tid)
@@ -461,14 +479,22 @@ def test_resolve_of_a_disputed_escrow_reentered_by_the_requester(evm: Evm, mode:
     open_disputed(evm, requester, tid, amount, evm.bystander.address)
     advance(evm.url, ARBITRATION_S + 1)
     evm.arm(
-        requester, escrow, "refund", [tid], bubble=mode == "bubble",
+        requester,
+        escrow,
+        "refund",
+        [tid],
+        bubble=mode == "bubble",
         probe=(escrow, "getEscrow", [tid]),
-    )  # fmt: skip
+    )
 
     payments = attack(
-        evm, mode, requester, requester.address, amount,
+        evm,
+        mode,
+        requester,
+        requester.address,
+        amount,
         lambda: evm.bystander.escrows.resolve(tid, pay_agent=False),
-    )  # fmt: skip
+    )
     assert payments == 1
     assert evm.owner.escrows.get(tid).status is EscrowStatus.RESOLVED_FOR_REQUESTER
     if mode == "swallow":
@@ -489,12 +515,17 @@ def test_dispute_reentered_while_the_arbiter_pays_a_colluding_agent(evm: Evm, mo
     evm.tasks.append(tid)
     evm.exec(agent, escrow, "commitResult", tid, Web3.keccak(text="result"))
     dispute_again = [
-        escrow.address, escrow.encode_abi("dispute", args=[tid, bytes(32), "from the hook"])
-    ]  # fmt: skip
+        escrow.address,
+        escrow.encode_abi("dispute", args=[tid, bytes(32), "from the hook"]),
+    ]
     evm.arm(
-        agent, requester, "exec", dispute_again, bubble=mode == "bubble",
+        agent,
+        requester,
+        "exec",
+        dispute_again,
+        bubble=mode == "bubble",
         probe=(escrow, "getEscrow", [tid]),
-    )  # fmt: skip
+    )
 
     payments = attack(
         evm,

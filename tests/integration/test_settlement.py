@@ -292,16 +292,22 @@ def test_a_stranger_cannot_spend_someone_elses_escrow(cluster: Cluster, chain: C
         attempt(attacker.pay(attacker.message(), escrow_id)),
         f"signed by {attacker.ledger.address}, not by the escrow's requester",
     )
-    forged_auth = {**victims_auth, "principal": attacker.key.peer_id,
-                   "signature": "0x" + "ab" * 64 + "1b"}  # fmt: skip
+    forged_auth = {
+        **victims_auth,
+        "principal": attacker.key.peer_id,
+        "signature": "0x" + "ab" * 64 + "1b",
+    }
     forged = attacker.message()
     forged_auth["messageId"] = forged.message_id
     refused(attempt(with_ref(forged, {**victims_ref, "authorization": forged_auth})), "escrow")
     # the victim's signature under the attacker's name and message: EIP-712 covers both, so it
     # recovers to some unrelated address, not the escrow's requester
     renamed = attacker.message()
-    renamed_auth = {**victims_auth, "principal": attacker.key.peer_id,
-                    "messageId": renamed.message_id}  # fmt: skip
+    renamed_auth = {
+        **victims_auth,
+        "principal": attacker.key.peer_id,
+        "messageId": renamed.message_id,
+    }
     refused(
         attempt(with_ref(renamed, {**victims_ref, "authorization": renamed_auth})),
         "not by the escrow's requester",
@@ -623,9 +629,12 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
     squatter, puppet = new_requester(chain), new_requester(chain)
     impostor = NodeKey.generate()
     forged = sign_registration(
-        impostor, chain.deployment.chain_id, chain.deployment.registry,
-        squatter.ledger.address, agent_name,
-    )  # fmt: skip
+        impostor,
+        chain.deployment.chain_id,
+        chain.deployment.registry,
+        squatter.ledger.address,
+        agent_name,
+    )
     fake_ids = [
         squatter.ledger.registry.register(
             real.card_uri, bytes.fromhex(real.card_hash[2:]), worker.peer_id, agent_name, proof
@@ -641,16 +650,20 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
         assert owner.registry.feedback_count(fake) == 1
 
     # the worker's own entry is untouched and still proves the worker
-    assert owner.registry.registration_problem(
-        real_id, peer_id=worker.peer_id, agent_name=agent_name, owner=ext["evmAddress"]
-    ) is None  # fmt: skip
+    assert (
+        owner.registry.registration_problem(
+            real_id, peer_id=worker.peer_id, agent_name=agent_name, owner=ext["evmAddress"]
+        )
+        is None
+    )
     for fake in fake_ids:
         problem = owner.registry.registration_problem(
             fake, peer_id=worker.peer_id, agent_name=agent_name
         )
         assert problem is not None and "proof" in problem
-    listed = cli("ledger", "agents", "--chain-home", str(chain.home), "--peer", worker.peer_id,
-                 "--json")  # fmt: skip
+    listed = cli(
+        "ledger", "agents", "--chain-home", str(chain.home), "--peer", worker.peer_id, "--json"
+    )
     assert listed.returncode == 0, listed.stderr
     proofs = {row["registry_id"]: row["proof"] for row in json.loads(listed.stdout)}
     assert proofs == {real_id: "valid", **{f: "INVALID" for f in fake_ids}}
@@ -669,14 +682,28 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
     try:
         reader = Settlement(owner, store, {})
         with pytest.raises(LedgerError, match="not rated on chain"):
-            asyncio.run(reader.rate_on_chain(
-                fake_ids[0], "0x" + "00" * 32, 100, "", peer_id=worker.peer_id,
-                agent_name=agent_name, owner=squatter.ledger.address,
-            ))  # fmt: skip
+            asyncio.run(
+                reader.rate_on_chain(
+                    fake_ids[0],
+                    "0x" + "00" * 32,
+                    100,
+                    "",
+                    peer_id=worker.peer_id,
+                    agent_name=agent_name,
+                    owner=squatter.ledger.address,
+                )
+            )
         with pytest.raises(LedgerError, match="names peer"):
-            asyncio.run(reader.rate_on_chain(
-                real_id, "0x" + "00" * 32, 100, "", peer_id=impostor.peer_id,
-                agent_name=agent_name, owner=ext["evmAddress"],
-            ))  # fmt: skip
+            asyncio.run(
+                reader.rate_on_chain(
+                    real_id,
+                    "0x" + "00" * 32,
+                    100,
+                    "",
+                    peer_id=impostor.peer_id,
+                    agent_name=agent_name,
+                    owner=ext["evmAddress"],
+                )
+            )
     finally:
         store.close()

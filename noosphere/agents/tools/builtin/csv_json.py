@@ -36,8 +36,11 @@ PREVIEW_LINES = 40
 Format = Literal["json", "csv"]
 
 _FENCE = re.compile(r"```[ \t]*(?P<tag>\w*)[ \t]*\n(?P<body>.*?)\n?```", re.DOTALL)
-_OUTPUT = re.compile(r"\b(?:to|into|as|in)\s+(?:an?\s+)?(?P<fmt>csv|json)\b|\b(?P<fmt2>csv|json)"
-                     r"\s+(?:table|file|output|format|records)\b", re.IGNORECASE)  # fmt: skip
+_OUTPUT = re.compile(
+    r"\b(?:to|into|as|in)\s+(?:an?\s+)?(?P<fmt>csv|json)\b|\b(?P<fmt2>csv|json)"
+    r"\s+(?:table|file|output|format|records)\b",
+    re.IGNORECASE,
+)
 _STOP = r"(?=$|[,.;?!]|\s+(?:where|and|then|to|into|as|in|with|select|by|per|grouped|group)\b)"
 _GROUP = re.compile(
     rf"\b(?:grouped\s+by|group\s+by|by|per|for\s+each|for\s+every)\s+(?P<key>[\w-]+(?:\s[\w-]+)??){_STOP}",
@@ -54,17 +57,29 @@ _AGGREGATE = re.compile(
     r"(?:\s+(?:of|the|number|rows?|records?))*\s+(?P<field>[\w-]+(?:\s[\w-]+)?)",
     re.IGNORECASE,
 )
-_WHERE = re.compile(r"\b(?:where|filter(?:\s+rows)?(?:\s+where)?)\s+(?P<clause>.+?)"
-                    r"(?=$|[;?!]|\.(?:\s|$)|\s+(?:grouped|group|select|then)\b)",
-                    re.IGNORECASE)  # fmt: skip
+_WHERE = re.compile(
+    r"\b(?:where|filter(?:\s+rows)?(?:\s+where)?)\s+(?P<clause>.+?)"
+    r"(?=$|[;?!]|\.(?:\s|$)|\s+(?:grouped|group|select|then)\b)",
+    re.IGNORECASE,
+)
 _CONDITION = re.compile(
     r"^(?P<field>[\w .-]+?)\s*(?P<op>>=|<=|!=|==|=|>|<|\bis\s+not\b|\bis\b|\bequals\b|"
     r"\bcontains\b|\bover\b|\babove\b|\bunder\b|\bbelow\b|\bat\s+least\b|\bat\s+most\b)\s*"
     r"(?P<value>.+)$",
     re.IGNORECASE,
 )
-_OP_WORDS = {"==": "=", "is": "=", "equals": "=", "is not": "!=", "over": ">", "above": ">",
-             "under": "<", "below": "<", "at least": ">=", "at most": "<="}  # fmt: skip
+_OP_WORDS = {
+    "==": "=",
+    "is": "=",
+    "equals": "=",
+    "is not": "!=",
+    "over": ">",
+    "above": ">",
+    "under": "<",
+    "below": "<",
+    "at least": ">=",
+    "at most": "<=",
+}
 _SELECT = re.compile(
     r"\b(?:select|only|keep|just)\s+(?:the\s+)?(?:columns?\s+|fields?\s+)?"
     r"(?P<cols>[\w-]+(?:\s*(?:,|\band\b)\s*[\w-]+)*)",

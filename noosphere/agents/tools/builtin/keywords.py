@@ -80,8 +80,13 @@ class KeywordsTool(Tool[KeywordsArgs]):
 
     def extract(self, request: ToolInput) -> KeywordsArgs:
         split = document(request, "text should I extract key phrases from")
-        top = requested_count(split.instruction, r"key\s*words?|key\s*phrases?|phrases?|topics?"
-                              r"|tags?|terms?", DEFAULT_KEYWORDS, limit=MAX_KEYWORDS)  # fmt: skip
+        top = requested_count(
+            split.instruction,
+            r"key\s*words?|key\s*phrases?|phrases?|topics?"
+            r"|tags?|terms?",
+            DEFAULT_KEYWORDS,
+            limit=MAX_KEYWORDS,
+        )
         return KeywordsArgs(text=split.body, top=top)
 
     def run(self, args: KeywordsArgs, ctx: ToolContext) -> ToolResult:
