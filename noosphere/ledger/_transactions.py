@@ -202,6 +202,7 @@ class NonceManager:
         self._next = self.peek() + 1
 
     def resync(self) -> None:
+        # web3 wants a ChecksumAddress type for what is a checksummed str (from the account)
         self._next = self._w3.eth.get_transaction_count(self.address, "pending")  # type: ignore[arg-type]
 
 
@@ -328,6 +329,7 @@ class Transactor:
         tx_hash = hex0x(receipt["transactionHash"])
         replay = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
         try:
+            # replay is the signed transaction's own fields: TxParams in all but its static type
             self.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
         except (ContractLogicError, Web3RPCError) as exc:
             return self._error(label, exc, tx_hash)

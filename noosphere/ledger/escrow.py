@@ -263,5 +263,6 @@ class EscrowClient:
         while start <= latest:
             end = min(start + chunk_blocks - 1, latest)
             query = {"address": self.address, "fromBlock": start, "toBlock": end}
+            # web3's FilterParams cannot type a dict built from parts (checked by the node)
             yield self.tx.w3.eth.get_logs({**query, "topics": list(topics)})  # type: ignore[typeddict-item]
             start = end + 1

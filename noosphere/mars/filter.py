@@ -139,7 +139,7 @@ def _parse(policy: str | None) -> Policy | None:
 
 
 def _hard_constraint(
-    profile: AgentProfile, c: Constraints, policy: object, now_ms: int
+    profile: AgentProfile, c: Constraints, policy: Policy | None, now_ms: int
 ) -> str | None:
     if profile.expires_at and profile.expires_at <= now_ms:
         return "card expired"
@@ -174,7 +174,7 @@ def _media_match(a: str, b: str) -> bool:
 
 
 def _policy_reason(
-    profile: AgentProfile, policy: object, issuers: frozenset[str] | None, now_ms: int
+    profile: AgentProfile, policy: Policy, issuers: frozenset[str] | None, now_ms: int
 ) -> str | None:
     if profile.attestation is None:
         return "no attribute attestation (cannot open sealed task data)"
@@ -187,7 +187,7 @@ def _policy_reason(
         )
     except (ValueError, AttestationError) as exc:
         return f"attestation invalid: {exc}"
-    if not policy.satisfied_by(attestation.attributes):  # type: ignore[attr-defined]
+    if not policy.satisfied_by(attestation.attributes):
         return f"attested attributes do not satisfy {policy}"
     return None
 

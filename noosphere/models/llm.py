@@ -234,7 +234,7 @@ class LlmBackend:
         if not isinstance(message, dict):
             raise bad("choices[0].message missing")
         content = _content_text(message.get("content"))
-        if content is _INVALID:
+        if not (content is None or isinstance(content, str)):  # _INVALID
             raise bad("message.content is neither text nor text parts")
         calls: list[ToolCall] = []
         raw_calls = message.get("tool_calls") or []
@@ -253,7 +253,7 @@ class LlmBackend:
         model = body.get("model")
         finish = choices[0].get("finish_reason")
         return ChatReply(
-            content=content,  # type: ignore[arg-type]
+            content=content,
             tool_calls=calls,
             model=model if isinstance(model, str) and model else self.config.model,
             usage=(

@@ -40,7 +40,7 @@ from .metrics import NodeMetrics
 try:  # uvicorn's faster parser, a pinned dependency; h11 is the fallback
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]  # no class: the h11 fallback only
 
 log = structlog.get_logger("noosphere.http")
 
@@ -238,6 +238,8 @@ class GuardedH11Protocol(_GuardedConnection, H11Protocol):
     """uvicorn's h11 protocol under a ``ConnectionGuard`` (request progress read from h11's
     view of the client's state after each read)."""
 
+    # uvicorn's protocols narrow BaseProtocol's BaseTransport to the asyncio.Transport
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._admit()
@@ -280,6 +282,8 @@ if HttpToolsProtocol is not None:
 
     class GuardedHttpToolsProtocol(_GuardedConnection, HttpToolsProtocol):
         """uvicorn's httptools protocol under a ``ConnectionGuard`` (parser callbacks)."""
+
+        # uvicorn's protocols narrow BaseProtocol's BaseTransport to the asyncio.Transport
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)

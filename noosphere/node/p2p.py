@@ -198,6 +198,7 @@ class _NoospherePubsub(Pubsub):
         self.validation_cache = _NoValidationCache()
         # stream -> the signed peer record already written on it (streams die with their peer)
         self._record_sent: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+        # a wrapper that delegates to the host (an IHost in all but its class)
         self.host = _AddrCachingHost(self.host)  # type: ignore[assignment]
 
     async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:

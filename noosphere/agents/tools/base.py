@@ -142,6 +142,7 @@ class Tool(ABC, Generic[ArgsT]):
         """``args`` checked against ``args_model``; a pydantic error is a one-line ToolError."""
         raw = args.model_dump() if isinstance(args, BaseModel) else dict(args)
         try:
+            # args_model is type[ArgsT] by contract (a ClassVar cannot name the class's type var)
             return self.args_model.model_validate(raw)  # type: ignore[return-value]
         except ValidationError as exc:
             raise ToolError(

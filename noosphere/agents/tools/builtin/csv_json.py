@@ -46,7 +46,7 @@ _GROUP = re.compile(
     rf"\b(?:grouped\s+by|group\s+by|by|per|for\s+each|for\s+every)\s+(?P<key>[\w-]+(?:\s[\w-]+)??){_STOP}",
     re.IGNORECASE,
 )
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, ops.Function] = {
     "total": "sum", "sum": "sum", "average": "mean", "mean": "mean", "avg": "mean",
     "count": "count", "number": "count", "how many": "count", "min": "min", "minimum": "min",
     "lowest": "min", "smallest": "min", "max": "max", "maximum": "max", "highest": "max",
@@ -153,6 +153,7 @@ def _conditions(instruction: str, names: list[str]) -> list[ops.RowFilter]:
             found.append(
                 ops.RowFilter(
                     field=ops.column(m.group("field").strip(), names),
+                    # an operator word or symbol: RowFilter's validation refuses anything else
                     op=_OP_WORDS.get(op, op),  # type: ignore[arg-type]
                     value=m.group("value").strip().strip("'\""),
                 )
@@ -173,7 +174,7 @@ def _aggregates(instruction: str, names: list[str]) -> list[ops.Aggregate]:
         field = _resolve_phrase(m.group("field"), names)
         if field is None and func != "count":
             raise ToolError(f"no column {m.group('field')!r}; the columns are: {', '.join(names)}")
-        found.append(ops.Aggregate(func=func, field=None if func == "count" else field))  # type: ignore[arg-type]
+        found.append(ops.Aggregate(func=func, field=None if func == "count" else field))
     return found
 
 

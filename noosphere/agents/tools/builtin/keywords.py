@@ -101,7 +101,7 @@ class KeywordsTool(Tool[KeywordsArgs]):
         order = sorted(zip(chosen, scores, strict=True), key=lambda item: -float(item[1]))
         ranked = [{"phrase": candidates[i], "score": round(float(s), 4)} for i, s in order]
         return ToolResult(
-            text="Key phrases: " + ", ".join(item["phrase"] for item in ranked),  # type: ignore[misc]
+            text="Key phrases: " + ", ".join(candidates[i] for i, _ in order),
             data=ranked,
             media_type="application/json",
         )
