@@ -187,8 +187,7 @@ class RunningNode:
         settlement = await asyncio.to_thread(_connect_ledger, node, key, store)
         # where this node may connect when a stranger chose the address (egress.py)
         egress = await asyncio.to_thread(EgressPolicy.for_host, node.config.advertised_host)
-        running = cls(node, closing, key, store, token, settlement, egress)
-        running.key_created = key_created
+        running = cls(node, closing, key, key_created, store, token, settlement, egress)
         running.tasks.recover()
         running.submitter.recover()
         return running
@@ -198,6 +197,7 @@ class RunningNode:
         node: Node,
         closing: contextlib.AsyncExitStack,
         key: NodeKey,
+        key_created: bool,
         store: NodeStore,
         token: str,
         settlement: Settlement | None,
@@ -211,7 +211,7 @@ class RunningNode:
         self.stopping = node.stopping
         self.hurry = node.hurry
         self.key = key
-        self.key_created = False
+        self.key_created = key_created
         self.store = store
         self.token = token
         self.settlement = settlement
