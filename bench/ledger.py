@@ -75,14 +75,14 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
-from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, anvil_binary
-from noosphere.ledger.client import (
+from noosphere.ledger import (
     ChannelStatus,
     EscrowStatus,
     LedgerClient,
     LedgerError,
     Voucher,
 )
+from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, anvil_binary
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "ledger.json"
@@ -167,14 +167,14 @@ def setup(url: str, args: argparse.Namespace) -> Ledger:
     # Enough for the lifecycles, the channel and the gas table, with room to spare.
     need = (args.settlements + 10) * args.amount + args.tasks * args.price + 100 * TOKEN
     for client in requesters:
-        owner.mint(client.address, need)
+        owner.tokens.mint(client.address, need)
     for client in [*agents, third]:
-        owner.mint(client.address, TOKEN)  # every balance starts non-zero (steady state)
+        owner.tokens.mint(client.address, TOKEN)  # every balance starts non-zero (steady state)
     # Ballast: the escrow and channel contracts never hold zero tokens during the measurements.
     r, a = requesters[0], agents[0]
     far = r.timestamp() + FAR_FUTURE_S
-    r.open_escrow("ballast", a.address, 1, far)
-    r.open_channel(a.address, 1, far)
+    r.escrows.open("ballast", a.address, 1, far)
+    r.channels.open(a.address, 1, far)
     return ledger
 
 
@@ -183,8 +183,12 @@ def setup(url: str, args: argparse.Namespace) -> Ledger:
 
 def open_channel_receipt(client: LedgerClient, recipient: str, deposit: int, expiry: int) -> Any:
     """``PaymentChannel.open`` (allowance already given): the receipt and the channel id."""
-    receipt = client.transact(client.channel.functions.open(recipient, deposit, expiry))
-    events = client.channel.events.ChannelOpened().process_receipt(receipt, errors=DISCARD)
+    receipt = client.transactor.transact(
+        client.channels.contract.functions.open(recipient, deposit, expiry)
+    )
+    events = client.channels.contract.events.ChannelOpened().process_receipt(
+        receipt, errors=DISCARD
+    )
     check(bool(events), "PaymentChannel.open: no ChannelOpened event")
     return receipt, "0x" + bytes(events[0]["args"]["channelId"]).hex()
 
@@ -197,71 +201,81 @@ def measure_gas(ledger: Ledger, args: argparse.Namespace) -> list[dict[str, Any]
     def add(operation: str, value: int, caller: str, note: str = "") -> None:
         rows.append({"operation": operation, "gas": value, "caller": caller, "note": note})
 
-    add("ERC-20 transfer", gas(r.transfer(a.address, amount)), "requester", "non-zero balances")
+    add(
+        "ERC-20 transfer",
+        gas(r.tokens.transfer(a.address, amount)),
+        "requester",
+        "non-zero balances",
+    )
     add(
         "ERC-20 approve",
-        gas(r.approve(third.address, amount)),
+        gas(r.tokens.approve(third.address, amount)),
         "requester",
         "allowance 0 -> non-zero",
     )
     deadline = r.timestamp() + 3600
-    approve_escrow = gas(r.approve(r.escrow.address, amount))
-    open_escrow = gas(r.open_escrow("gas-release", a.address, amount, deadline))
+    approve_escrow = gas(r.tokens.approve(r.escrows.address, amount))
+    open_escrow = gas(r.escrows.open("gas-release", a.address, amount, deadline))
     add("escrow open", open_escrow, "requester", "after an exact approve (allowance -> 0)")
     add("escrow approve + open", approve_escrow + open_escrow, "requester", "2 transactions")
     add(
         "escrow openWithPermit",
-        gas(r.open_escrow_with_permit("gas-permit", a.address, amount, deadline)),
+        gas(r.escrows.open_with_permit("gas-permit", a.address, amount, deadline)),
         "requester",
         "EIP-2612 permit, 1 transaction",
     )
     add(
         "escrow commitResult",
-        gas(a.commit_result("gas-release", Web3.keccak(text="result"))),
+        gas(a.escrows.commit_result("gas-release", Web3.keccak(text="result"))),
         "agent",
     )
-    add("escrow release", gas(r.release("gas-release")), "requester", "after commitResult")
-    check(r.get_escrow("gas-release").status is EscrowStatus.RELEASED, "release: wrong status")
-    r.release("gas-permit")
+    add("escrow release", gas(r.escrows.release("gas-release")), "requester", "after commitResult")
+    check(r.escrows.get("gas-release").status is EscrowStatus.RELEASED, "release: wrong status")
+    r.escrows.release("gas-permit")
 
     # claim and refund: deadline (and grace) passed on the chain clock.
     deadline = r.timestamp() + 60
-    r.open_escrow("gas-claim", a.address, amount, deadline)
-    r.open_escrow("gas-refund", a.address, amount, deadline)
-    a.commit_result("gas-claim", Web3.keccak(text="claimed"))
+    r.escrows.open("gas-claim", a.address, amount, deadline)
+    r.escrows.open("gas-refund", a.address, amount, deadline)
+    a.escrows.commit_result("gas-claim", Web3.keccak(text="claimed"))
     advance(ledger.url, 61 + ledger.grace_s)
-    add("escrow claim", gas(a.claim("gas-claim")), "agent", "after deadline + grace")
-    add("escrow refund", gas(third.refund("gas-refund")), "third party", "after the deadline")
-    check(r.get_escrow("gas-claim").status is EscrowStatus.CLAIMED, "claim: wrong status")
-    check(r.get_escrow("gas-refund").status is EscrowStatus.REFUNDED, "refund: wrong status")
+    add("escrow claim", gas(a.escrows.claim("gas-claim")), "agent", "after deadline + grace")
+    add(
+        "escrow refund",
+        gas(third.escrows.refund("gas-refund")),
+        "third party",
+        "after the deadline",
+    )
+    check(r.escrows.get("gas-claim").status is EscrowStatus.CLAIMED, "claim: wrong status")
+    check(r.escrows.get("gas-refund").status is EscrowStatus.REFUNDED, "refund: wrong status")
 
     # Payment channel: approve + open, withdraw with voucher 1, close with voucher 2.
     deposit = 10 * amount
     expiry = r.timestamp() + 3600
-    approve_channel = gas(r.approve(r.channel.address, deposit))
+    approve_channel = gas(r.tokens.approve(r.channels.address, deposit))
     receipt, cid = open_channel_receipt(r, a.address, deposit, expiry)
     add("channel open", gas(receipt), "payer", "after an exact approve")
     add("channel approve + open", approve_channel + gas(receipt), "payer", "2 transactions")
-    first, second = r.sign_voucher(cid, amount), r.sign_voucher(cid, 3 * amount)
+    first, second = r.channels.sign_voucher(cid, amount), r.channels.sign_voucher(cid, 3 * amount)
     add(
         "channel withdraw",
-        gas(a.withdraw_channel(first)),
+        gas(a.channels.withdraw(first)),
         "payee",
         "voucher verified on chain, channel stays open",
     )
     add(
         "channel close",
-        gas(a.close_channel(second)),
+        gas(a.channels.close(second)),
         "payee",
         "voucher verified on chain, 2 transfers (payee, rest to payer)",
     )
-    view = r.get_channel(cid)
+    view = r.channels.get(cid)
     check(
         view.status is ChannelStatus.CLOSED and view.paid == 3 * amount,
         f"channel close: status {view.status.name}, paid {view.paid}",
     )
 
-    digest_fn = r.channel.functions.voucherDigest(bytes.fromhex(cid[2:]), 3 * amount)
+    digest_fn = r.channels.contract.functions.voucherDigest(bytes.fromhex(cid[2:]), 3 * amount)
     digest_gas = int(digest_fn.estimate_gas({"from": r.address}))
     add(
         "voucher verify",
@@ -286,9 +300,9 @@ def lifecycles(
     out = []
     result = Web3.keccak(text="bench result")
     for tid in ids:
-        used = gas(requester.open_escrow(tid, agent.address, amount, deadline))
-        used += gas(agent.commit_result(tid, result))
-        used += gas(requester.release(tid))
+        used = gas(requester.escrows.open(tid, agent.address, amount, deadline))
+        used += gas(agent.escrows.commit_result(tid, result))
+        used += gas(requester.escrows.release(tid))
         out.append(used)
     return out
 
@@ -300,8 +314,8 @@ def measure_settlements(
     shares = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
     ids = [[f"{tag}-{t}-{i}" for i in range(share)] for t, share in enumerate(shares)]
     for (r, _a), share in zip(pairs, shares, strict=True):
-        r.approve(r.escrow.address, share * amount)  # once, not counted
-    before = [a.balance_of() for _r, a in pairs]
+        r.tokens.approve(r.escrows.address, share * amount)  # once, not counted
+    before = [a.tokens.balance_of() for _r, a in pairs]
     deadline = ledger.owner.timestamp() + 24 * 3600
     started = time.perf_counter()
     if threads == 1:
@@ -317,10 +331,10 @@ def measure_settlements(
             per_thread = list(pool.map(work, range(threads)))
     elapsed = time.perf_counter() - started
     for (r, a), share, old, mine in zip(pairs, shares, before, ids, strict=True):
-        got = a.balance_of() - old
+        got = a.tokens.balance_of() - old
         check(got == share * amount, f"{tag}: agent {a.address} received {got}, not {share}x")
         if share:
-            last = r.get_escrow(mine[-1])
+            last = r.escrows.get(mine[-1])
             check(last.status is EscrowStatus.RELEASED, f"{tag}: last escrow {last.status.name}")
     gas_each = [g for chunk in per_thread for g in chunk]
     return {
@@ -380,8 +394,8 @@ def measure_channel(ledger: Ledger, args: argparse.Namespace) -> dict[str, Any]:
     payer, payee = ledger.requesters[1 % len(ledger.requesters)], ledger.agents[1]
     tasks, price = args.tasks, args.price
     deposit = tasks * price
-    payer_before, payee_before = payer.balance_of(), payee.balance_of()
-    approve_gas = gas(payer.approve(payer.channel.address, deposit))
+    payer_before, payee_before = payer.tokens.balance_of(), payee.tokens.balance_of()
+    approve_gas = gas(payer.tokens.approve(payer.channels.address, deposit))
     receipt, cid = open_channel_receipt(payer, payee.address, deposit, payer.timestamp() + 3600)
     open_gas = gas(receipt)
 
@@ -390,9 +404,9 @@ def measure_channel(ledger: Ledger, args: argparse.Namespace) -> dict[str, Any]:
     vouchers: list[Voucher] = []
     for i in range(1, tasks + 1):
         t0 = time.perf_counter()
-        voucher = payer.sign_voucher(cid, i * price)
+        voucher = payer.channels.sign_voucher(cid, i * price)
         t1 = time.perf_counter()
-        signer = payee.voucher_signer(voucher)
+        signer = payee.channels.voucher_signer(voucher)
         t2 = time.perf_counter()
         check(signer == payer.address, f"voucher {i}: signer {signer}, not the payer")
         sign_s.append(t1 - t0)
@@ -400,8 +414,8 @@ def measure_channel(ledger: Ledger, args: argparse.Namespace) -> dict[str, Any]:
         vouchers.append(voucher)
 
     # Pure signing (domain fetched once): what sign_voucher costs without its eth_call.
-    _f, name, version, chain_id, verifying, _s, _e = payer.call(
-        payer.channel.functions.eip712Domain()
+    _f, name, version, chain_id, verifying, _s, _e = payer.transactor.call(
+        payer.channels.contract.functions.eip712Domain()
     )
     domain = {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying}
     raw_cid = bytes.fromhex(cid[2:])
@@ -416,14 +430,16 @@ def measure_channel(ledger: Ledger, args: argparse.Namespace) -> dict[str, Any]:
                 "local voucher signature differs from the client's",
             )
 
-    close_gas = gas(payee.close_channel(vouchers[-1]))
-    view = payer.get_channel(cid)
+    close_gas = gas(payee.channels.close(vouchers[-1]))
+    view = payer.channels.get(cid)
     check(
         view.status is ChannelStatus.CLOSED and view.paid == deposit,
         f"channel: status {view.status.name}, paid {view.paid} of {deposit}",
     )
-    check(payee.balance_of() - payee_before == deposit, "channel: payee was not paid in full")
-    check(payer_before - payer.balance_of() == deposit, "channel: payer paid a wrong amount")
+    check(
+        payee.tokens.balance_of() - payee_before == deposit, "channel: payee was not paid in full"
+    )
+    check(payer_before - payer.tokens.balance_of() == deposit, "channel: payer paid a wrong amount")
     total = approve_gas + open_gas + close_gas
     return {
         "tasks": tasks,
@@ -436,9 +452,13 @@ def measure_channel(ledger: Ledger, args: argparse.Namespace) -> dict[str, Any]:
         "gas_per_task": total / tasks,
         "gas_per_task_without_approve": (open_gas + close_gas) / tasks,
         "sign_voucher": timing(sign_s),
-        "sign_voucher_note": "LedgerClient.sign_voucher: one eth_call (eip712Domain) + signing",
+        "sign_voucher_note": (
+            "LedgerClient.channels.sign_voucher: one eth_call (eip712Domain) + signing"
+        ),
         "voucher_signer": timing(verify_s),
-        "voucher_signer_note": "LedgerClient.voucher_signer: eth_call (eip712Domain) + ecrecover",
+        "voucher_signer_note": (
+            "LedgerClient.channels.voucher_signer: eth_call (eip712Domain) + ecrecover"
+        ),
         "sign_local": timing(local_s),
         "sign_local_note": "eth_account EIP-712 encode + sign, domain cached (no RPC)",
         "measured": True,

@@ -625,9 +625,12 @@ def build_variants(
     quantizer = faiss.IndexFlatIP(main.dimension)
     started = time.perf_counter()
     sq8 = faiss.IndexIVFScalarQuantizer(
-        quantizer, main.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
+        quantizer,
+        main.dimension,
+        nlist,
+        faiss.ScalarQuantizer.QT_8bit,
         faiss.METRIC_INNER_PRODUCT,
-    )  # fmt: skip
+    )
     sq8.train(sample)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -852,10 +855,24 @@ def print_report(
         " p50 / p99 ms (VectorIndex defaults unless set)"
     )
     columns = [
-        "cards", "vectors", "index", "build s", "RSS prof MB", "RSS idx MB", "faiss MB",
-        "search", "rank", "search+rank", "embed+search+rank", "exact scan", "recall@10",
-        "10@50", "vec r@10", "upsert ms", "remove ms",
-    ]  # fmt: skip
+        "cards",
+        "vectors",
+        "index",
+        "build s",
+        "RSS prof MB",
+        "RSS idx MB",
+        "faiss MB",
+        "search",
+        "rank",
+        "search+rank",
+        "embed+search+rank",
+        "exact scan",
+        "recall@10",
+        "10@50",
+        "vec r@10",
+        "upsert ms",
+        "remove ms",
+    ]
     for name in columns:
         table.add_column(name, justify="left" if name == "index" else "right")
     for r in rows:
@@ -890,9 +907,16 @@ def print_report(
     if sweeps:
         sw = Table(title="nprobe sweep: latency (p50 / p99 ms) against recall")
         for name in (
-            "cards", "index", "nlist", "nprobe", "search", "search+rank", "recall@10", "10@50",
+            "cards",
+            "index",
+            "nlist",
+            "nprobe",
+            "search",
+            "search+rank",
+            "recall@10",
+            "10@50",
             "vec r@10",
-        ):  # fmt: skip
+        ):
             sw.add_column(name, justify="left" if name == "index" else "right")
         for i, (cards, s) in enumerate(sweeps):
             nxt = sweeps[i + 1][1] if i + 1 < len(sweeps) else None
@@ -1042,9 +1066,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             stub_vectors |= dict(zip(parts, embedder.encode(parts), strict=True))
         for n in args.cards:
             rows.append(
-                measure(n, args, pool, texts, qtexts, queries, stub_vectors, embedder,
-                        n == args.cards[-1])
-            )  # fmt: skip
+                measure(
+                    n,
+                    args,
+                    pool,
+                    texts,
+                    qtexts,
+                    queries,
+                    stub_vectors,
+                    embedder,
+                    n == args.cards[-1],
+                )
+            )
     except KeyboardInterrupt:
         progress("interrupted")
         return 130

@@ -443,8 +443,14 @@ def print_report(
             title=f"Reaction: spike of {args.spike} tasks x {args.spike_sleep:g} s -> a new"
             " worker serving (1 -> 2 workers)"
         )
-        for name in ("rep", "spike->decision s", "decision->serving s",
-                     "serving->1st task s", "spike->1st task s", "tasks on new"):  # fmt: skip
+        for name in (
+            "rep",
+            "spike->decision s",
+            "decision->serving s",
+            "serving->1st task s",
+            "spike->1st task s",
+            "tasks on new",
+        ):
             table.add_column(name, justify="right")
         for r in (r for r in reaction if "rep" in r):
             table.add_row(
@@ -465,17 +471,31 @@ def print_report(
         )
         out.print(table)
         labels = next((r["decisions_by_label"] for r in reaction if "decisions_by_label" in r), {})
-        out.print("decisions (noosphere_orchestrator_decisions_total): " + ", ".join(
-            f"{k.replace('agent=' + AGENT_ID + ',', '')}: {v:g}" for k, v in sorted(labels.items())
-        ))  # fmt: skip
+        out.print(
+            "decisions (noosphere_orchestrator_decisions_total): "
+            + ", ".join(
+                f"{k.replace('agent=' + AGENT_ID + ',', '')}: {v:g}"
+                for k, v in sorted(labels.items())
+            )
+        )
     if drain:
         table = Table(
             title=f"Queue drain: {args.burst} tasks x {args.cpu_ms:g} ms CPU, fixed pools,"
             f" {os.cpu_count()} cores"
         )
-        for name in ("workers", "drain s (median)", "runs s", "tasks/s", "speed-up",
-                     "ideal", "efficiency", "CPU s: workers", "orchestrator",
-                     "client", "CPU busy"):  # fmt: skip
+        for name in (
+            "workers",
+            "drain s (median)",
+            "runs s",
+            "tasks/s",
+            "speed-up",
+            "ideal",
+            "efficiency",
+            "CPU s: workers",
+            "orchestrator",
+            "client",
+            "CPU busy",
+        ):
             table.add_column(name, justify="right")
         for r in drain:
             table.add_row(

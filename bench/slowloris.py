@@ -85,14 +85,16 @@ def raise_open_files(wanted: int) -> None:
 # ---- the attacker (a child process) -----------------------------------------------------------
 
 
-def attacker_main(port: int, sources: list[str], connections: int, drip_s: float, stats: Any,
-                  stop: Any) -> None:  # fmt: skip
+def attacker_main(
+    port: int, sources: list[str], connections: int, drip_s: float, stats: Any, stop: Any
+) -> None:
     raise_open_files(connections + 256)
     asyncio.run(_attack(port, sources, connections, drip_s, stats, stop))
 
 
-async def _attack(port: int, sources: list[str], connections: int, drip_s: float, stats: Any,
-                  stop: Any) -> None:  # fmt: skip
+async def _attack(
+    port: int, sources: list[str], connections: int, drip_s: float, stats: Any, stop: Any
+) -> None:
     async def hold(source: str) -> None:
         while not stop.is_set():
             try:
@@ -280,9 +282,21 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
         title=f"Honest JSON-RPC calls (new connection each, {args.legit_workers} workers,"
         f" {args.duration:g} s) while an attacker holds {args.connections} slow connections"
     )
-    for column in ["scenario", "src addrs", "node holds (med/max)", "atk conn/s", "evicted",
-                   "hdr timeout", "refused", "calls", "errors", "p50 ms", "p99 ms", "max ms",
-                   "node CPU"]:  # fmt: skip
+    for column in [
+        "scenario",
+        "src addrs",
+        "node holds (med/max)",
+        "atk conn/s",
+        "evicted",
+        "hdr timeout",
+        "refused",
+        "calls",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "node CPU",
+    ]:
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for r in results:
         c, h, held = r["node_counters"], r["honest"], r["node_open_connections"]
@@ -311,17 +325,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = BenchParser("bench/slowloris.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument("--connections", type=int, default=2000, help="slow connections held")
     parser.add_argument(
-        "--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS),
+        "--scenarios",
+        nargs="+",
+        choices=list(SCENARIOS),
+        default=list(SCENARIOS),
         help="attacker source layouts, in this order",
-    )  # fmt: skip
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="honest load seconds")
     parser.add_argument("--legit-workers", type=int, default=4, help="honest client workers")
     parser.add_argument("--drip", type=float, default=2.0, help="seconds between header lines")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per honest call")
     parser.add_argument(
-        "--node-env", action="append", type=lambda s: tuple(s.split("=", 1)), default=[],
-        metavar="NOOSPHERE_NAME=VALUE", help="extra node configuration (repeatable)",
-    )  # fmt: skip
+        "--node-env",
+        action="append",
+        type=lambda s: tuple(s.split("=", 1)),
+        default=[],
+        metavar="NOOSPHERE_NAME=VALUE",
+        help="extra node configuration (repeatable)",
+    )
     args = parser.parse_args(argv)
     check_args(
         parser,
@@ -355,9 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parameters = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     parameters["node_env"] = dict(args.node_env)
     write_results(
-        args.json, {"benchmark": "bench/slowloris.py", "machine": info,
-                    "parameters": parameters, "results": results},
-    )  # fmt: skip
+        args.json,
+        {
+            "benchmark": "bench/slowloris.py",
+            "machine": info,
+            "parameters": parameters,
+            "results": results,
+        },
+    )
     print(f"results written to {args.json}")
     return 0
 

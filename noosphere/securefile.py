@@ -8,8 +8,10 @@ import os
 import stat
 from pathlib import Path
 
+from noosphere.errors import SetupError
 
-class KeyFileError(RuntimeError):
+
+class KeyFileError(SetupError, RuntimeError):
     """The key file exists but cannot be used (permissions, format)."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from noosphere.errors import CryptoError
 from noosphere.protocol import NodeKey
 from noosphere.protocol.attestation import (
     Attestation,
@@ -47,7 +48,7 @@ NODE_ABE_DIR = "abe"
 CLOCK_SKEW_MS = 5 * 60_000
 
 
-class AuthorityError(RuntimeError):
+class AuthorityError(CryptoError, RuntimeError):
     """The authority home or a bundle cannot be used; the message says why, in one line."""
 
 
@@ -64,9 +65,13 @@ class KeyBundle(BaseModel):
 
     def associated_data(self) -> bytes:
         return canonical_json(
-            {"format": self.format, "holder": self.holder, "authority": self.authority,
-             "epoch": self.epoch}
-        )  # fmt: skip
+            {
+                "format": self.format,
+                "holder": self.holder,
+                "authority": self.authority,
+                "epoch": self.epoch,
+            }
+        )
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -17,6 +17,8 @@ from typing import TypeVar
 from pymcl import G1, G2, GT, Fr
 from pymcl import r as GROUP_ORDER
 
+from noosphere.errors import EncodingError  # one class for both encodings
+
 MAGIC = b"NABE"
 VERSION = 1
 MAX_ITEMS = 4096
@@ -25,10 +27,6 @@ MAX_STRING = 64 * 1024
 _SIZES: dict[type, int] = {G1: 48, G2: 96, GT: 576, Fr: 32}
 
 Element = TypeVar("Element", G1, G2, GT, Fr)
-
-
-class EncodingError(ValueError):
-    """Bytes that are not a valid encoding of the expected object."""
 
 
 class Kind(IntEnum):
@@ -107,7 +105,7 @@ class Reader:
             raise EncodingError(f"{self.what}: {field} is not a valid group element") from exc
         if value.serialize() != data:
             raise EncodingError(f"{self.what}: {field} is not canonically encoded")
-        if cls is GT:
+        if isinstance(value, GT):
             # mcl decodes any Fp12 element (zero included) as a GT value: check membership in
             # the order-r subgroup (x^r = 1, as x^(r-1)·x since r is 0 in Fr) and the identity.
             if value.is_zero() or not (value ** Fr(str(GROUP_ORDER - 1)) * value).is_one():

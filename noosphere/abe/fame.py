@@ -33,13 +33,15 @@ from dataclasses import dataclass
 from pymcl import G1, G2, GT, Fr, g1, g2, pairing
 from pymcl import r as GROUP_ORDER
 
+from noosphere.errors import CryptoError
+
 from .lsss import SpanProgram, reconstruction, span_program
 from .policy import Policy
 
 _DOMAIN = b"noosphere/abe/fame/v1"
 
 
-class AbeError(ValueError):
+class AbeError(CryptoError, ValueError):
     """A key, ciphertext or policy cannot be used; the message is one line."""
 
 

@@ -66,10 +66,10 @@ class AuthorityMasterKey:
     def decode(cls, data: bytes) -> AuthorityMasterKey:
         r = Reader(data, Kind.MASTER_KEY, "authority master key")
         epoch = r.u32("epoch")
-        scalars = [r.element(Fr, name) for name in ("a1", "a2", "b1", "b2")]
-        points = [r.element(G1, name) for name in ("g^d1", "g^d2", "g^d3")]
+        a1, a2, b1, b2 = (r.element(Fr, name) for name in ("a1", "a2", "b1", "b2"))
+        d1, d2, d3 = (r.element(G1, name) for name in ("g^d1", "g^d2", "g^d3"))
         r.end()
-        return cls(epoch, MasterKey(*scalars, *points))
+        return cls(epoch, MasterKey(a1, a2, b1, b2, d1, d2, d3))
 
 
 @dataclass(frozen=True, slots=True)

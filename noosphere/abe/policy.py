@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from noosphere.errors import CryptoError
+
 MAX_ATTRIBUTES = 256
 MAX_DEPTH = 32
 MAX_TEXT_BYTES = 8192
@@ -32,7 +34,7 @@ _NUMBER = re.compile(r"[0-9]+")
 _KEYWORDS = frozenset({"and", "or", "of"})
 
 
-class PolicyError(ValueError):
+class PolicyError(CryptoError, ValueError):
     """The policy text (or tree) is not a valid access policy; the message is one line."""
 
 
@@ -135,7 +137,7 @@ class Gate(Policy):
         return tuple(name for child in self.children for name in child.leaves)
 
     @cached_property
-    def depth(self) -> int:  # type: ignore[override]
+    def depth(self) -> int:
         return 1 + max(child.depth for child in self.children)
 
     def _satisfied(self, held: set[str] | frozenset[str]) -> bool:

@@ -18,12 +18,13 @@ from noosphere.abe.encoding import EncodingError
 from noosphere.abe.envelope import MEDIA_TYPE, EnvelopeError, open_sealed, read_header, seal
 from noosphere.abe.fame import NotAuthorized
 from noosphere.abe.keys import AttributeKey, AuthorityPublicKey
+from noosphere.errors import CryptoError
 from noosphere.protocol.a2a import Message, Part
 
 _PARTS = TypeAdapter(list[Part])
 
 
-class SealedPartError(Exception):
+class SealedPartError(CryptoError):
     """A sealed part cannot be opened by this node; ``str`` is the reason for the requester."""
 
 

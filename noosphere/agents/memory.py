@@ -23,12 +23,14 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import faiss
 import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from noosphere.errors import AgentError
 from noosphere.models.embedding import DIMENSION, Embedder
 from noosphere.securefile import private_file
 
@@ -70,7 +72,7 @@ _COLUMNS = (
 )
 
 
-class AgentMemoryError(RuntimeError):
+class AgentMemoryError(AgentError, RuntimeError):
     """The memory file cannot be opened or used (corruption, disk error, closed memory)."""
 
 
@@ -135,8 +137,11 @@ class EpisodicMemory:
         except (OSError, sqlite3.Error) as exc:
             raise AgentMemoryError(f"cannot open agent memory {path}: {exc}") from exc
         if narrowed is not None:
-            log.warning("agent memory was readable by other users; now owner-only",
-                        path=str(path), mode=f"{narrowed:04o}")  # fmt: skip
+            log.warning(
+                "agent memory was readable by other users; now owner-only",
+                path=str(path),
+                mode=f"{narrowed:04o}",
+            )
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -474,7 +479,7 @@ class EpisodicMemory:
         return AgentMemoryError(f"agent memory {self.path}: cannot {action} ({message})")
 
 
-def _episode_from_row(row: tuple[object, ...] | sqlite3.Row) -> Episode:
+def _episode_from_row(row: tuple[Any, ...] | sqlite3.Row) -> Episode:
     return Episode(
         id=row[0],
         agent_id=row[1],

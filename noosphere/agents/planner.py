@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel
 
+from noosphere.errors import AgentError
 from noosphere.models.embedding import Embedder
 from noosphere.models.llm import LlmBackend, LlmError
 from noosphere.models.text import instruction_of
@@ -33,7 +34,7 @@ OFFLINE_LABEL = "offline embedding match (no LLM)"
 MIN_TOOL_SIMILARITY = 0.2
 
 
-class NoToolFits(Exception):
+class NoToolFits(AgentError):
     """No tool of the agent matches the request well enough; the message says what came closest."""
 
 

@@ -21,13 +21,14 @@ from pydantic import (
     model_validator,
 )
 
+from noosphere.errors import SetupError
 from noosphere.protocol.base import describe_validation_error, one_line
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.-]*:[A-Za-z0-9_.@-]+$")
 
 
-class AgentFileError(ValueError):
+class AgentFileError(SetupError, ValueError):
     """The agent file cannot be read or does not describe a valid agent."""
 
 

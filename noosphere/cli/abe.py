@@ -111,8 +111,9 @@ def issue(
 
     authority = _authority(home)
     try:
-        bundle = authority.issue(agent, [a.strip() for a in attrs.split(",") if a.strip()],
-                                 valid_days=valid_days)  # fmt: skip
+        bundle = authority.issue(
+            agent, [a.strip() for a in attrs.split(",") if a.strip()], valid_days=valid_days
+        )
         path = out_file or Path(f"{bundle.holder}.epoch-{bundle.epoch}.abekey.json")
         path.write_text(bundle.model_dump_json(by_alias=True, indent=2) + "\n")
     except AuthorityError as exc:

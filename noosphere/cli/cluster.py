@@ -24,13 +24,17 @@ def cluster_up(
         Path, typer.Option("--workdir", help="Homes of the cluster's nodes.")
     ] = Path(".noosphere-cluster"),
     orchestrator: Annotated[
-        Path, typer.Option("--orchestrator", help="Orchestrator agent file (its settings say"
-                           " which agents the workers run and how to scale).")
+        Path,
+        typer.Option(
+            "--orchestrator",
+            help="Orchestrator agent file (its settings say"
+            " which agents the workers run and how to scale).",
+        ),
     ] = EXAMPLE,
     rpc_port: Annotated[
         int, typer.Option("--rpc-port", help="JSON-RPC port of the orchestrator (0 = any).")
     ] = 0,
-) -> None:  # fmt: skip
+) -> None:
     """Start the cluster in the foreground; tasks sent to the orchestrator's RPC URL are
     queued there and served by workers it starts and stops as the load changes."""
     from noosphere.node.launcher import LaunchError, spawn_node

@@ -25,13 +25,14 @@ from rich.table import Table
 
 from noosphere.abe.authority import Authority, import_bundle
 from noosphere.agents.spec import load_agent_spec
+from noosphere.errors import SetupError
+from noosphere.ledger import LedgerClient, LedgerError
 from noosphere.ledger.chain import DEV_MNEMONIC, ChainError, LocalChain, set_gas_balance
-from noosphere.ledger.client import LedgerClient, LedgerError
 from noosphere.node.auth import BearerAuth
 from noosphere.node.client import NodeClient, NodeUnreachable
-from noosphere.node.daemon import RUNTIME_FILENAME
 from noosphere.node.keystore import load_or_create_evm_account, load_or_create_node_key
 from noosphere.node.launcher import LaunchError, LocalNode, spawn_node, wait_ready
+from noosphere.node.runtime import RUNTIME_FILENAME
 from noosphere.protocol import AgentCard, NoosphereCardParams, RpcError
 from noosphere.protocol.api import CardEntry, Submission, SubmitParams
 
@@ -72,7 +73,7 @@ DEMO_TASKS = [
 ]
 
 
-class DemoError(RuntimeError):
+class DemoError(SetupError, RuntimeError):
     """The demo could not run; the message says what to do."""
 
 
@@ -259,7 +260,7 @@ class _Setup:
         assert self.chain is not None
         set_gas_balance(self.chain.runtime.rpc_url, account.address, GAS_WEI)
         if funds:
-            self.owner.mint(account.address, funds)
+            self.owner.tokens.mint(account.address, funds)
         if attributes:
             bundle = self.authority.issue(key.peer_id, attributes)
             import_bundle(home, key, bundle.model_dump_json().encode())
@@ -286,8 +287,10 @@ class _Setup:
 
 def _balances(setup: _Setup, report: DemoReport) -> dict[str, int]:
     """Token balances of every node, and of the escrow contract (what is locked in escrows)."""
-    balances = {name: setup.owner.balance_of(addr) for name, addr in report.addresses.items()}
-    balances[ESCROW_ROW] = setup.owner.balance_of(setup.owner.deployment.escrow)
+    balances = {
+        name: setup.owner.tokens.balance_of(addr) for name, addr in report.addresses.items()
+    }
+    balances[ESCROW_ROW] = setup.owner.tokens.balance_of(setup.owner.deployment.escrow)
     return balances
 
 
@@ -344,11 +347,15 @@ def _summary_table(report: DemoReport) -> Table:
         ("discover", "discover", f"every node holds all {agents} cards"),
         ("recruit", "recruit", "MARS: vector search, semantic filter, ranking"),
         ("pay", "pay", "escrows opened with EIP-2612 permits"),
-        ("execute", "execute", f"{len(done)}/{len(report.submissions)} tasks completed,"
-                               f" {failed} failed attempts re-recruited"),
+        (
+            "execute",
+            "execute",
+            f"{len(done)}/{len(report.submissions)} tasks completed,"
+            f" {failed} failed attempts re-recruited",
+        ),
         ("settle", "settle", f"{paid} NOOS released on matching result commitments"),
         ("feedback", "feedback", "ratings gossiped to every node and recorded on the registry"),
-    ]  # fmt: skip
+    ]
     for phase, key, text in rows:
         table.add_row(phase, f"{report.timings_s.get(key, 0.0):.2f} s", text)
     return table
@@ -394,8 +401,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
             highlight=False,
         )
         _converge(running, len(agents), publish_started, console)
-        _wait_for("agents registered on chain",
-                  lambda: _registered(running[-1], len(agents)), 60)  # fmt: skip
+        _wait_for("agents registered on chain", lambda: _registered(running[-1], len(agents)), 60)
         report.timings_s["discover"] = time.monotonic() - publish_started
         console.print(_views_matrix(running, report))
 
@@ -440,10 +446,15 @@ def _start_nodes(
         running.append(first)
         for i in range(1, len(assignment)):
             node_env = {**env, **(unreliable if i == 1 else {})}
-            running.append(spawn_node(
-                workdir / "nodes" / f"node-{i + 1}", agents=assignment[i],
-                bootstrap=[first.multiaddr], env=node_env, wait=False,
-            ))  # fmt: skip
+            running.append(
+                spawn_node(
+                    workdir / "nodes" / f"node-{i + 1}",
+                    agents=assignment[i],
+                    bootstrap=[first.multiaddr],
+                    env=node_env,
+                    wait=False,
+                )
+            )
         for node in running[1:]:
             wait_ready(node)
     except LaunchError:

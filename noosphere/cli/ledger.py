@@ -29,7 +29,7 @@ from .kit import (
 )
 
 if TYPE_CHECKING:
-    from noosphere.ledger.client import ChannelView, EscrowView, LedgerClient, Voucher
+    from noosphere.ledger import ChannelView, EscrowView, LedgerClient, Voucher
     from noosphere.ledger.registry_proof import RegistryEntry
 
 ledger_app = typer.Typer(
@@ -83,20 +83,26 @@ def _bytes32_hex(value: str, what: str) -> str:
 
 
 def _client(
-    chain_rpc: str | None, chain_home: Path, key_index: int, private_key: str | None,
-    *, deployed: bool = True,
-) -> LedgerClient:  # fmt: skip
+    chain_rpc: str | None,
+    chain_home: Path,
+    key_index: int,
+    private_key: str | None,
+    *,
+    deployed: bool = True,
+) -> LedgerClient:
     from eth_account import Account
 
+    from noosphere.ledger import Deployment, LedgerClient, LedgerError
     from noosphere.ledger.chain import DEV_MNEMONIC, read_runtime
-    from noosphere.ledger.client import Deployment, LedgerClient, LedgerError
 
     home = chain_home.expanduser()
     if chain_rpc is None:
         runtime = read_runtime(home)
         if runtime is None:
-            fail(f"no chain runs for {home}: start one (noosphere chain start --home {home})"
-                 " or pass --chain-rpc")  # fmt: skip
+            fail(
+                f"no chain runs for {home}: start one (noosphere chain start --home {home})"
+                " or pass --chain-rpc"
+            )
         chain_rpc = runtime.rpc_url
     if private_key:
         account = Account.from_key(private_key)
@@ -108,8 +114,10 @@ def _client(
         if deployed:
             saved = Deployment.load(home, client.chain_id)
             if saved is None:
-                fail(f"no contracts recorded for chain {client.chain_id} in {home};"
-                     " run: noosphere ledger deploy")  # fmt: skip
+                fail(
+                    f"no contracts recorded for chain {client.chain_id} in {home};"
+                    " run: noosphere ledger deploy"
+                )
             client.use(saved)
     except LedgerError as exc:
         fail(str(exc))
@@ -120,23 +128,32 @@ def _client(
 
 @ledger_app.command("deploy")
 def deploy(
-    chain_home: ChainHome, chain_rpc: ChainRpc = None, key_index: KeyIndex = 0,
+    chain_home: ChainHome,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
     private_key: PrivateKey = None,
     arbiter: Annotated[
         str,
-        typer.Option("--arbiter", help="The deployment's default arbiter, named in escrows and"
-                     " accepted by agents unless their config says otherwise: an address,"
-                     " 'owner' (the token owner) or 'none'."),
+        typer.Option(
+            "--arbiter",
+            help="The deployment's default arbiter, named in escrows and"
+            " accepted by agents unless their config says otherwise: an address,"
+            " 'owner' (the token owner) or 'none'.",
+        ),
     ] = "owner",
     arbitration_period_s: Annotated[
         int,
-        typer.Option("--arbitration-period-s", min=60, help="How long an arbiter has to resolve"
-                     " a dispute before the requester can be refunded."),
+        typer.Option(
+            "--arbitration-period-s",
+            min=60,
+            help="How long an arbiter has to resolve"
+            " a dispute before the requester can be refunded.",
+        ),
     ] = 3 * 86_400,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Deploy token, escrow, registry and payment channel (or reuse the recorded deployment)."""
-    from noosphere.ledger.client import OWNER_ARBITER, LedgerError
+    from noosphere.ledger import OWNER_ARBITER, LedgerError
 
     chosen: str | None = None if arbiter == "none" else arbiter
     if chosen is not None and chosen != OWNER_ARBITER:
@@ -150,25 +167,31 @@ def deploy(
         fail(str(exc))
     if as_json:
         return print_json(deployment)
-    out.print(f"chain {deployment.chain_id}: token {deployment.token}, escrow {deployment.escrow},"
-              f" registry {deployment.registry}, channel {deployment.channel}, default arbiter"
-              f" {deployment.arbiter or 'none'}", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"chain {deployment.chain_id}: token {deployment.token}, escrow {deployment.escrow},"
+        f" registry {deployment.registry}, channel {deployment.channel}, default arbiter"
+        f" {deployment.arbiter or 'none'}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @ledger_app.command("balance")
 def balance(
     chain_home: ChainHome,
     address: Annotated[str | None, typer.Argument(help="Account (default: the signer).")] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Token balance of an account (smallest unit)."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     address = _address(address) if address is not None else None
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        value = client.balance_of(address)
+        value = client.tokens.balance_of(address)
     except (LedgerError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -180,26 +203,36 @@ def balance(
 def faucet(
     chain_home: ChainHome,
     address: Annotated[str, typer.Argument(help="Account to fund.")],
-    amount: Annotated[
-        int, typer.Option("--amount", min=1, help="Smallest units to mint.")
-    ] = 10**21,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    amount: Annotated[int, typer.Option("--amount", min=1, help="Smallest units to mint.")] = 10
+    ** 21,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     gas: Annotated[
         bool,
-        typer.Option("--gas/--no-gas", help="On the local dev chain, also give the account"
-                     " ether for gas (anvil_setBalance) when it has less than 1 ETH."),
+        typer.Option(
+            "--gas/--no-gas",
+            help="On the local dev chain, also give the account"
+            " ether for gas (anvil_setBalance) when it has less than 1 ETH.",
+        ),
     ] = True,
-) -> None:  # fmt: skip
+) -> None:
     """Mint development tokens to an account (the token owner signs; local chains only)."""
+    from web3 import Web3
+
+    from noosphere.ledger import LedgerError
     from noosphere.ledger.chain import DEV_CHAIN_ID, ChainError, set_gas_balance
-    from noosphere.ledger.client import LedgerError
 
     address = _address(address)
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        client.mint(address, amount)
-        value = client.balance_of(address)
-        if gas and client.chain_id == DEV_CHAIN_ID and client.w3.eth.get_balance(address) < 10**18:
+        client.tokens.mint(address, amount)
+        value = client.tokens.balance_of(address)
+        if (
+            gas
+            and client.chain_id == DEV_CHAIN_ID
+            and client.w3.eth.get_balance(Web3.to_checksum_address(address)) < 10**18
+        ):
             set_gas_balance(client.rpc_url, address, 10 * 10**18)
             out.print(f"gave {address} 10 ETH for gas")
     except (LedgerError, ChainError, ValueError) as exc:
@@ -211,15 +244,17 @@ def faucet(
 def escrow(
     chain_home: ChainHome,
     task_id: Annotated[str, typer.Argument(help="Task id (as used when the escrow was opened).")],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Show one escrow: parties, amount, deadline, status."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        view = client.get_escrow(task_id)
+        view = client.escrows.get(task_id)
     except LedgerError as exc:
         fail(str(exc))
     if view.status == 0:
@@ -235,15 +270,19 @@ def escrow(
 def _show_dispute(client: LedgerClient, view: EscrowView) -> None:
     """The dispute's evidence as the chain holds it: the commitment, what the requester says it
     received, its reason, and when a silent arbiter lets the requester be refunded."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     try:
-        record = client.get_dispute(view.task_id)
+        record = client.escrows.get_dispute(view.task_id)
     except LedgerError as exc:
         fail(str(exc))
     silent_after = view.disputed_at + client.deployment.arbitration_period_s
-    out.print(f"{'disputed':>14} at {view.disputed_at}; refundable after {silent_after} if the"
-              " arbiter stays silent", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"{'disputed':>14} at {view.disputed_at}; refundable after {silent_after} if the"
+        " arbiter stays silent",
+        highlight=False,
+        soft_wrap=True,
+    )
     if record is None:
         return
     same = record.delivered_hash is not None and record.delivered_hash == view.result_hash
@@ -266,16 +305,19 @@ def _node_call(
 @ledger_app.command("release")
 def release(
     escrow_id: Annotated[str, typer.Argument(help="Escrow id (0x + 64 hex digits).")],
-    rpc: RpcOption = DEFAULT_RPC, home: HomeOption = None, token: TokenOption = None,
+    rpc: RpcOption = DEFAULT_RPC,
+    home: HomeOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Accept a result: your node pays the agent of an escrow it opened."""
     params = {"escrowId": _bytes32_hex(escrow_id, "escrow id")}
     reply = _node_call(rpc, home, token, "noosphere.ledger.release", params)
     if as_json:
         return print_json(reply)
-    out.print(f"released escrow {reply['escrowId']} (tx {reply['tx']})", highlight=False,
-              soft_wrap=True)  # fmt: skip
+    out.print(
+        f"released escrow {reply['escrowId']} (tx {reply['tx']})", highlight=False, soft_wrap=True
+    )
 
 
 @ledger_app.command("dispute")
@@ -286,12 +328,16 @@ def dispute(
     ],
     delivered_hash: Annotated[
         str | None,
-        typer.Option("--delivered-hash", help="Hash of the result received (default: what your"
-                     " node recorded for this escrow)."),
+        typer.Option(
+            "--delivered-hash",
+            help="Hash of the result received (default: what your node recorded for this escrow).",
+        ),
     ] = None,
-    rpc: RpcOption = DEFAULT_RPC, home: HomeOption = None, token: TokenOption = None,
+    rpc: RpcOption = DEFAULT_RPC,
+    home: HomeOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Reject a committed result: the agent cannot claim until the escrow's arbiter decides."""
     from noosphere.protocol.payment import MAX_DISPUTE_REASON_BYTES
 
@@ -305,8 +351,11 @@ def dispute(
     reply = _node_call(rpc, home, token, "noosphere.ledger.dispute", params)
     if as_json:
         return print_json(reply)
-    out.print(f"disputed escrow {reply['escrowId']} (tx {reply['tx']}): its arbiter decides",
-              highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"disputed escrow {reply['escrowId']} (tx {reply['tx']}): its arbiter decides",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _result_hash_of(path: Path) -> str:
@@ -343,20 +392,25 @@ def resolve(
     ] = False,
     result: Annotated[
         Path | None,
-        typer.Option("--result", help="A task or artifacts JSON either party handed you: its"
-                     " hash is compared with the commitment and the delivered hash."),
+        typer.Option(
+            "--result",
+            help="A task or artifacts JSON either party handed you: its"
+            " hash is compared with the commitment and the delivered hash.",
+        ),
     ] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
-) -> None:  # fmt: skip
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
+) -> None:
     """As an escrow's arbiter: show the evidence, then pay the agent or refund the requester."""
-    from noosphere.ledger.client import EscrowStatus, LedgerError
+    from noosphere.ledger import EscrowStatus, LedgerError
 
     if pay_agent and refund:
         fail("choose one: --pay-agent or --refund")
     eid = _bytes32_hex(escrow_id, "escrow id")
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        view = client.get_escrow(eid)
+        view = client.escrows.get(eid)
     except LedgerError as exc:
         fail(str(exc))
     if view.status is EscrowStatus.NONE:
@@ -370,8 +424,11 @@ def resolve(
     if result is not None:
         digest = _result_hash_of(result)
         verdict = "matches" if digest == view.result_hash else "does NOT match"
-        out.print(f"{'result file':>14} {digest} ({verdict} the commitment)", highlight=False,
-                  soft_wrap=True)  # fmt: skip
+        out.print(
+            f"{'result file':>14} {digest} ({verdict} the commitment)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if view.arbiter is None or view.arbiter != client.address:
         fail(f"{client.address} is not this escrow's arbiter ({view.arbiter or 'none'})")
     if view.status.final:
@@ -379,24 +436,29 @@ def resolve(
     if not (pay_agent or refund):
         fail("decide with --pay-agent or --refund", 2)
     try:
-        receipt = client.resolve(eid, pay_agent)
+        receipt = client.escrows.resolve(eid, pay_agent)
     except LedgerError as exc:
         fail(str(exc))
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
     to = f"the agent {view.agent}" if pay_agent else f"the requester {view.requester}"
-    out.print(f"resolved escrow {eid}: {view.amount} units to {to} (tx {tx})", highlight=False,
-              soft_wrap=True)  # fmt: skip
+    out.print(
+        f"resolved escrow {eid}: {view.amount} units to {to} (tx {tx})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @ledger_app.command("agent")
 def agent(
     chain_home: ChainHome,
     registry_id: Annotated[int, typer.Argument(min=1, help="Registry id (the card's registryId).")],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """One agent registry entry, its proof checked, and its on-chain score."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     if registry_id > _total_agents(client):
@@ -417,18 +479,20 @@ def agents(
     peer: Annotated[
         str | None, typer.Option("--peer", help="Only entries naming this peer id.")
     ] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Every agent registry entry, with whether its peer-key proof holds (entries whose proof
     fails are not the peer's: anyone can name any peer id on chain)."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     rows = []
     try:
         for registry_id in range(1, _total_agents(client) + 1):
-            entry = client.get_agent(registry_id)
+            entry = client.registry.get(registry_id)
             if peer is None or entry.peer_id == peer:
                 rows.append(_registry_row(client, registry_id, entry))
     except LedgerError as exc:
@@ -439,16 +503,19 @@ def agents(
         out.print(f"no registry entries{f' for {peer}' if peer else ''} on chain {client.chain_id}")
         return
     for row in rows:
-        out.print(f"#{row['registry_id']} {row['proof']:<8} {row['peer_id']}/{row['agent']}"
-                  f" owner {row['owner']} score {row['score']} ({row['ratings']} ratings)",
-                  highlight=False, soft_wrap=True)  # fmt: skip
+        out.print(
+            f"#{row['registry_id']} {row['proof']:<8} {row['peer_id']}/{row['agent']}"
+            f" owner {row['owner']} score {row['score']} ({row['ratings']} ratings)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _total_agents(client: LedgerClient) -> int:
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     try:
-        return client.total_agents()
+        return client.registry.total()
     except LedgerError as exc:
         fail(str(exc))
 
@@ -460,10 +527,10 @@ def _registry_row(
     from noosphere.ledger.registry_proof import proof_problem
 
     if entry is None:
-        entry = client.get_agent(registry_id)
+        entry = client.registry.get(registry_id)
     problem = proof_problem(entry, client.chain_id, client.deployment.registry)
-    count = client.feedback_count(registry_id)
-    average = client.average_score_x100(registry_id) / 100
+    count = client.registry.feedback_count(registry_id)
+    average = client.registry.average_score_x100(registry_id) / 100
     return {
         "registry_id": registry_id,
         "proof": "valid" if problem is None else "INVALID",
@@ -485,18 +552,20 @@ def escrows(
         str | None,
         typer.Option("--role", help="requester or agent: only that side."),
     ] = None,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """List an account's escrows (as requester and/or agent) with their current status."""
-    from noosphere.ledger.client import ESCROW_ROLES, LedgerError
+    from noosphere.ledger import ESCROW_ROLES, LedgerError
 
     if role is not None and role not in ESCROW_ROLES:
         fail(f"--role must be one of {', '.join(ESCROW_ROLES)}, not {role!r}")
     address = _address(address) if address is not None else None
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        entries = client.list_escrows(address, role)
+        entries = client.escrows.find(address, role)
     except (LedgerError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -507,8 +576,12 @@ def escrows(
         return
     for e in entries:  # one line each, full ids and addresses (for copying into other commands)
         other = f"agent {e.agent}" if e.role == "requester" else f"requester {e.requester}"
-        out.print(f"{e.task_id} {e.role:<9} {e.status.name.lower():<22} {e.amount} units,"
-                  f" {other}, deadline {e.deadline}", highlight=False, soft_wrap=True)  # fmt: skip
+        out.print(
+            f"{e.task_id} {e.role:<9} {e.status.name.lower():<22} {e.amount} units,"
+            f" {other}, deadline {e.deadline}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # ------------------------------------------------------------------------------ channels
@@ -516,11 +589,11 @@ def escrows(
 
 def _channel(client: LedgerClient, channel_id: str) -> ChannelView:
     """The channel under ``channel_id``; fails if there is none on this chain."""
-    from noosphere.ledger.client import ChannelStatus, LedgerError
+    from noosphere.ledger import ChannelStatus, LedgerError
 
     cid = _bytes32_hex(channel_id, "channel id")
     try:
-        view = client.get_channel(cid)
+        view = client.channels.get(cid)
     except LedgerError as exc:
         fail(str(exc))
     if view.status is ChannelStatus.NONE:
@@ -545,23 +618,28 @@ def channel_open(
         int,
         typer.Option("--expiry-s", min=1, help="Chain seconds until the sender may reclaim."),
     ] = 86_400,
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Open a channel from the signer to RECIPIENT, locking --deposit; prints the channel id."""
-    from noosphere.ledger.client import LedgerError
+    from noosphere.ledger import LedgerError
 
     recipient = _address(recipient)
     client = _client(chain_rpc, chain_home, key_index, private_key)
     try:
-        channel_id = client.open_channel(recipient, deposit, client.timestamp() + expiry_s)
-        view = client.get_channel(channel_id)
+        channel_id = client.channels.open(recipient, deposit, client.timestamp() + expiry_s)
+        view = client.channels.get(channel_id)
     except LedgerError as exc:
         fail(str(exc))
     if as_json:
         return print_json(view)
-    out.print(f"opened channel {channel_id} to {recipient}: deposit {deposit},"
-              f" expires at {view.expiry}", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"opened channel {channel_id} to {recipient}: deposit {deposit}, expires at {view.expiry}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @channel_app.command("voucher")
@@ -571,10 +649,12 @@ def channel_voucher(
     amount: Annotated[
         int, typer.Option("--amount", min=1, help="Cumulative amount paid so far (smallest units).")
     ],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
-) -> None:  # fmt: skip
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
+) -> None:
     """Sign a voucher as the channel's sender and print it as JSON (hand it to the recipient)."""
-    from noosphere.ledger.client import ChannelStatus, LedgerError
+    from noosphere.ledger import ChannelStatus, LedgerError
 
     client = _client(chain_rpc, chain_home, key_index, private_key)
     view = _channel(client, channel_id)
@@ -585,10 +665,12 @@ def channel_voucher(
     if amount > view.deposit:
         fail(f"--amount {amount} exceeds the channel's deposit {view.deposit}")
     if amount <= view.paid:
-        fail(f"--amount {amount} is not above what was already paid out ({view.paid});"
-             " vouchers carry the cumulative amount")  # fmt: skip
+        fail(
+            f"--amount {amount} is not above what was already paid out ({view.paid});"
+            " vouchers carry the cumulative amount"
+        )
     try:
-        voucher = client.sign_voucher(view.channel_id, amount)
+        voucher = client.channels.sign_voucher(view.channel_id, amount)
     except LedgerError as exc:
         fail(str(exc))
     print_json(voucher)
@@ -597,7 +679,7 @@ def channel_voucher(
 def _read_voucher(source: str) -> Voucher:
     from pydantic import ValidationError
 
-    from noosphere.ledger.client import Voucher
+    from noosphere.ledger import Voucher
 
     try:
         text = sys.stdin.read() if source == "-" else Path(source).expanduser().read_text()
@@ -628,15 +710,17 @@ def channel_close(
     voucher_file: Annotated[
         str, typer.Argument(help="Voucher JSON (from `ledger channel voucher`), or - for stdin.")
     ],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Close a channel as its recipient with the latest voucher: the recipient gets what the
     voucher adds, the rest of the deposit goes back to the sender."""
     from eth_keys.exceptions import BadSignature
     from web3.logs import DISCARD
 
-    from noosphere.ledger.client import ChannelStatus, LedgerError
+    from noosphere.ledger import ChannelStatus, LedgerError
 
     voucher = _read_voucher(voucher_file)
     client = _client(chain_rpc, chain_home, key_index, private_key)
@@ -644,7 +728,7 @@ def channel_close(
     if view.status is not ChannelStatus.OPEN:
         fail(f"channel {view.channel_id} is already closed")
     try:
-        signer = client.voucher_signer(voucher)
+        signer = client.channels.voucher_signer(voucher)
     except BadSignature as exc:
         fail(f"bad voucher signature: {exc}")
     except LedgerError as exc:
@@ -654,28 +738,41 @@ def channel_close(
             f"bad voucher signature: signed by {signer}, not by the channel's sender {view.sender}"
         )
     try:
-        receipt = client.close_channel(voucher)
+        receipt = client.channels.close(voucher)
     except LedgerError as exc:
         fail(str(exc))
-    events = client.channel.events.ChannelClosed().process_receipt(receipt, errors=DISCARD)
+    events = client.channels.contract.events.ChannelClosed().process_receipt(
+        receipt, errors=DISCARD
+    )
     to_recipient = int(events[0]["args"]["toRecipient"]) if events else 0
     to_sender = int(events[0]["args"]["toSender"]) if events else 0
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
     if as_json:
-        return print_json({"channel_id": view.channel_id, "to_recipient": to_recipient,
-                           "to_sender": to_sender, "tx": tx})  # fmt: skip
-    out.print(f"closed channel {view.channel_id}: {to_recipient} to the recipient {view.recipient},"
-              f" {to_sender} back to the sender {view.sender}",
-              highlight=False, soft_wrap=True)  # fmt: skip
+        return print_json(
+            {
+                "channel_id": view.channel_id,
+                "to_recipient": to_recipient,
+                "to_sender": to_sender,
+                "tx": tx,
+            }
+        )
+    out.print(
+        f"closed channel {view.channel_id}: {to_recipient} to the recipient {view.recipient},"
+        f" {to_sender} back to the sender {view.sender}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @channel_app.command("show")
 def channel_show(
     chain_home: ChainHome,
     channel_id: Annotated[str, typer.Argument(help="Channel id (0x + 64 hex digits).")],
-    chain_rpc: ChainRpc = None, key_index: KeyIndex = 0, private_key: PrivateKey = None,
+    chain_rpc: ChainRpc = None,
+    key_index: KeyIndex = 0,
+    private_key: PrivateKey = None,
     as_json: JsonOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Show one channel: sender, recipient, deposit, paid out, expiry, status."""
     client = _client(chain_rpc, chain_home, key_index, private_key)
     _show_channel(_channel(client, channel_id), as_json)

@@ -150,8 +150,9 @@ def print_summary(submission: Any, console: Any = out, *, result: bool = True) -
     for column in ("agent", "price", "state", "payment", "reason"):
         table.add_column(column)
     for attempt in submission.attempts:
-        table.add_row(attempt.name, str(attempt.price), attempt.state, attempt.payment,
-                      attempt.reason[:60])  # fmt: skip
+        table.add_row(
+            attempt.name, str(attempt.price), attempt.state, attempt.payment, attempt.reason[:60]
+        )
     console.print(table)
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in submission.timings_ms.items())
     console.print(f"[bold]{submission.state}[/]  paid {submission.paid}  ({timings})")

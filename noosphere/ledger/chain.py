@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from noosphere.errors import ServiceError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_RELATIVE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 STATE_FILENAME = "anvil-state.json"
@@ -27,7 +29,7 @@ DEV_CHAIN_ID = 31337
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
-class ChainError(RuntimeError):
+class ChainError(ServiceError, RuntimeError):
     """The chain cannot be started or reached; the message says why and what to do."""
 
 
@@ -64,9 +66,10 @@ def rpc_ready(url: str, timeout: float = 1.0) -> int | None:
     """The chain id if an EVM JSON-RPC answers at ``url``, else None."""
     try:
         reply = httpx.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
             timeout=timeout,
-        )  # fmt: skip
+        )
         return int(reply.json()["result"], 16)
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
@@ -99,22 +102,33 @@ class LocalChain:
         state = home / STATE_FILENAME
         cmd = [
             str(anvil_binary()),
-            "--host", host,
-            "--port", str(port),
-            "--chain-id", str(DEV_CHAIN_ID),
-            "--mnemonic", DEV_MNEMONIC,
-            "--accounts", "10",
-            "--balance", "10000",
-            "--state", str(state),
-            "--state-interval", str(state_interval_s),
-        ]  # fmt: skip
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--chain-id",
+            str(DEV_CHAIN_ID),
+            "--mnemonic",
+            DEV_MNEMONIC,
+            "--accounts",
+            "10",
+            "--balance",
+            "10000",
+            "--state",
+            str(state),
+            "--state-interval",
+            str(state_interval_s),
+        ]
         if block_time_s:
             cmd += ["--block-time", str(block_time_s)]
         log = (home / LOG_FILENAME).open("ab")
         process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         log.close()
         url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
         deadline = time.monotonic() + timeout
@@ -167,10 +181,14 @@ def set_gas_balance(rpc_url: str, address: str, wei: int) -> None:
     try:
         reply = httpx.post(
             rpc_url,
-            json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
-                  "params": [address, hex(wei)]},
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "anvil_setBalance",
+                "params": [address, hex(wei)],
+            },
             timeout=10,
-        )  # fmt: skip
+        )
         body = reply.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise ChainError(f"cannot reach the chain at {rpc_url}: {exc}") from exc

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from noosphere.errors import InvalidData
 from noosphere.models.embedding import Embedder
 
 from .filter import _skill_texts  # the filter's own texts, to embed them all in one batch
@@ -52,7 +53,7 @@ CONFIGS = BASELINES + STAGES
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
 
-class EvalError(ValueError):
+class EvalError(InvalidData, ValueError):
     """An evaluation input is malformed (the message is one line with file and line number)."""
 
 
@@ -160,8 +161,9 @@ def parse_relevant(raw: Any) -> dict[str, float]:
             else:
                 raise ValueError(f'relevant[{i}] must be an id or {{"id", "grade"}}')
     else:
-        raise ValueError('"relevant" must be a list of ids, a dict id -> grade or a list of '
-                         '{"id", "grade"}')  # fmt: skip
+        raise ValueError(
+            '"relevant" must be a list of ids, a dict id -> grade or a list of {"id", "grade"}'
+        )
     grades: dict[str, float] = {}
     for agent_id, grade in pairs:
         if agent_id in grades:
@@ -398,9 +400,14 @@ async def run_eval(
                 recruiter, queries, config, depth, candidates, concurrency, now_ms
             )
         report.results.append(
-            ConfigResult(config, score(rankings, queries), time.perf_counter() - begun,
-                         len(queries), rejected)
-        )  # fmt: skip
+            ConfigResult(
+                config,
+                score(rankings, queries),
+                time.perf_counter() - begun,
+                len(queries),
+                rejected,
+            )
+        )
     report.total_seconds = time.perf_counter() - started
     return report
 
@@ -422,9 +429,12 @@ async def _run_stages(
     async def one(query: EvalQuery) -> list[str]:
         nonlocal lost
         request = RecruitQuery(
-            task=query.text, top=depth, candidates=candidates,
-            use_filter=use_filter, use_ranking=use_ranking,
-        )  # fmt: skip
+            task=query.text,
+            top=depth,
+            candidates=candidates,
+            use_filter=use_filter,
+            use_ranking=use_ranking,
+        )
         async with gate:
             result = await recruiter.recruit(request, requester="eval", now_ms=now_ms)
         lost += sum(1 for r in result.rejected if query.relevant.get(r.profile.agent_id, 0) > 0)

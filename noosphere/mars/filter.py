@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noosphere.abe.policy import PolicyError, parse_policy
+from noosphere.abe.policy import Policy, PolicyError, parse_policy
 from noosphere.models.embedding import Embedder
 from noosphere.models.llm import LlmBackend, LlmError
 from noosphere.models.text import instruction_of
@@ -129,7 +129,7 @@ def validate_policy(policy: str) -> None:
     _parse(policy)
 
 
-def _parse(policy: str | None):
+def _parse(policy: str | None) -> Policy | None:
     if policy is None:
         return None
     try:
@@ -139,7 +139,7 @@ def _parse(policy: str | None):
 
 
 def _hard_constraint(
-    profile: AgentProfile, c: Constraints, policy: object, now_ms: int
+    profile: AgentProfile, c: Constraints, policy: Policy | None, now_ms: int
 ) -> str | None:
     if profile.expires_at and profile.expires_at <= now_ms:
         return "card expired"
@@ -174,7 +174,7 @@ def _media_match(a: str, b: str) -> bool:
 
 
 def _policy_reason(
-    profile: AgentProfile, policy: object, issuers: frozenset[str] | None, now_ms: int
+    profile: AgentProfile, policy: Policy, issuers: frozenset[str] | None, now_ms: int
 ) -> str | None:
     if profile.attestation is None:
         return "no attribute attestation (cannot open sealed task data)"
@@ -187,7 +187,7 @@ def _policy_reason(
         )
     except (ValueError, AttestationError) as exc:
         return f"attestation invalid: {exc}"
-    if not policy.satisfied_by(attestation.attributes):  # type: ignore[attr-defined]
+    if not policy.satisfied_by(attestation.attributes):
         return f"attested attributes do not satisfy {policy}"
     return None
 
@@ -202,10 +202,13 @@ class LlmJudge:
 
     async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
         listing = [
-            {"id": v.profile.agent_id, "name": v.profile.name,
-             "skills": [s.name + ": " + s.description for s in v.profile.skills]}
+            {
+                "id": v.profile.agent_id,
+                "name": v.profile.name,
+                "skills": [s.name + ": " + s.description for s in v.profile.skills],
+            }
             for v in kept
-        ]  # fmt: skip
+        ]
         if not listing:
             return {}, "llm judge: nothing to judge"
         messages = [

@@ -99,9 +99,13 @@ class VectorIndex:
         # trained on a few tight clusters clip any skill unlike them (a new kind of agent),
         # which measured a cosine of 0.46 for a stored vector against itself.
         ivf = faiss.IndexIVFScalarQuantizer(
-            quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
-            faiss.METRIC_INNER_PRODUCT, False,
-        )  # fmt: skip
+            quantizer,
+            self.dimension,
+            nlist,
+            faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT,
+            False,
+        )
         ivf.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
         ivf.sq.rangestat_arg = 0.2
         ivf.train(vectors)

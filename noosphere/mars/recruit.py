@@ -132,9 +132,12 @@ class Recruiter:
         if query.use_filter and pool:
             started = time.perf_counter()
             verdicts: list[Verdict] = await asyncio.to_thread(
-                self._filter.judge, query.task, [p for p, _ in pool], query.constraints,
+                self._filter.judge,
+                query.task,
+                [p for p, _ in pool],
+                query.constraints,
                 now_ms=now_ms,
-            )  # fmt: skip
+            )
             mode = OFFLINE_FILTER
             vetoes: dict[str, str] = {}
             if self._judge is not None:

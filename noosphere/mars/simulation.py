@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from noosphere.protocol.a2a import TaskState
 from noosphere.protocol.feedback import (
@@ -186,7 +186,8 @@ def simulate(config: SimConfig | None = None) -> SimResult:
     config = config or SimConfig()
     world = _World(config)
     rng = world.rng
-    trust = TrustModel(world.self_peer, **dict(config.trust_options))
+    options: dict[str, Any] = dict(config.trust_options)  # checked by TrustModel's signature
+    trust = TrustModel(world.self_peer, **options)
     raters = 1 + len(world.honest_nodes) + len(world.colluder_nodes)
     result = SimResult(config, colluder_share=len(world.colluder_nodes) / raters)
     result.honest_ids = frozenset(a.agent_id for a in world.honest_agents)

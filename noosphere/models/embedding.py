@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from noosphere.errors import ModelError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -22,7 +24,7 @@ MAX_CACHED_TEXT = 8192  # longer texts (documents) are not worth keeping
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(ModelError, RuntimeError):
     """The embedding model cannot be loaded (package missing or damaged)."""
 
 

@@ -17,6 +17,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from noosphere.errors import ModelError
 from noosphere.protocol.base import describe_validation_error
 
 log = structlog.get_logger("noosphere.llm")
@@ -27,7 +28,7 @@ _MAX_RETRY_AFTER = 10.0
 _MAX_ERROR_TEXT = 300
 
 
-class LlmError(RuntimeError):
+class LlmError(ModelError, RuntimeError):
     """The endpoint failed or replied with something we cannot use (message is one line)."""
 
 
@@ -233,7 +234,7 @@ class LlmBackend:
         if not isinstance(message, dict):
             raise bad("choices[0].message missing")
         content = _content_text(message.get("content"))
-        if content is _INVALID:
+        if not (content is None or isinstance(content, str)):  # _INVALID
             raise bad("message.content is neither text nor text parts")
         calls: list[ToolCall] = []
         raw_calls = message.get("tool_calls") or []
@@ -252,7 +253,7 @@ class LlmBackend:
         model = body.get("model")
         finish = choices[0].get("finish_reason")
         return ChatReply(
-            content=content,  # type: ignore[arg-type]
+            content=content,
             tool_calls=calls,
             model=model if isinstance(model, str) and model else self.config.model,
             usage=(

@@ -6,9 +6,10 @@ them (the operator sees all)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from noosphere.protocol import AgentCard, ErrorCode, RpcError
+from noosphere.errors import ExtendedCardNotConfigured
+from noosphere.protocol import AgentCard
 from noosphere.protocol.a2a import (
     CancelTaskRequest,
     GetExtendedAgentCardRequest,
@@ -27,7 +28,38 @@ from noosphere.protocol.a2a import (
 )
 
 from .rpc import CallContext, JsonRpcDispatcher
-from .tasks import TaskManager
+
+
+class A2ATasks(Protocol):
+    """The A2A task operations (``tasks.TaskManager``), each for one principal."""
+
+    async def send(self, request: SendMessageRequest, principal: str) -> Task: ...
+
+    async def stream(
+        self, request: SendMessageRequest, principal: str
+    ) -> AsyncIterator[StreamResponse]: ...
+
+    def get(self, task_id: str, principal: str, history_length: int | None = None) -> Task: ...
+
+    async def cancel(self, task_id: str, principal: str) -> Task: ...
+
+    def subscribe(self, task_id: str, principal: str) -> AsyncIterator[StreamResponse]: ...
+
+    def set_push_config(
+        self, config: TaskPushNotificationConfig, principal: str
+    ) -> TaskPushNotificationConfig: ...
+
+    def get_push_config(
+        self, ref: TaskPushConfigRef, principal: str
+    ) -> TaskPushNotificationConfig: ...
+
+    def list_push_configs(
+        self, request: ListTaskPushNotificationConfigsRequest, principal: str
+    ) -> ListTaskPushNotificationConfigsResponse: ...
+
+    def delete_push_config(self, ref: TaskPushConfigRef, principal: str) -> None: ...
+
+    def list(self, request: ListTasksRequest, principal: str) -> ListTasksResponse: ...
 
 
 def _principal(ctx: CallContext) -> str:
@@ -37,7 +69,7 @@ def _principal(ctx: CallContext) -> str:
 
 def register_a2a_api(
     dispatcher: JsonRpcDispatcher,
-    tasks: TaskManager,
+    tasks: A2ATasks,
     local_card: Callable[[str | None], dict[str, Any] | None],
 ) -> None:
     """Register the A2A methods; ``local_card(tenant)`` returns one of this node's cards."""
@@ -85,8 +117,7 @@ def register_a2a_api(
     async def extended_card(params: GetExtendedAgentCardRequest, _: CallContext) -> AgentCard:
         card = local_card(params.tenant)
         if card is None:
-            raise RpcError(
-                ErrorCode.EXTENDED_AGENT_CARD_NOT_CONFIGURED,
+            raise ExtendedCardNotConfigured(
                 "no agent card for this tenant on this node",
             )
         return AgentCard.model_validate(card)

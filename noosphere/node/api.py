@@ -1,14 +1,18 @@
 """Discover (node API): the ``noosphere.node.status``, ``noosphere.peers``, ``noosphere.cards.list``
-and ``noosphere.cards.get`` JSON-RPC methods, read-only views of the node's state."""
+and ``noosphere.cards.get`` JSON-RPC methods, read-only views of the node's state (``NodeView``:
+exactly the parts of the node they read)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from noosphere import __version__
+from noosphere.errors import CardNotFound
 from noosphere.models.embedding import shared_embedder
-from noosphere.protocol import AgentCard, ErrorCode, RpcError, card_id
+from noosphere.protocol import AgentCard, card_id
 from noosphere.protocol.api import (
     AgentSummary,
     CardArrival,
@@ -25,8 +29,44 @@ from .gossip import now_ms
 from .store import StoredCard
 
 if TYPE_CHECKING:
-    from .daemon import Node
+    from .cards import CardIndex
+    from .p2p import PeerView
+    from .peers import PeerBook
     from .rpc import CallContext, JsonRpcDispatcher
+    from .runtime import NodeRuntime
+
+
+class Connections(Protocol):
+    """The libp2p host, as far as the status and peer views look at it."""
+
+    async def connected_peers(self) -> list[PeerView]: ...
+
+
+class TaskLoad(Protocol):
+    """How busy the task manager is."""
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def queue_depth(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What the node API reads: the node's facts, its agents (id, name), its ledger account,
+    card index and peer book, its live connections, how busy its task manager is, and the
+    reputation its trust model gives a card."""
+
+    runtime: NodeRuntime
+    started_at: float
+    agents: list[tuple[str, str]]
+    evm_address: str | None
+    cards: CardIndex
+    peers: PeerBook
+    connections: Connections
+    tasks: TaskLoad
+    reputation: Callable[[str], float | None]
 
 
 def card_entry(stored: StoredCard, *, full: bool, reputation: float | None = None) -> CardEntry:
@@ -51,10 +91,9 @@ def card_entry(stored: StoredCard, *, full: bool, reputation: float | None = Non
     )
 
 
-def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
+def register_node_api(dispatcher: JsonRpcDispatcher, node: NodeView) -> None:
     async def status(_: EmptyParams, __: CallContext) -> NodeStatus:
         runtime = node.runtime
-        assert runtime is not None
         now = now_ms()
         return NodeStatus(
             peer_id=runtime.peer_id,
@@ -63,22 +102,22 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
             multiaddrs=runtime.multiaddrs,
             rpc_url=runtime.rpc_url,
             uptime_s=round(time.monotonic() - node.started_at, 3),
-            peers_connected=len(await node.p2p.connected_peers()),
+            peers_connected=len(await node.connections.connected_peers()),
             cards_known=node.cards.count(now),
             agents=[  # whether or not their cards are published yet
                 AgentSummary(
-                    card_id=card_id(runtime.peer_id, spec.id), agent_id=spec.id, name=spec.name
+                    card_id=card_id(runtime.peer_id, agent_id), agent_id=agent_id, name=name
                 )
-                for spec in node.specs
+                for agent_id, name in node.agents
             ],
             models_loaded=shared_embedder().loaded,
             tasks_running=node.tasks.running,
             tasks_queued=node.tasks.queue_depth,
-            evm_address=node.settlement.address if node.settlement is not None else None,
+            evm_address=node.evm_address,
         )
 
     async def peers(_: EmptyParams, __: CallContext) -> list[PeerEntry]:
-        connected = {p.peer_id: p for p in await node.p2p.connected_peers()}
+        connected = {p.peer_id: p for p in await node.connections.connected_peers()}
         now = now_ms()
         for view in connected.values():
             node.peers.seen(view.peer_id, [], now)
@@ -93,14 +132,13 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
                 cards=cards_per_peer.get(p.peer_id, 0),
             )
             for p in node.peers.list()
-            if p.peer_id != node.key.peer_id
+            if p.peer_id != node.runtime.peer_id
         ]
 
     async def cards_list(params: CardsListParams, _: CallContext) -> list[CardEntry]:
         stored = node.cards.list(now_ms(), offset=params.offset, limit=params.limit)
-        trust = node.feedback.trust
         return [
-            card_entry(c, full=params.full, reputation=trust.reputation(c.card_id)) for c in stored
+            card_entry(c, full=params.full, reputation=node.reputation(c.card_id)) for c in stored
         ]
 
     async def cards_get(params: CardsGetParams, _: CallContext) -> CardEntry:
@@ -108,16 +146,13 @@ def register_node_api(dispatcher: JsonRpcDispatcher, node: Node) -> None:
         if stored is None:
             matches = node.cards.with_prefix(params.id, now_ms(), limit=2)
             if not matches:
-                raise RpcError(ErrorCode.CARD_NOT_FOUND, f"no card with id {params.id!r}")
+                raise CardNotFound(f"no card with id {params.id!r}")
             if len(matches) > 1:
-                raise RpcError(
-                    ErrorCode.CARD_NOT_FOUND,
+                raise CardNotFound(
                     f"card id prefix {params.id!r} matches several cards; give more",
                 )
             stored = matches[0]
-        return card_entry(
-            stored, full=True, reputation=node.feedback.trust.reputation(stored.card_id)
-        )
+        return card_entry(stored, full=True, reputation=node.reputation(stored.card_id))
 
     dispatcher.register("noosphere.node.status", EmptyParams, status)
     dispatcher.register("noosphere.peers", EmptyParams, peers)

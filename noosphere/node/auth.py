@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from noosphere.errors import RateLimited, Unauthorized
 from noosphere.protocol import NodeKey, b64url_decode, b64url_encode
 from noosphere.protocol.canonical import EncodingError
 from noosphere.protocol.identity import InvalidPeerId, verify_signature
@@ -37,16 +38,8 @@ from .keystore import KeyFileError, read_secret_file, write_secret_file
 TOKEN_FILENAME = "rpc.token"
 
 
-class AuthError(Exception):
+class AuthError(Unauthorized):
     """Credentials were presented but are not valid; the message says why (no secrets in it)."""
-
-
-class RateLimited(Exception):
-    """A valid signed request the node will not take now; ``retry_after_s`` says when to retry."""
-
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 #: Live nonces one peer may hold. A nonce lives until its timestamp leaves the window (about

@@ -206,9 +206,12 @@ class Bidder:
         )
         try:
             verdicts = await asyncio.to_thread(
-                self._filter().judge, request.task, profiles, constraints,
+                self._filter().judge,
+                request.task,
+                profiles,
+                constraints,
                 now_ms=int(time.time() * 1000),
-            )  # fmt: skip
+            )
         except ValueError as exc:  # e.g. a malformed policy
             log.info("task request ignored", reason=str(exc))
             return

@@ -79,8 +79,7 @@ class CardSync:
                         item = RejectReason.RATE_LIMITED
                     new += self._cards.accept_relayed(item, now, via=peer_id)
             await asyncio.sleep(0)  # let requests and gossip in between chunks
-        log.info("card sync", peer=peer_id, offered=len(reply.cards), new=new,
-                 rate_limited=limited)  # fmt: skip
+        log.info("card sync", peer=peer_id, offered=len(reply.cards), new=new, rate_limited=limited)
         return new
 
     def _check(
@@ -106,8 +105,9 @@ class CardSync:
         if last is not None and now - last < SERVE_INTERVAL_S:
             return b'{"v":1,"cards":[]}'
         if len(self._served_at) >= MAX_SERVE_PEERS:
-            self._served_at = {p: t for p, t in self._served_at.items()
-                               if now - t < SERVE_INTERVAL_S}  # fmt: skip
+            self._served_at = {
+                p: t for p, t in self._served_at.items() if now - t < SERVE_INTERVAL_S
+            }
         self._served_at[peer_id] = now
         if self._reply is None or now - self._reply[0] > REPLY_CACHE_S:
             self._reply = (now, self._build())

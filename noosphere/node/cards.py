@@ -7,6 +7,7 @@ accepted card is recorded in the peer book. Cards expire unless re-announced."""
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections import deque
 from dataclasses import dataclass
@@ -231,7 +232,9 @@ class CardIndex:
             now_ms=now_ms, offset=offset, limit=limit, local_only=local_only
         )
 
-    def with_prefix(self, prefix: str, now_ms: int, *, limit: int) -> list[StoredCard]:
+    def with_prefix(
+        self, prefix: str, now_ms: int, *, limit: int
+    ) -> builtins.list[StoredCard]:  # `list` is a method here
         return self._store.cards_with_prefix(prefix, now_ms=now_ms, limit=limit)
 
     def count(self, now_ms: int) -> int:

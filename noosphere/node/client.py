@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from noosphere.errors import ServiceError
 from noosphere.protocol import RpcError
 from noosphere.protocol.api import (
     CardArrival,
@@ -22,7 +23,7 @@ from noosphere.protocol.api import (
 DEFAULT_RPC_URL = "http://127.0.0.1:7070"
 
 
-class NodeUnreachable(ConnectionError):
+class NodeUnreachable(ServiceError, ConnectionError):
     """No node answered at the URL."""
 
 

@@ -12,13 +12,14 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from noosphere.errors import SetupError
 from noosphere.protocol.base import describe_validation_error, one_line
 
 CONFIG_FILENAME = "config.toml"
 ENV_PREFIX = "NOOSPHERE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(SetupError, ValueError):
     """The configuration file or an override is invalid; the message says which field and why."""
 
 

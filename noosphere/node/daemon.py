@@ -22,7 +22,7 @@ import signal
 import socket
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +43,22 @@ from noosphere.agents.runtime import create_agent
 from noosphere.agents.spec import AgentSpec, load_agent_spec
 from noosphere.agents.tools import ToolError
 from noosphere.agents.turn import TaskAgent
+from noosphere.errors import SetupError
 from noosphere.mars.filter import SemanticFilter
 from noosphere.mars.profile import AgentProfile, profile_from_card
 from noosphere.mars.recruit import Recruiter
 from noosphere.models.embedding import shared_embedder
 from noosphere.models.llm import LlmBackend, LlmError, llm_config_from_env
+from noosphere.node.web import SecurityHeaders, web_routes
 from noosphere.protocol import MAX_CARD_BYTES, AgentCard, EnvelopeKind, NodeKey, card_id
 from noosphere.protocol.base import one_line
 from noosphere.protocol.bids import BID_PROTOCOL, MAX_BID_BYTES, TaskRequest
 from noosphere.protocol.canonical import canonical_json
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from noosphere.protocol.sync import CARD_SYNC_PROTOCOL
-from noosphere.web import SecurityHeaders, web_routes
 
 from .a2a_api import register_a2a_api
-from .api import register_node_api
+from .api import NodeView, register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
 from .bidding import BidBoard, BidCourier, Bidder
 from .card_sync import CardSync
@@ -76,6 +77,7 @@ from .p2p import GossipParams, P2PError, P2PHost
 from .peers import PeerBook
 from .push import PushNotifier
 from .rpc import JsonRpcDispatcher
+from .runtime import RUNTIME_FILENAME, NodeRuntime, write_runtime
 from .settlement import Settlement
 from .store import STORE_FILENAME, NodeStore
 from .submit import Submitter
@@ -84,212 +86,175 @@ from .tasks import TaskManager
 
 log = structlog.get_logger("noosphere.node")
 
-RUNTIME_FILENAME = "runtime.json"
 CHECKPOINT_INTERVAL_S = 1.0
 MAX_DIALS_PER_ROUND = 4
 ANNOUNCE_DEBOUNCE_S = 0.5
 PEER_PRUNE_INTERVAL_S = 60.0
 UNDIALABLE_RETRY_S = 300.0  # a peer whose announced addresses the egress rule refuses
 #: After the grace: how long streams and connections get to close before the server stops.
-SERVER_CLOSE_S = 2.0
+SERVER_CLOSE_S = 2  # uvicorn takes whole seconds
 
 
-class NodeStartError(RuntimeError):
+class NodeStartError(SetupError, RuntimeError):
     """The node cannot start (port in use, bad agent file, corrupt store); the message says why."""
-
-
-@dataclass
-class NodeRuntime:
-    """Facts known once the node listens; written to ``HOME/runtime.json`` for tools and tests."""
-
-    peer_id: str
-    name: str
-    multiaddrs: list[str]
-    rpc_url: str
-    pid: int = field(default_factory=os.getpid)
 
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the node owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
 class Node:
+    """One node process as its operator sees it: ``run`` locks the home, starts the node
+    (``RunningNode``), serves until ``stop`` and shuts it down; ``runtime`` is set once it
+    listens. Cheap to construct: only the agent files are read."""
+
     def __init__(self, home: Path, config: NodeConfig, *, new_config: bool = False) -> None:
         """``new_config``: ``HOME/config.toml`` does not exist yet; it is written from
         ``config`` once the node has started (a start that fails leaves the home without it)."""
         self.home = home
         self.config = config
         self.new_config = new_config
-        self.key: NodeKey
-        self.key_created = False
         self.metrics = NodeMetrics()
         self.started_at = time.monotonic()
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()  # a second stop signal: no more grace for running turns
-        self.lock: HomeLock | None = None
-        self.runtime: NodeRuntime | None = None
         self.specs: list[AgentSpec] = [load_agent_spec(p) for p in config.agents]
         ids = [s.id for s in self.specs]
         if len(set(ids)) != len(ids):
             raise NodeStartError(f"two agent files define the same agent id: {sorted(ids)}")
-        self.store: NodeStore
-        self.agents: dict[str, TaskAgent] = {}
-        self.tasks: TaskManager
-        self.llm: LlmBackend | None = None
-        self.attestation: dict[str, Any] | None = None  # carried by this node's cards
-        self.cards: CardIndex
-        self.gossip: GossipRouter
-        self.p2p: P2PHost
-        self.settlement: Settlement | None = None
-        self.submitter: Submitter
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.running: RunningNode | None = None  # from the start of ``run`` to its end
 
-    # ---- lifecycle -----------------------------------------------------------------------
+    @property
+    def runtime(self) -> NodeRuntime | None:
+        """Where the node listens, once it does."""
+        return None if self.running is None else self.running.runtime
+
+    @property
+    def key_created(self) -> bool:
+        """This start created the node's key (a new identity)."""
+        return self.running is not None and self.running.key_created
 
     async def run(self) -> None:
         """Start everything, serve until stopped, then shut down in reverse order."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # tasks and memory live here
         try:
-            self.lock = HomeLock.acquire(self.home)  # before anything in the home is written
+            lock = HomeLock.acquire(self.home)  # before anything in the home is written
         except HomeInUse as exc:
             raise NodeStartError(str(exc)) from None
         try:
             make_private(self.home)
-            await self._run_locked()
+            async with contextlib.AsyncExitStack() as closing:
+                self.running = await RunningNode.open(self, closing)
+                await self.running.serve()
         finally:
-            self.lock.release()
+            lock.release()
 
-    async def _run_locked(self) -> None:
-        self.key, self.key_created = load_or_create_node_key(self.home)
-        self.store = NodeStore(
-            self.home / STORE_FILENAME,
-            synchronous=self.config.store_sync.upper(),
+    def stop(self) -> None:
+        """Begin a graceful stop; a second call (another Ctrl-C or SIGTERM) skips the grace."""
+        if self.stopping.is_set():
+            if not self.hurry.is_set():
+                log.warning("stop requested again: not waiting for running tasks")
+            self.hurry.set()
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+
+
+class RunningNode:
+    """The parts of a started node (store, agents, task manager, card index, gossip, libp2p,
+    MARS, settlement) and what it does while it serves. Every part exists from ``__init__`` on;
+    each one that holds a resource registers its close on ``closing`` as it is created, so a
+    start that fails half-way closes exactly what was opened, in reverse order."""
+
+    @classmethod
+    async def open(cls, node: Node, closing: contextlib.AsyncExitStack) -> RunningNode:
+        """Open the (locked) home: key, store, RPC token, ledger account; then build the parts
+        and mark what a restart cut short."""
+        key, key_created = load_or_create_node_key(node.home)
+        store = NodeStore(
+            node.home / STORE_FILENAME,
+            synchronous=node.config.store_sync.upper(),
             background_checkpoints=True,
         )
-        try:
-            self._bind_identity()
-            self.token = load_or_create_token(self.home)
-            self.settlement = await asyncio.to_thread(self._connect_ledger)
-            self._start_agents()
-            try:
-                await self._serve()
-            finally:
-                await self.submitter.close()
-                await self.tasks.close()
-                self.feedback.save()
-                await self.push.aclose()
-                if self.llm is not None:
-                    await self.llm.aclose()
-        finally:
-            for runtime in self.agents.values():
-                runtime.close()
-            self.store.close()
+        closing.callback(store.close)
+        _bind_identity(node.home, store, key)
+        token = load_or_create_token(node.home)
+        settlement = await asyncio.to_thread(_connect_ledger, node, key, store)
+        # where this node may connect when a stranger chose the address (egress.py)
+        egress = await asyncio.to_thread(EgressPolicy.for_host, node.config.advertised_host)
+        running = cls(node, closing, key, key_created, store, token, settlement, egress)
+        running.tasks.recover()
+        running.submitter.recover()
+        return running
 
-    def _start_agents(self) -> None:
-        """Agent runtimes (tools, memory, planner) and the task manager; a bad tool stops it."""
-        self.llm = _llm_backend(self.config)
-        embedder = shared_embedder()
+    def __init__(
+        self,
+        node: Node,
+        closing: contextlib.AsyncExitStack,
+        key: NodeKey,
+        key_created: bool,
+        store: NodeStore,
+        token: str,
+        settlement: Settlement | None,
+        egress: EgressPolicy,
+    ) -> None:
+        cfg = self.config = node.config
+        self.home = node.home
+        self.specs = node.specs
+        self.metrics = node.metrics
+        self.started_at = node.started_at
+        self.stopping = node.stopping
+        self.hurry = node.hurry
+        self.key = key
+        self.key_created = key_created
+        self.store = store
+        self.token = token
+        self.settlement = settlement
+        self.egress = egress
+        self.runtime: NodeRuntime | None = None
+        self._node = node
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._announce_soon = asyncio.Event()
+        # agent runtimes (tools, memory, planner) and the task manager; a bad tool stops the start
+        self.llm = _llm_backend(cfg)
+        if self.llm is not None:
+            closing.push_async_callback(self.llm.aclose)
+        self.agents: dict[str, TaskAgent] = {}
         try:
             keys = node_keys(self.home)  # attribute keys imported with `noosphere abe import`
-            self.attestation = keys[0][1].to_wire() if keys else None  # the newest epoch's
+            # carried by this node's cards: the newest epoch's
+            self.attestation: dict[str, Any] | None = keys[0][1].to_wire() if keys else None
             for spec in self.specs:
-                self.agents[spec.id] = create_agent(spec, self.home, embedder, self.llm)
+                agent = create_agent(spec, self.home, shared_embedder(), self.llm)
+                self.agents[spec.id] = agent
+                closing.callback(agent.close)
         except (ToolError, AgentMemoryError, AuthorityError, ValidationError) as exc:
-            for runtime in self.agents.values():
-                runtime.close()
             raise NodeStartError(one_line(str(exc))) from exc
         self.feedback = FeedbackService(
             self.key, self.store, lambda body: self.gossip.publish(EnvelopeKind.FEEDBACK, body)
         )
-        self.push = PushNotifier(
-            self.metrics, allow_private_targets=self.config.push_private_targets
-        )
+        self.push = PushNotifier(self.metrics, allow_private_targets=cfg.push_private_targets)
+        closing.push_async_callback(self.push.aclose)
+        closing.callback(self.feedback.save)
         self.tasks = TaskManager(
             self.store,
             self.agents,
             self.metrics,
             self.push,
-            max_concurrent_turns=self.config.max_concurrent_tasks,
-            turn_timeout_s=self.config.task_timeout_s,
+            max_concurrent_turns=cfg.max_concurrent_tasks,
+            turn_timeout_s=cfg.task_timeout_s,
             receipts=self.feedback.receipt,
             payments=self.settlement,
         )
-        self.tasks.recover()
-
-    def _connect_ledger(self) -> Settlement | None:
-        """The node's ledger account when ``chain_home`` is set (else agents work for free)."""
-        from noosphere.ledger.chain import read_runtime
-        from noosphere.ledger.client import Deployment, LedgerClient, LedgerError
-
-        cfg = self.config
-        if cfg.chain_home is None:
-            if cfg.chain_rpc:
-                raise NodeStartError(
-                    "chain_rpc is set but chain_home is not: chain_home holds the contract"
-                    " addresses (deployments/<chainId>.json, written by `noosphere ledger deploy`)"
-                )
-            return None
-        chain_home = cfg.chain_home.expanduser()
-        url = cfg.chain_rpc
-        if not url:
-            runtime = read_runtime(chain_home)
-            if runtime is None:
-                raise NodeStartError(
-                    f"no chain runs for {chain_home}: start it (noosphere chain start --home"
-                    f" {chain_home}) or set chain_rpc"
-                )
-            url = runtime.rpc_url
-        account, created = load_or_create_evm_account(self.home)
-        try:
-            client = LedgerClient(url, account)
-            deployment = Deployment.load(chain_home, client.chain_id)
-            if deployment is None:
-                raise NodeStartError(
-                    f"no contracts recorded for chain {client.chain_id} in {chain_home}:"
-                    f" run noosphere ledger deploy --chain-home {chain_home}"
-                )
-            client.use(deployment)
-        except (LedgerError, OSError) as exc:
-            raise NodeStartError(f"ledger at {url}: {one_line(str(exc))}") from exc
-        log.info("ledger account", address=account.address, chain_id=client.chain_id,
-                 new_account=created)  # fmt: skip
-        for spec in self.specs:
-            if spec.price.amount and spec.price.token != "NOOS":
-                raise NodeStartError(f"agent {spec.id}: the ledger pays in NOOS, not"
-                                     f" {spec.price.token}")  # fmt: skip
-        return Settlement(
-            client,
-            self.store,
-            {spec.id: int(spec.price.amount) for spec in self.specs},
-            key=self.key,
-            own_principals=frozenset({LOCAL_PRINCIPAL, self.key.peer_id}),
-            min_window_s=cfg.payment_window_s,
-            arbiter=cfg.arbiter,
-            accepted_arbiters=cfg.accepted_arbiters,
-        )
-
-    def _bind_identity(self) -> None:
-        """Record the key's identity in the store on first start; refuse a swapped key file."""
-        known = self.store.get_meta("peer_id")
-        if known is None:
-            with self.store.transaction():
-                self.store.set_meta("peer_id", self.key.peer_id)
-                self.store.set_meta("public_key", self.key.public_key.hex())
-                self.store.set_meta("key_created_at", str(now_ms()))
-        elif known != self.key.peer_id:
-            raise NodeStartError(
-                f"{self.home}/node.key is not the key this node's store belongs to "
-                f"(store: {known}, key: {self.key.peer_id}); restore the original key"
-            )
-
-    async def _serve(self) -> None:
-        cfg = self.config
-        # where this node may connect when a stranger chose the address (egress.py)
-        self.egress = await asyncio.to_thread(EgressPolicy.for_host, cfg.advertised_host)
+        closing.push_async_callback(self.tasks.close)
+        # discovery: peers, cards, MARS and the bids it may solicit
         self.peers = PeerBook(self.store)
         self.cards = CardIndex(self.store, self.metrics, self.peers, CardQuotas.from_config(cfg))
         self.board = BidBoard(self._learn_bid_card)
@@ -299,7 +264,7 @@ class Node:
             solicit=self._solicit,
             board=self.board,
         )
-        for path in self.config.abe_authorities:
+        for path in cfg.abe_authorities:
             try:
                 self.mars.trusted_issuers.add(load_public_key(path).issuer)
             except AuthorityError as exc:
@@ -316,13 +281,13 @@ class Node:
             auto_release=cfg.auto_release,
             egress=self.egress,
         )
-        self.submitter.recover()
+        closing.push_async_callback(self.submitter.close)
+        # gossip and libp2p
         self.gossip = GossipRouter(self.key, self.store, self.metrics, cfg)
         self.gossip.on(EnvelopeKind.CARD, self._on_card, precheck=self.cards.precheck_gossiped)
         self.card_sync = CardSync(self.cards, self.store, self.metrics, allow=self.gossip.allow)
         self.gossip.on(EnvelopeKind.TASK, lambda envelope: self.bidder.on_request(envelope))
         self.gossip.on(EnvelopeKind.FEEDBACK, self.feedback.on_gossip)
-        self._announce_soon = asyncio.Event()
         self.p2p = P2PHost(
             seed=self.key.seed,
             listen_host=cfg.host,
@@ -342,6 +307,13 @@ class Node:
         bid_filter = SemanticFilter(shared_embedder())
         courier = BidCourier(self.p2p, self._peer_addrs, self.egress)
         self.bidder = Bidder(self.key, self._own_profiles, lambda: bid_filter, courier)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Listen (RPC and libp2p), publish ``runtime.json``, run the background jobs until
+        the node is stopped, then shut down (``_shut_down``)."""
+        cfg = self.config
         rpc_socket = self._bind_rpc_socket()
         self.p2p.serve(CARD_SYNC_PROTOCOL, self._serve_cards)
         self.p2p.serve_requests(BID_PROTOCOL, self.board.on_stream, max_request_bytes=MAX_BID_BYTES)
@@ -360,8 +332,9 @@ class Node:
             write_timeout_s=cfg.rpc_write_timeout_s,
             metrics=self.metrics,
         )
+        self.runtime = self._runtime(rpc_socket.getsockname()[1])
         app = InFlightLimit(
-            self._rpc_app(),
+            self._rpc_app(self.runtime),
             max_in_flight=cfg.rpc_max_in_flight,
             max_body_bytes=cfg.max_request_bytes,
             metrics=self.metrics,
@@ -381,11 +354,10 @@ class Node:
         )
         server_task = asyncio.create_task(server.serve(sockets=[rpc_socket]), name="rpc-server")
         try:
-            self.runtime = self._runtime(rpc_socket.getsockname()[1])
             self._check_own_cards()
-            if self.new_config:  # started: now the flags that worked become the home's config
+            if self._node.new_config:  # started: now the flags that worked become the config
                 save_config(self.home, self.config)
-                self.new_config = False
+                self._node.new_config = False
             self._write_runtime()
             self._spawn(self.gossip.run_receiver(), "gossip-receiver")
             for topic in self.gossip.topics:
@@ -421,8 +393,11 @@ class Node:
         log.info("node stopping", peer_id=self.key.peer_id, running_tasks=running, grace_s=grace)
         left = await self.tasks.drain(grace, interrupt=self.hurry)
         if left:
-            log.warning("tasks still running after the grace; failing them as retryable",
-                        count=left, grace_s=grace)  # fmt: skip
+            log.warning(
+                "tasks still running after the grace; failing them as retryable",
+                count=left,
+                grace_s=grace,
+            )
         await self.tasks.close()  # every stream gets its final status and ends
         server.should_exit = True  # uvicorn cancels what is left after SERVER_CLOSE_S
         with contextlib.suppress(Exception):
@@ -434,19 +409,6 @@ class Node:
         with contextlib.suppress(FileNotFoundError):
             (self.home / RUNTIME_FILENAME).unlink()
 
-    def stop(self) -> None:
-        """Begin a graceful stop; a second call (another Ctrl-C or SIGTERM) skips the grace."""
-        if self.stopping.is_set():
-            if not self.hurry.is_set():
-                log.warning("stop requested again: not waiting for running tasks")
-            self.hurry.set()
-        self.stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop)
-
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(self._task_done)
@@ -457,9 +419,9 @@ class Node:
             log.error(
                 "node task crashed; stopping", task=task.get_name(), error=repr(task.exception())
             )
-            self.stop()
+            self._node.stop()
 
-    def _rpc_app(self) -> Starlette:
+    def _rpc_app(self, runtime: NodeRuntime) -> Starlette:
         dispatcher = JsonRpcDispatcher(
             self.metrics,
             max_body_bytes=self.config.max_request_bytes,
@@ -470,7 +432,18 @@ class Node:
                 nonces_total=self.config.rpc_nonces_total,
             ),
         )
-        register_node_api(dispatcher, self)
+        node = NodeView(
+            runtime=runtime,
+            started_at=self.started_at,
+            agents=[(spec.id, spec.name) for spec in self.specs],
+            evm_address=self.settlement.address if self.settlement is not None else None,
+            cards=self.cards,
+            peers=self.peers,
+            connections=self.p2p,
+            tasks=self.tasks,
+            reputation=lambda card: self.feedback.trust.reputation(card),
+        )
+        register_node_api(dispatcher, node)
         register_a2a_api(dispatcher, self.tasks, self._local_card)
         register_mars_api(dispatcher, self.mars, self.key.peer_id)
         register_feedback_api(dispatcher, self.feedback)
@@ -479,7 +452,7 @@ class Node:
         return Starlette(
             routes=[
                 Route("/", dispatcher.handle_http, methods=["POST"]),
-                *web_routes(self),  # GET / and /ui/...: the web view (noosphere/web)
+                *web_routes(self),  # GET / and /ui/...: the web view (noosphere/node/web)
                 Route("/.well-known/agent-card.json", self._agent_card, methods=["GET"]),
                 Route(
                     "/agents/{agent_id}/.well-known/agent-card.json",
@@ -539,12 +512,7 @@ class Node:
     def _write_runtime(self) -> None:
         """Tell tools and tests the node is up (HOME/runtime.json): the last step of a start."""
         assert self.runtime is not None
-        path = self.home / RUNTIME_FILENAME
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(json.dumps(self.runtime.__dict__, indent=2))
-        tmp.replace(path)
+        write_runtime(self.home, self.runtime)
         log.info(
             "node started",
             peer_id=self.runtime.peer_id,
@@ -577,8 +545,9 @@ class Node:
 
     async def _healthz(self, _request: Request) -> Response:
         if self.stopping.is_set():  # load balancers stop sending work during the grace
-            return JSONResponse({"ok": False, "stopping": True, "peerId": self.key.peer_id},
-                                status_code=503)  # fmt: skip
+            return JSONResponse(
+                {"ok": False, "stopping": True, "peerId": self.key.peer_id}, status_code=503
+            )
         return JSONResponse({"ok": True, "peerId": self.key.peer_id})
 
     # ---- gossip and discovery ----------------------------------------------------------------
@@ -636,8 +605,13 @@ class Node:
     def _check_own_cards(self) -> None:
         """Refuse to start with a card the network would refuse (larger than MAX_CARD_BYTES)."""
         for spec in self.specs:
-            size = len(json.dumps(self._own_card(spec, 1, now_ms()).to_wire(),
-                                  separators=(",", ":"), ensure_ascii=False).encode())  # fmt: skip
+            size = len(
+                json.dumps(
+                    self._own_card(spec, 1, now_ms()).to_wire(),
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                ).encode()
+            )
             if size > MAX_CARD_BYTES:
                 raise NodeStartError(
                     f"agent {spec.id}: its card takes {size} bytes, more than the network's"
@@ -787,6 +761,76 @@ class Node:
                     self._announce_soon.set()
                     await self._sync_from(peer_id)
             await asyncio.sleep(1.0 if not connected or todo else 5.0)
+
+
+def _bind_identity(home: Path, store: NodeStore, key: NodeKey) -> None:
+    """Record the key's identity in the store on first start; refuse a swapped key file."""
+    known = store.get_meta("peer_id")
+    if known is None:
+        with store.transaction():
+            store.set_meta("peer_id", key.peer_id)
+            store.set_meta("public_key", key.public_key.hex())
+            store.set_meta("key_created_at", str(now_ms()))
+    elif known != key.peer_id:
+        raise NodeStartError(
+            f"{home}/node.key is not the key this node's store belongs to "
+            f"(store: {known}, key: {key.peer_id}); restore the original key"
+        )
+
+
+def _connect_ledger(node: Node, key: NodeKey, store: NodeStore) -> Settlement | None:
+    """The node's ledger account when ``chain_home`` is set (else agents work for free)."""
+    from noosphere.ledger import Deployment, LedgerClient, LedgerError
+    from noosphere.ledger.chain import read_runtime
+
+    cfg = node.config
+    if cfg.chain_home is None:
+        if cfg.chain_rpc:
+            raise NodeStartError(
+                "chain_rpc is set but chain_home is not: chain_home holds the contract"
+                " addresses (deployments/<chainId>.json, written by `noosphere ledger deploy`)"
+            )
+        return None
+    chain_home = cfg.chain_home.expanduser()
+    url = cfg.chain_rpc
+    if not url:
+        runtime = read_runtime(chain_home)
+        if runtime is None:
+            raise NodeStartError(
+                f"no chain runs for {chain_home}: start it (noosphere chain start --home"
+                f" {chain_home}) or set chain_rpc"
+            )
+        url = runtime.rpc_url
+    account, created = load_or_create_evm_account(node.home)
+    try:
+        client = LedgerClient(url, account)
+        deployment = Deployment.load(chain_home, client.chain_id)
+        if deployment is None:
+            raise NodeStartError(
+                f"no contracts recorded for chain {client.chain_id} in {chain_home}:"
+                f" run noosphere ledger deploy --chain-home {chain_home}"
+            )
+        client.use(deployment)
+    except (LedgerError, OSError) as exc:
+        raise NodeStartError(f"ledger at {url}: {one_line(str(exc))}") from exc
+    log.info(
+        "ledger account", address=account.address, chain_id=client.chain_id, new_account=created
+    )
+    for spec in node.specs:
+        if spec.price.amount and spec.price.token != "NOOS":
+            raise NodeStartError(
+                f"agent {spec.id}: the ledger pays in NOOS, not {spec.price.token}"
+            )
+    return Settlement(
+        client,
+        store,
+        {spec.id: int(spec.price.amount) for spec in node.specs},
+        key=key,
+        own_principals=frozenset({LOCAL_PRINCIPAL, key.peer_id}),
+        min_window_s=cfg.payment_window_s,
+        arbiter=cfg.arbiter,
+        accepted_arbiters=cfg.accepted_arbiters,
+    )
 
 
 def _llm_backend(config: NodeConfig) -> LlmBackend | None:

@@ -29,6 +29,8 @@ import anyio
 import httpcore
 import httpx
 
+from noosphere.errors import ServiceError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -112,7 +114,7 @@ def parse_ip(host: str) -> IPAddress | None:
         return None
 
 
-class EgressRefused(httpx.ConnectError):
+class EgressRefused(ServiceError, httpx.ConnectError):
     """A connection this node will not make: the message names the address and the rule."""
 
     def __init__(self, message: str) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 
 import structlog
 
+from noosphere.errors import InvalidParams, Unauthorized
 from noosphere.mars.trust import TrustModel
-from noosphere.protocol import Envelope, ErrorCode, NodeKey, RpcError, card_id
+from noosphere.protocol import Envelope, NodeKey, card_id
 from noosphere.protocol.a2a import TaskState
 from noosphere.protocol.api import FeedbackParams, FeedbackReply
 from noosphere.protocol.envelope import EnvelopeRejected, RejectReason
@@ -49,7 +50,7 @@ def _now_ms() -> int:
 
 class FeedbackService:
     def __init__(
-        self, key: NodeKey, store: NodeStore, publish: Callable[[dict[str, Any]], None]
+        self, key: NodeKey, store: NodeStore, publish: Callable[[dict[str, Any]], object]
     ) -> None:
         self._key = key
         self._store = store
@@ -94,10 +95,9 @@ class FeedbackService:
         try:
             receipt = verify_receipt(params.receipt)
         except FeedbackError as exc:
-            raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from exc
+            raise InvalidParams(f"Invalid params: {exc}") from exc
         if receipt.requester != self._key.peer_id:
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
+            raise InvalidParams(
                 "Invalid params: this receipt is for a task another node requested",
             )
         now = _now_ms()
@@ -135,7 +135,7 @@ class FeedbackService:
 def register_feedback_api(dispatcher: JsonRpcDispatcher, service: FeedbackService) -> None:
     async def feedback(params: FeedbackParams, ctx: CallContext) -> FeedbackReply:
         if ctx.principal != LOCAL_PRINCIPAL:
-            raise RpcError(ErrorCode.UNAUTHORIZED, "Unauthorized: only this node's operator rates")
+            raise Unauthorized("Unauthorized: only this node's operator rates")
         return service.rate(params)
 
     dispatcher.register("noosphere.feedback", FeedbackParams, feedback, authenticated=True)

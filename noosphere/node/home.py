@@ -22,12 +22,14 @@ from pathlib import Path
 
 import structlog
 
+from noosphere.errors import SetupError
+
 log = structlog.get_logger("noosphere.home")
 
 LOCK_FILENAME = "node.lock"
 
 
-class HomeInUse(RuntimeError):
+class HomeInUse(SetupError, RuntimeError):
     """Another process holds the home's lock; the message names its pid."""
 
 

@@ -33,13 +33,14 @@ from prometheus_client import Gauge
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from noosphere.protocol import ErrorCode, JsonRpcResponse, RpcError
+from noosphere.protocol.wire_errors import json_rpc_error
 
 from .metrics import NodeMetrics
 
 try:  # uvicorn's faster parser, a pinned dependency; h11 is the fallback
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]  # no class: the h11 fallback only
 
 log = structlog.get_logger("noosphere.http")
 
@@ -237,6 +238,8 @@ class GuardedH11Protocol(_GuardedConnection, H11Protocol):
     """uvicorn's h11 protocol under a ``ConnectionGuard`` (request progress read from h11's
     view of the client's state after each read)."""
 
+    # uvicorn's protocols narrow BaseProtocol's BaseTransport to the asyncio.Transport
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._admit()
@@ -279,6 +282,8 @@ if HttpToolsProtocol is not None:
 
     class GuardedHttpToolsProtocol(_GuardedConnection, HttpToolsProtocol):
         """uvicorn's httptools protocol under a ``ConnectionGuard`` (parser callbacks)."""
+
+        # uvicorn's protocols narrow BaseProtocol's BaseTransport to the asyncio.Transport
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -343,7 +348,7 @@ def guarded_protocol(guard: ConnectionGuard, parser: str = "auto") -> type[async
 
 
 def _jsonrpc_error(code: int, message: str) -> bytes:
-    body = JsonRpcResponse(id=None, error=RpcError(code, message).to_error()).to_wire()
+    body = JsonRpcResponse(id=None, error=json_rpc_error(RpcError(code, message))).to_wire()
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 

@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from noosphere.errors import ServiceError
+
 from .auth import TOKEN_FILENAME, read_token
 from .client import NodeClient
-from .daemon import RUNTIME_FILENAME
+from .runtime import RUNTIME_FILENAME
 
 LOG_FILENAME = "node.log"
 
 
-class LaunchError(RuntimeError):
+class LaunchError(ServiceError, RuntimeError):
     """A node process exited or did not become ready; the message carries its last log lines."""
 
 

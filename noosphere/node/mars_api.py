@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from noosphere.errors import InvalidParams, Unauthorized, UnsupportedOperation
 from noosphere.mars.filter import Constraints
 from noosphere.mars.profile import profile_from_card
 from noosphere.mars.recruit import Recruiter, RecruitQuery
-from noosphere.protocol import AgentCard, CardError, ErrorCode, RpcError
+from noosphere.protocol import AgentCard, CardError
 from noosphere.protocol.api import (
     RecruitChoice,
     RecruitParams,
@@ -104,8 +105,7 @@ class MarsService:
     async def recruit(self, params: RecruitParams, requester: str) -> RecruitReply:
         unknown = [s for s in params.stages if s not in STAGES]
         if unknown or "vector" not in params.stages:
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
+            raise InvalidParams(
                 f"Invalid params: stages must include 'vector' and be among {', '.join(STAGES)}",
             )
         self._active.set()
@@ -129,7 +129,7 @@ class MarsService:
         try:
             result = await self.recruiter.recruit(query, requester=requester, now_ms=now_ms())
         except ValueError as exc:  # a malformed policy
-            raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from exc
+            raise InvalidParams(f"Invalid params: {exc}") from exc
         return RecruitReply(
             chosen=[
                 RecruitChoice(
@@ -173,8 +173,7 @@ class MarsService:
         if params.policy is None:
             return None
         if not self.trusted_issuers:
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
+            raise InvalidParams(
                 "Invalid params: a policy needs trusted attestation issuers: pass trustedIssuers"
                 " (CLI: --issuer or --authority) or set abe_authorities in the node config",
             )
@@ -183,7 +182,7 @@ class MarsService:
     async def _solicit_bids(self, params: RecruitParams) -> int:
         """Gossip the task, wait for bids; their cards join the card index. Returns the count."""
         if self._solicit is None or self.board is None:
-            raise RpcError(ErrorCode.UNSUPPORTED_OPERATION, "this node cannot gossip requests")
+            raise UnsupportedOperation("this node cannot gossip requests")
         wait_s = params.solicit_bids_ms / 1000
         request = TaskRequest(
             request_id=str(uuid.uuid4()),
@@ -207,8 +206,7 @@ def register_mars_api(
         started = time.perf_counter()
         if params.solicit_bids_ms and ctx.principal != LOCAL_PRINCIPAL:
             # soliciting gossips a task request signed by this node: it speaks in its own name
-            raise RpcError(
-                ErrorCode.UNAUTHORIZED,
+            raise Unauthorized(
                 "Unauthorized: only this node's operator may solicit bids (solicitBidsMs);"
                 " a peer can recruit from this node's index without it",
             )

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,8 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub, ValidationCache
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limited
+
+from noosphere.errors import ServiceError
 
 log = logging.getLogger("noosphere.p2p")
 
@@ -68,7 +70,7 @@ def quiet_libp2p_loggers(level: int = logging.WARNING) -> None:
                 logger.setLevel(level)
 
 
-class P2PError(RuntimeError):
+class P2PError(ServiceError, RuntimeError):
     """A libp2p operation failed (bad multiaddr, unreachable peer, host not running)."""
 
 
@@ -103,9 +105,9 @@ class PeerView:
 
 
 TopicValidator = Callable[[str, str, bytes], bool]  # (topic, origin peer id, data)
-Responder = Callable[[str], Awaitable[bytes]]  # asyncio coroutine: requesting peer id -> reply
+Responder = Callable[[str], Coroutine[Any, Any, bytes]]  # asyncio: requesting peer id -> reply
 # asyncio coroutine: (requesting peer id, request body) -> reply
-RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
+RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, bytes]]
 REQUEST_READ_TIMEOUT = 10.0  # a request body must arrive within this
 
 
@@ -196,6 +198,7 @@ class _NoospherePubsub(Pubsub):
         self.validation_cache = _NoValidationCache()
         # stream -> the signed peer record already written on it (streams die with their peer)
         self._record_sent: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+        # a wrapper that delegates to the host (an IHost in all but its class)
         self.host = _AddrCachingHost(self.host)  # type: ignore[assignment]
 
     async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
@@ -217,7 +220,8 @@ class _NoospherePubsub(Pubsub):
 
     async def continuously_read_stream(self, stream: Any) -> None:
         try:
-            await super().continuously_read_stream(_ChunkReader(stream))
+            # _ChunkReader wraps the stream (all but reads is the stream's), not an INetStream
+            await super().continuously_read_stream(_ChunkReader(stream))  # type: ignore[arg-type]
         except DecodeError:
             peer_id = stream.muxed_conn.peer_id
             log.warning("peer %s sent an undecodable pubsub frame; dropping it", peer_id)
@@ -253,7 +257,7 @@ class P2PHost:
         self._validator = validator
         self._on_sent = on_sent
         # protocol -> (responder, largest request body; 0: the request has no body)
-        self._responders: dict[str, tuple[Responder | RequestHandler, int]] = {}
+        self._responders: dict[str, tuple[RequestHandler, int]] = {}
         self._params = params or GossipParams()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -271,7 +275,7 @@ class P2PHost:
     def serve(self, protocol: str, responder: Responder) -> None:
         """Answer request/response streams of ``protocol`` (register before ``start``): the
         asyncio ``responder`` gets the requesting peer id and returns the reply bytes."""
-        self._responders[protocol] = (responder, 0)
+        self._responders[protocol] = (lambda peer, _body: responder(peer), 0)
 
     def serve_requests(
         self, protocol: str, handler: RequestHandler, *, max_request_bytes: int
@@ -408,9 +412,9 @@ class P2PHost:
                 if max_request_bytes:
                     with trio.fail_after(REQUEST_READ_TIMEOUT):
                         body = await read_varint_prefixed_bytes_limited(stream, max_request_bytes)
-                    call = responder(peer, body)  # type: ignore[call-arg]
                 else:
-                    call = responder(peer)  # type: ignore[call-arg]
+                    body = b""
+                call = responder(peer, body)
                 future = asyncio.run_coroutine_threadsafe(call, loop)
                 reply = await trio.to_thread.run_sync(future.result, 30.0)
                 await stream.write(encode_uvarint(len(reply)))

@@ -20,6 +20,7 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
+from noosphere.errors import RequestError
 from noosphere.protocol import ErrorCode, JsonRpcRequest, JsonRpcResponse, RpcError
 from noosphere.protocol.a2a import A2A_VERSION_HEADER, V03_METHOD_ALIASES
 from noosphere.protocol.a2a_v03 import (
@@ -29,6 +30,7 @@ from noosphere.protocol.a2a_v03 import (
     stream_event_to_v03,
 )
 from noosphere.protocol.base import describe_validation_error
+from noosphere.protocol.wire_errors import json_rpc_error
 
 from .auth import AuthError, RateLimited, RequestAuthenticator
 from .metrics import NodeMetrics
@@ -184,10 +186,10 @@ class JsonRpcDispatcher:
             if not responses:
                 return Response(status_code=204)
             return _json([r.to_wire() for r in responses])
-        response = await self.handle_one(payload, ctx)
-        if response is None:
+        single = await self.handle_one(payload, ctx)
+        if single is None:
             return Response(status_code=204)
-        return _json(response.to_wire())
+        return _json(single.to_wire())
 
     def _is_streaming(self, name: Any) -> bool:
         if not isinstance(name, str):
@@ -211,9 +213,9 @@ class JsonRpcDispatcher:
                     f"Invalid Request: {request.method} streams; send it alone, not in a batch",
                 )
             result = await self._call(request, ctx)
-        except RpcError as exc:
+        except RequestError as exc:
             outcome = "error"
-            response = JsonRpcResponse(id=request.id, error=exc.to_error())
+            response = JsonRpcResponse(id=request.id, error=json_rpc_error(exc))
         except Exception:
             outcome = "internal_error"
             log.exception("rpc handler failed", method=request.method)
@@ -232,9 +234,9 @@ class JsonRpcDispatcher:
             return _json(request.to_wire())
         try:
             events = await self._call(request, ctx)
-        except RpcError as exc:
+        except RequestError as exc:
             self._metrics.rpc_requests.labels(method=request.method, outcome="error").inc()
-            return _json(JsonRpcResponse(id=request.id, error=exc.to_error()).to_wire())
+            return _json(JsonRpcResponse(id=request.id, error=json_rpc_error(exc)).to_wire())
         self._metrics.rpc_requests.labels(method=request.method, outcome="ok").inc()
         v03 = request.method in V03_METHOD_ALIASES
 
@@ -245,8 +247,8 @@ class JsonRpcDispatcher:
                     result = stream_event_to_v03(wire) if v03 else wire
                     response = JsonRpcResponse(id=request.id, result=result)
                     yield {"data": json.dumps(response.to_wire(), ensure_ascii=True)}
-            except RpcError as exc:
-                response = JsonRpcResponse(id=request.id, error=exc.to_error())
+            except RequestError as exc:
+                response = JsonRpcResponse(id=request.id, error=json_rpc_error(exc))
                 yield {"data": json.dumps(response.to_wire(), ensure_ascii=True)}
             except Exception:
                 log.exception("stream failed", method=request.method)
@@ -330,7 +332,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 
 def _error(request_id: Any, code: int, message: str) -> JsonRpcResponse:
-    return JsonRpcResponse(id=request_id, error=RpcError(code, message).to_error())
+    return JsonRpcResponse(id=request_id, error=json_rpc_error(RpcError(code, message)))
 
 
 def _json(content: Any, status: int = 200) -> Response:

@@ -34,9 +34,10 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
-from noosphere.ledger.client import EscrowStatus, EscrowView, LedgerClient, LedgerError
+from noosphere.errors import InvalidParams, PaymentRequired, ServerError
+from noosphere.ledger import EscrowStatus, EscrowView, LedgerClient, LedgerError
 from noosphere.ledger.registry_proof import sign_registration
-from noosphere.protocol import ErrorCode, NodeKey, RpcError
+from noosphere.protocol import NodeKey
 from noosphere.protocol.a2a import Message, Task
 from noosphere.protocol.base import describe_validation_error
 from noosphere.protocol.canonical import canonical_json
@@ -170,6 +171,10 @@ class Settlement:
     def escrow_address(self) -> str:
         return self.client.deployment.escrow
 
+    @property
+    def token_address(self) -> str:
+        return self.client.deployment.token
+
     async def _chain(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
@@ -193,13 +198,9 @@ class Settlement:
             arbiter_required=not self.accepts_no_arbiter,
         )
 
-    def _required(self, agent_id: str, reason: str) -> RpcError:
+    def _required(self, agent_id: str, reason: str) -> PaymentRequired:
         terms = self.terms(agent_id, reason)
-        return RpcError(
-            ErrorCode.PAYMENT_REQUIRED,
-            f"Payment required: {reason}",
-            terms.to_wire(),
-        )
+        return PaymentRequired(f"Payment required: {reason}", terms.to_wire())
 
     async def admit(self, agent_id: str, message: Message, principal: str) -> Admission | None:
         """Check the escrow a new task for ``agent_id`` carries; None if the agent is free (or
@@ -222,8 +223,7 @@ class Settlement:
         try:
             ref = PaymentRef.model_validate(raw)
         except ValidationError as exc:
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
+            raise InvalidParams(
                 f"Invalid params: {PAYMENT_METADATA_KEY}: {describe_validation_error(exc)}",
             ) from exc
         if ref.chain_id != self.chain_id or ref.escrow.lower() != self.escrow_address.lower():
@@ -235,13 +235,11 @@ class Settlement:
         if self._store.get_payment(ref.escrow_id) is not None:
             raise self._required(agent_id, f"escrow {ref.escrow_id} already paid for a task")
         try:
-            view = await self._chain(self.client.get_escrow, ref.escrow_id)
+            view = await self._chain(self.client.escrows.get, ref.escrow_id)
             now = await self._chain(self.client.timestamp)
         except (LedgerError, OSError) as exc:
             log.warning("escrow check failed", escrow_id=ref.escrow_id, error=str(exc))
-            raise RpcError(
-                ErrorCode.INTERNAL_ERROR, "this node cannot read the ledger right now; try again"
-            ) from exc
+            raise ServerError("this node cannot read the ledger right now; try again") from exc
         problem = self._escrow_problem(ref.escrow_id, view, price, now, signer)
         if problem is not None:
             raise self._required(agent_id, problem)
@@ -334,7 +332,7 @@ class Settlement:
         commitment = artifacts_hash(task)
         try:
             await self._chain(
-                self.client.commit_result, row.escrow_id, bytes.fromhex(commitment[2:])
+                self.client.escrows.commit_result, row.escrow_id, bytes.fromhex(commitment[2:])
             )
         except (LedgerError, OSError) as exc:
             log.warning("result commit failed", escrow_id=row.escrow_id, error=str(exc))
@@ -342,9 +340,11 @@ class Settlement:
             return None
         grace = self.client.deployment.grace_period_s
         self._update(
-            row, "committed", due_at=row.payment["deadline"] + grace + 1,
+            row,
+            "committed",
+            due_at=row.payment["deadline"] + grace + 1,
             payment={"resultHash": commitment},
-        )  # fmt: skip
+        )
         return commitment
 
     def task_ended(self, task_id: str, completed: bool) -> None:
@@ -385,7 +385,7 @@ class Settlement:
 
         try:
             await self._chain(
-                self.client.open_escrow_with_permit, escrow_id, agent, amount, deadline, arbiter
+                self.client.escrows.open_with_permit, escrow_id, agent, amount, deadline, arbiter
             )
         except (LedgerError, OSError) as exc:
             self._update(row, "refund")  # if it opened after all, the worker refunds it
@@ -402,10 +402,10 @@ class Settlement:
         """Pay the agent. With ``expected_hash`` the agent's on-chain commitment must match the
         result received (otherwise nothing is paid and ``CommitmentMismatch`` says why)."""
         row = self._row(escrow_id)
-        view = await self._chain(self.client.get_escrow, escrow_id)
+        view = await self._chain(self.client.escrows.get, escrow_id)
         if expected_hash is not None and (view.result_hash or "").lower() != expected_hash:
             raise CommitmentMismatch(escrow_id, view.result_hash, expected_hash)
-        receipt = await self._chain(self.client.release, escrow_id)
+        receipt = await self._chain(self.client.escrows.release, escrow_id)
         self._update(row, "released")
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
@@ -413,13 +413,17 @@ class Settlement:
         """Raise ``CommitmentMismatch`` unless the agent committed ``delivered_hash``; record the
         escrow as delivered (the operator releases or disputes it)."""
         row = self._row(escrow_id)
-        view = await self._chain(self.client.get_escrow, escrow_id)
+        view = await self._chain(self.client.escrows.get, escrow_id)
         if (view.result_hash or "").lower() != delivered_hash:
             raise CommitmentMismatch(escrow_id, view.result_hash, delivered_hash)
         until = view.deadline + self.client.deployment.grace_period_s
         # looked at again once the agent may claim (then it is no longer this node's to decide)
-        self._update(row, "delivered", due_at=until + 1,
-                     payment={"resultHash": view.result_hash, "disputeUntil": until})  # fmt: skip
+        self._update(
+            row,
+            "delivered",
+            due_at=until + 1,
+            payment={"resultHash": view.result_hash, "disputeUntil": until},
+        )
 
     def has_arbiter(self, escrow_id: str) -> bool:
         """Whether this node named an arbiter in the escrow it opened (so it can dispute)."""
@@ -432,7 +436,7 @@ class Settlement:
         row = self._row(escrow_id)
         if row.role != "requester":
             raise LedgerError(f"escrow {escrow_id} was not opened by this node")
-        view = await self._chain(self.client.get_escrow, escrow_id)
+        view = await self._chain(self.client.escrows.get, escrow_id)
         if view.arbiter is None:
             raise LedgerError(f"escrow {escrow_id} names no arbiter: nobody can hear a dispute")
         if view.status != EscrowStatus.COMMITTED:
@@ -440,15 +444,21 @@ class Settlement:
                 f"escrow {escrow_id} is {view.status.name.lower()}; only an escrow whose agent"
                 " committed a result (and nothing settled yet) can be disputed"
             )
-        receipt = await self._chain(self.client.dispute, escrow_id, delivered_hash, reason)
-        disputed = await self._chain(self.client.get_escrow, escrow_id)
+        receipt = await self._chain(self.client.escrows.dispute, escrow_id, delivered_hash, reason)
+        disputed = await self._chain(self.client.escrows.get, escrow_id)
         period = self.client.deployment.arbitration_period_s
         self._update(
-            row, "disputed", due_at=disputed.disputed_at + period + 1,
-            payment={"reason": reason, "deliveredHash": delivered_hash,
-                     "resultHash": view.result_hash, "arbiter": view.arbiter,
-                     "disputedAt": disputed.disputed_at},
-        )  # fmt: skip
+            row,
+            "disputed",
+            due_at=disputed.disputed_at + period + 1,
+            payment={
+                "reason": reason,
+                "deliveredHash": delivered_hash,
+                "resultHash": view.result_hash,
+                "arbiter": view.arbiter,
+                "disputedAt": disputed.disputed_at,
+            },
+        )
         self._wake.set()
         log.info("escrow disputed", escrow_id=escrow_id, arbiter=view.arbiter)
         return "0x" + bytes(receipt["transactionHash"]).hex()
@@ -483,7 +493,7 @@ class Settlement:
         proven identity of ``agent_name`` on ``peer_id`` paid at ``owner`` (LedgerError if not)."""
         problem = await self._chain(
             partial(
-                self.client.registration_problem,
+                self.client.registry.registration_problem,
                 registry_id,
                 peer_id=peer_id,
                 agent_name=agent_name,
@@ -492,7 +502,7 @@ class Settlement:
         )
         if problem is not None:
             raise LedgerError(f"not rated on chain: {problem}")
-        await self._chain(self.client.give_feedback, registry_id, escrow_id, score, uri)
+        await self._chain(self.client.registry.give_feedback, registry_id, escrow_id, score, uri)
 
     def refund_later(self, escrow_id: str) -> None:
         """The agent failed: refund once the escrow's deadline has passed."""
@@ -502,7 +512,7 @@ class Settlement:
             self._wake.set()
 
     async def balance(self) -> int:
-        return await self._chain(self.client.balance_of, None)
+        return await self._chain(self.client.tokens.balance_of, None)
 
     def payments(self) -> list[StoredPayment]:
         return self._store.list_payments()
@@ -543,12 +553,13 @@ class Settlement:
             )
             try:
                 registry_id = await self._chain(
-                    self.client.register_agent, card_uri, card_hash, peer_id, agent_id, proof
+                    self.client.registry.register, card_uri, card_hash, peer_id, agent_id, proof
                 )
             except (LedgerError, OSError) as exc:
                 if not self._register_warned:
-                    log.warning("agent registration failed; retrying", agent=agent_id,
-                                error=str(exc))  # fmt: skip
+                    log.warning(
+                        "agent registration failed; retrying", agent=agent_id, error=str(exc)
+                    )
                     self._register_warned = True
                 return False
             self.registry_ids[agent_id] = registry_id
@@ -565,7 +576,7 @@ class Settlement:
         for agent_id, registry_id in list(self.registry_ids.items()):
             problem = await self._chain(
                 partial(
-                    self.client.registration_problem,
+                    self.client.registry.registration_problem,
                     registry_id,
                     peer_id=self._key.peer_id,
                     agent_name=agent_id,
@@ -573,8 +584,12 @@ class Settlement:
                 )
             )
             if problem is not None:
-                log.warning("saved registry id is not this agent's; registering again",
-                            agent=agent_id, registry_id=registry_id, problem=problem)  # fmt: skip
+                log.warning(
+                    "saved registry id is not this agent's; registering again",
+                    agent=agent_id,
+                    registry_id=registry_id,
+                    problem=problem,
+                )
                 del self.registry_ids[agent_id]
         self._registry_checked = True
 
@@ -593,11 +608,11 @@ class Settlement:
                 self._update(row, row.state, due_at=_now_s() + RETRY_AFTER_S)
 
     async def _refund(self, row: StoredPayment) -> None:
-        view = await self._chain(self.client.get_escrow, row.escrow_id)
+        view = await self._chain(self.client.escrows.get, row.escrow_id)
         if view.status == EscrowStatus.NONE:  # never opened (the open failed)
             self._update(row, "refunded", payment={"note": "never opened"})
         elif view.status == EscrowStatus.OPEN:
-            await self._chain(partial(self.client.refund, row.escrow_id, unestimated=True))
+            await self._chain(partial(self.client.escrows.refund, row.escrow_id, unestimated=True))
             self._update(row, "refunded")
             log.info("escrow refunded", escrow_id=row.escrow_id, amount=view.amount)
         elif view.status == EscrowStatus.COMMITTED:  # the agent says it delivered
@@ -607,26 +622,32 @@ class Settlement:
             if _now_s() <= view.disputed_at + period:  # the arbiter may still decide
                 self._update(row, "disputed", due_at=view.disputed_at + period + 1)
                 return
-            await self._chain(partial(self.client.refund, row.escrow_id, unestimated=True))
+            await self._chain(partial(self.client.escrows.refund, row.escrow_id, unestimated=True))
             self._update(row, "refunded", payment={"note": "the arbiter did not decide in time"})
-            log.info("disputed escrow refunded: the arbiter stayed silent",
-                     escrow_id=row.escrow_id, amount=view.amount)  # fmt: skip
+            log.info(
+                "disputed escrow refunded: the arbiter stayed silent",
+                escrow_id=row.escrow_id,
+                amount=view.amount,
+            )
         else:
             self._update(row, view.status.name.lower().replace("_", "-"))
 
     async def _claim(self, row: StoredPayment) -> None:
-        view = await self._chain(self.client.get_escrow, row.escrow_id)
+        view = await self._chain(self.client.escrows.get, row.escrow_id)
         if view.status in PAID_TO_AGENT:
             self._update(row, "paid")
         elif view.status == EscrowStatus.COMMITTED:
-            await self._chain(partial(self.client.claim, row.escrow_id, unestimated=True))
+            await self._chain(partial(self.client.escrows.claim, row.escrow_id, unestimated=True))
             self._update(row, "claimed")
             log.info("escrow claimed", escrow_id=row.escrow_id, amount=view.amount)
         elif view.status == EscrowStatus.DISPUTED:  # the arbiter decides; look again after
             period = self.client.deployment.arbitration_period_s
             if row.state != "disputed":
-                log.warning("the requester disputed a committed result; the arbiter decides",
-                            escrow_id=row.escrow_id, arbiter=view.arbiter)  # fmt: skip
+                log.warning(
+                    "the requester disputed a committed result; the arbiter decides",
+                    escrow_id=row.escrow_id,
+                    arbiter=view.arbiter,
+                )
             decided_by = view.disputed_at + period + 1  # then a silent arbiter means refund
             due = decided_by if _now_s() < decided_by else _now_s() + SILENT_ARBITER_RECHECK_S
             self._update(row, "disputed", due_at=due, payment={"arbiter": view.arbiter})

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from noosphere.errors import SetupError
 from noosphere.securefile import private_file
 
 log = structlog.get_logger("noosphere.store")
@@ -86,7 +87,7 @@ CREATE INDEX IF NOT EXISTS submissions_created ON submissions (created_at);
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(SetupError, RuntimeError):
     """The store cannot be opened or used (corruption, newer schema, disk error)."""
 
 
@@ -150,8 +151,11 @@ class NodeStore:
         except OSError as exc:
             raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
         if narrowed is not None:
-            log.warning("store was readable by other users; now owner-only", path=str(path),
-                        mode=f"{narrowed:04o}")  # fmt: skip
+            log.warning(
+                "store was readable by other users; now owner-only",
+                path=str(path),
+                mode=f"{narrowed:04o}",
+            )
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -606,7 +610,17 @@ _TASK_COLUMNS = "task_id, agent_id, context_id, principal, state, created_at, up
 
 
 def _task_from_row(row: tuple[Any, ...]) -> StoredTask:
-    return StoredTask(*row[:7], json.loads(row[7]))
+    task_id, agent_id, context_id, principal, state, created_at, updated_at, task_json = row
+    return StoredTask(
+        task_id,
+        agent_id,
+        context_id,
+        principal,
+        state,
+        created_at,
+        updated_at,
+        json.loads(task_json),
+    )
 
 
 _PAYMENT_COLUMNS = "escrow_id, role, task_id, state, due_at, updated_at, payment_json"
@@ -625,4 +639,7 @@ def _payment_values(row: StoredPayment) -> tuple[Any, ...]:
 
 
 def _payment_from_row(row: tuple[Any, ...]) -> StoredPayment:
-    return StoredPayment(*row[:6], json.loads(row[6]))
+    escrow_id, role, task_id, state, due_at, updated_at, payment_json = row
+    return StoredPayment(
+        escrow_id, role, task_id, state, due_at, updated_at, json.loads(payment_json)
+    )

@@ -29,8 +29,14 @@ from pydantic import ValidationError
 from noosphere.abe.envelope import MEDIA_TYPE as SEALED_MEDIA_TYPE
 from noosphere.abe.keys import AuthorityPublicKey
 from noosphere.abe.sealed import seal_parts
-from noosphere.ledger.client import LedgerError
-from noosphere.protocol import AgentCard, ErrorCode, NodeKey, RpcError
+from noosphere.errors import (
+    InvalidParams,
+    LedgerError,
+    NoosphereError,
+    RequestError,
+    TaskNotFound,
+)
+from noosphere.protocol import AgentCard, NodeKey, RpcError
 from noosphere.protocol.a2a import Message, Part, Task, TaskState
 from noosphere.protocol.api import (
     FeedbackParams,
@@ -69,7 +75,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _Failed(Exception):
+class _Failed(NoosphereError):
     """One attempt failed; ``state`` says how (failed, rejected, unreachable, unpaid)."""
 
     def __init__(self, state: str, reason: str, task: Task | None = None) -> None:
@@ -126,13 +132,15 @@ class Submitter:
     def get(self, submission_id: str) -> Submission:
         body = self._store.get_submission(submission_id)
         if body is None:
-            raise RpcError(ErrorCode.TASK_NOT_FOUND, f"submission {submission_id} not found")
+            raise TaskNotFound(f"submission {submission_id} not found")
         return Submission.model_validate(body)
 
     def recover(self) -> int:
         """Submissions cut short by a restart end failed; what they had locked is refunded."""
-        stale = [Submission.model_validate(b) for b in self._store.list_submissions(
-            states=["running"], limit=100_000)]  # fmt: skip
+        stale = [
+            Submission.model_validate(b)
+            for b in self._store.list_submissions(states=["running"], limit=100_000)
+        ]
         for submission in stale:
             for attempt in submission.attempts:
                 if attempt.escrow_id and self._settlement is not None:
@@ -201,10 +209,13 @@ class Submitter:
         card = self._card(choice.card_id)
         record.add_attempt(
             SubmissionAttempt(
-                agent=choice.card_id, name=choice.name, rpc_url=choice.rpc_url,
-                price=choice.price, score=choice.score,
+                agent=choice.card_id,
+                name=choice.name,
+                rpc_url=choice.rpc_url,
+                price=choice.price,
+                score=choice.score,
             )
-        )  # fmt: skip
+        )
         message = self._message(params)
         pay_to = card.noosphere().evm_address if card is not None else None
         # without a ledger on its node the price is advisory; this node's own agents are free
@@ -230,8 +241,11 @@ class Submitter:
         deadline_s: int,
     ) -> PaymentRef:
         if self._settlement is None:
-            raise _Failed("unpaid", f"{choice.name} charges {choice.price} and this node has no"
-                          " ledger (set chain_home in its config)")  # fmt: skip
+            raise _Failed(
+                "unpaid",
+                f"{choice.name} charges {choice.price} and this node has no"
+                " ledger (set chain_home in its config)",
+            )
         escrow_id = escrow_id_for(self._key.peer_id, record.id, number)
         deadline = int(time.time()) + deadline_s
         with record.phase("pay"):
@@ -242,8 +256,11 @@ class Submitter:
             except LedgerError as exc:
                 raise _Failed("unpaid", str(exc)) from exc
         record.attempt(escrow_id=escrow_id, payment="open")
-        record.event("pay", f"escrow {escrow_id[:10]}… locks {choice.price} for {choice.name}"
-                     f" until {time.strftime('%H:%M:%S', time.localtime(deadline))}")  # fmt: skip
+        record.event(
+            "pay",
+            f"escrow {escrow_id[:10]}… locks {choice.price} for {choice.name}"
+            f" until {time.strftime('%H:%M:%S', time.localtime(deadline))}",
+        )
         return ref
 
     def _message(self, params: SubmitParams) -> Message:
@@ -347,9 +364,12 @@ class Submitter:
             if not self._auto_release:
                 await self._settlement.check_commitment(escrow_id, delivered)
                 record.attempt(payment="awaiting the operator")
-                record.event("settle", f"result committed on chain; release it (noosphere ledger"
-                             f" release {escrow_id}) or dispute it (noosphere ledger dispute"
-                             f" {escrow_id} --reason ...)")  # fmt: skip
+                record.event(
+                    "settle",
+                    f"result committed on chain; release it (noosphere ledger"
+                    f" release {escrow_id}) or dispute it (noosphere ledger dispute"
+                    f" {escrow_id} --reason ...)",
+                )
                 return False
             tx = await self._settlement.release(escrow_id, delivered)
         except CommitmentMismatch as exc:
@@ -387,8 +407,10 @@ class Submitter:
             record.fail(f"result not paid: {mismatch}; dispute failed: {exc}")
             return
         record.attempt(payment="disputed", reason=str(mismatch))
-        record.event("settle", f"disputed escrow {escrow_id[:10]}… before its arbiter"
-                     f" (tx {tx[:10]}…): {mismatch}")  # fmt: skip
+        record.event(
+            "settle",
+            f"disputed escrow {escrow_id[:10]}… before its arbiter (tx {tx[:10]}…): {mismatch}",
+        )
         record.fail(f"result not paid: {mismatch}; disputed, the arbiter decides")
 
     def _receipt(self, task: Task, attempt: SubmissionAttempt) -> TaskReceipt | None:
@@ -406,7 +428,7 @@ class Submitter:
     def _rate(self, record: _Record, receipt: TaskReceipt, rating: float) -> None:
         try:
             reply = self._feedback.rate(FeedbackParams(receipt=receipt, rating=rating))
-        except RpcError as exc:
+        except RequestError as exc:
             record.event("feedback", f"rating not recorded: {exc.message}")
             return
         shown = "n/a" if reply.reputation is None else f"{reply.reputation:.3f}"
@@ -424,9 +446,14 @@ class Submitter:
         score = round(RATING_COMPLETED * 100)
         try:
             await self._settlement.rate_on_chain(
-                ext.registry_id, attempt.escrow_id, score, f"noosphere:task:{attempt.task_id}",
-                peer_id=ext.peer_id, agent_name=ext.agent_id, owner=ext.evm_address,
-            )  # fmt: skip
+                ext.registry_id,
+                attempt.escrow_id,
+                score,
+                f"noosphere:task:{attempt.task_id}",
+                peer_id=ext.peer_id,
+                agent_name=ext.agent_id,
+                owner=ext.evm_address,
+            )
         except LedgerError as exc:
             record.event("feedback", f"on-chain rating failed: {exc}")
             return
@@ -446,10 +473,11 @@ class Submitter:
             if issuer is None or key.issuer == issuer:
                 return key
         if not keys:
-            raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: a policy needs an attribute"
-                           " authority: set abe_authorities in the node config")  # fmt: skip
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: no configured authority"
-                       f" {issuer!r}")  # fmt: skip
+            raise InvalidParams(
+                "Invalid params: a policy needs an attribute"
+                " authority: set abe_authorities in the node config"
+            )
+        raise InvalidParams(f"Invalid params: no configured authority {issuer!r}")
 
     def save(self, submission: Submission) -> None:
         self._store.put_submission(

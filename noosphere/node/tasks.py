@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import dataclasses
 import time
 import uuid
@@ -28,7 +29,13 @@ import structlog
 
 from noosphere.abe.envelope import MEDIA_TYPE as SEALED_MEDIA_TYPE
 from noosphere.agents.turn import TaskAgent, Turn, TurnResult
-from noosphere.protocol import ErrorCode, RpcError
+from noosphere.errors import (
+    ContentTypeNotSupported,
+    InvalidParams,
+    TaskNotCancelable,
+    TaskNotFound,
+    UnsupportedOperation,
+)
 from noosphere.protocol.a2a import (
     Artifact,
     ListTaskPushNotificationConfigsRequest,
@@ -217,7 +224,7 @@ class TaskManager:
 
     def _check_open(self) -> None:
         if self._closing:
-            raise RpcError(ErrorCode.UNSUPPORTED_OPERATION, _CLOSING_REASON)
+            raise UnsupportedOperation(_CLOSING_REASON)
 
     def get(self, task_id: str, principal: str, history_length: int | None = None) -> Task:
         return self._owned(task_id, principal).trimmed(history_length)
@@ -252,8 +259,7 @@ class TaskManager:
     async def cancel(self, task_id: str, principal: str) -> Task:
         task = self._owned(task_id, principal)
         if task.status.state.terminal:
-            raise RpcError(
-                ErrorCode.TASK_NOT_CANCELABLE,
+            raise TaskNotCancelable(
                 f"task {task_id} is already {task.status.state.short} and cannot be canceled",
             )
         job = self._running.get(task_id)
@@ -268,8 +274,7 @@ class TaskManager:
     def subscribe(self, task_id: str, principal: str) -> AsyncIterator[StreamResponse]:
         task = self._owned(task_id, principal)
         if task.status.state.terminal:
-            raise RpcError(
-                ErrorCode.UNSUPPORTED_OPERATION,
+            raise UnsupportedOperation(
                 f"task {task_id} is {task.status.state.short}; nothing more will happen to it",
             )
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
@@ -284,12 +289,12 @@ class TaskManager:
         self, config: TaskPushNotificationConfig, principal: str
     ) -> TaskPushNotificationConfig:
         if not config.task_id:
-            raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: taskId is required")
+            raise InvalidParams("Invalid params: taskId is required")
         self._owned(config.task_id, principal)
         try:
             self._push.check_target(config.url, trusted=principal == LOCAL_PRINCIPAL)
         except ValueError as exc:
-            raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from exc
+            raise InvalidParams(f"Invalid params: {exc}") from exc
         stored = config.model_copy(update={"id": config.id or str(uuid.uuid4()), "tenant": None})
         self._store.put_push_config(config.task_id, stored.id or "", stored.to_wire())
         self._push_tasks.add(config.task_id)
@@ -300,9 +305,7 @@ class TaskManager:
         for config in self._push_configs(ref.task_id):
             if config.id == ref.id:
                 return config
-        raise RpcError(
-            ErrorCode.TASK_NOT_FOUND, f"no push notification config {ref.id} for task {ref.task_id}"
-        )
+        raise TaskNotFound(f"no push notification config {ref.id} for task {ref.task_id}")
 
     def list_push_configs(
         self, request: ListTaskPushNotificationConfigsRequest, principal: str
@@ -313,8 +316,7 @@ class TaskManager:
     def delete_push_config(self, ref: TaskPushConfigRef, principal: str) -> None:
         self._owned(ref.task_id, principal)
         if not self._store.delete_push_config(ref.task_id, ref.id):
-            raise RpcError(
-                ErrorCode.TASK_NOT_FOUND,
+            raise TaskNotFound(
                 f"no push notification config {ref.id} for task {ref.task_id}",
             )
 
@@ -325,17 +327,15 @@ class TaskManager:
             agent = self._agents.get(tenant)
             if agent is None:
                 known = ", ".join(sorted(self._agents)) or "none"
-                raise RpcError(
-                    ErrorCode.INVALID_PARAMS,
+                raise InvalidParams(
                     f"Invalid params: this node runs no agent {tenant!r} (agents: {known})",
                 )
             return agent
         if len(self._agents) == 1:
             return next(iter(self._agents.values()))
         if not self._agents:
-            raise RpcError(ErrorCode.UNSUPPORTED_OPERATION, "this node runs no agents")
-        raise RpcError(
-            ErrorCode.INVALID_PARAMS,
+            raise UnsupportedOperation("this node runs no agents")
+        raise InvalidParams(
             "Invalid params: this node runs several agents; set tenant to one of "
             + ", ".join(sorted(self._agents)),
         )
@@ -356,7 +356,7 @@ class TaskManager:
     ) -> Task:
         message = request.message
         if message.role != Role.USER:
-            raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: message.role must be user")
+            raise InvalidParams("Invalid params: message.role must be user")
         if message.task_id:
             owner = self._store.get_task(message.task_id)
             if owner is not None and owner.agent_id in self._agents:
@@ -364,8 +364,7 @@ class TaskManager:
             task, agent_id = self._continue(message, principal)
             agent = self._agents.get(agent_id)
             if agent is None:
-                raise RpcError(
-                    ErrorCode.UNSUPPORTED_OPERATION,
+                raise UnsupportedOperation(
                     f"the agent {agent_id!r} of task {task.id} no longer runs on this node",
                 )
         else:
@@ -425,19 +424,16 @@ class TaskManager:
         task = self._owned(message.task_id, principal)
         state = task.status.state
         if message.context_id and message.context_id != task.context_id:
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
+            raise InvalidParams(
                 f"Invalid params: task {task.id} belongs to context {task.context_id}",
             )
         if state.terminal:
-            raise RpcError(
-                ErrorCode.UNSUPPORTED_OPERATION,
+            raise UnsupportedOperation(
                 f"task {task.id} is {state.short}; send a new message in context "
                 f"{task.context_id} (without taskId) to continue the conversation",
             )
         if not state.interrupted:
-            raise RpcError(
-                ErrorCode.UNSUPPORTED_OPERATION,
+            raise UnsupportedOperation(
                 f"task {task.id} is {state.short}; wait until it asks for input",
             )
         message = message.model_copy(update={"context_id": task.context_id})
@@ -635,10 +631,10 @@ class TaskManager:
         """The task if ``principal`` may see it; unknown and foreign tasks look the same."""
         try:
             row = self._row(task_id)
-        except RpcError:
+        except TaskNotFound:
             row = None
         if row is None or (principal != LOCAL_PRINCIPAL and row.principal != principal):
-            raise RpcError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
+            raise TaskNotFound(f"task {task_id} not found")
         return self._load(task_id)
 
     def _save(self, task: Task, row: StoredTask, *, persist: bool = True) -> None:
@@ -657,14 +653,16 @@ class TaskManager:
     def _store_row(self, task_id: str) -> StoredTask:
         row = self._store.get_task(task_id)
         if row is None:
-            raise RpcError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
+            raise TaskNotFound(f"task {task_id} not found")
         return row
 
     def _go_live(self, task: Task, row: StoredTask) -> None:
         """A turn starts: serve this task from memory until the turn ends."""
         self._live[task.id] = (task, row)
 
-    def _push_configs(self, task_id: str) -> list[TaskPushNotificationConfig]:
+    def _push_configs(
+        self, task_id: str
+    ) -> builtins.list[TaskPushNotificationConfig]:  # `list`: a method
         if task_id not in self._push_tasks:  # most tasks have none: skip the query
             return []
         return [
@@ -743,8 +741,7 @@ def _check_content(agent: TaskAgent, request: SendMessageRequest) -> None:
         for part in request.message.parts:
             media = _media_type(part)
             if media not in inputs:
-                raise RpcError(
-                    ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+                raise ContentTypeNotSupported(
                     f"agent {agent.agent_id!r} does not read {media}"
                     f" (it reads {', '.join(sorted(inputs))})",
                 )
@@ -754,8 +751,7 @@ def _check_content(agent: TaskAgent, request: SendMessageRequest) -> None:
     }
     outputs = set(agent.output_modes) | {"text/plain"}
     if wanted and "*/*" not in wanted and not wanted & outputs:
-        raise RpcError(
-            ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+        raise ContentTypeNotSupported(
             f"agent {agent.agent_id!r} answers in {', '.join(sorted(outputs))},"
             f" none of the accepted output modes",
         )
@@ -774,7 +770,7 @@ def _decode_page_token(token: str | None) -> int:
             return int(raw[2:])
     except (ValueError, UnicodeDecodeError):
         pass
-    raise RpcError(ErrorCode.INVALID_PARAMS, "Invalid params: pageToken is not a token we issued")
+    raise InvalidParams("Invalid params: pageToken is not a token we issued")
 
 
 def _parse_timestamp_ms(value: str | None) -> int | None:
@@ -786,7 +782,6 @@ def _parse_timestamp_ms(value: str | None) -> int | None:
             moment = moment.replace(tzinfo=UTC)
         return int(moment.timestamp() * 1000)
     except (ValueError, OverflowError) as exc:
-        raise RpcError(
-            ErrorCode.INVALID_PARAMS,
+        raise InvalidParams(
             "Invalid params: statusTimestampAfter must be an RFC 3339 timestamp",
         ) from exc

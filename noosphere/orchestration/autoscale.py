@@ -144,10 +144,14 @@ class Autoscaler:
             since = now - self._last_change
             if since < p.cooldown_s:
                 return Decision(
-                    now, current, current, recommended,
+                    now,
+                    current,
+                    current,
+                    recommended,
                     f"cooldown: {since:.1f} s since the last change < {p.cooldown_s:g} s; {why}",
-                    inputs, COOLDOWN,
-                )  # fmt: skip
+                    inputs,
+                    COOLDOWN,
+                )
         if desired != current:
             self._last_change = now
         return Decision(now, current, desired, recommended, reason, inputs, code)

@@ -35,6 +35,7 @@ from noosphere.agents.turn import Turn, TurnResult, TurnSink
 from noosphere.models.embedding import Embedder
 from noosphere.models.llm import LlmBackend
 from noosphere.node.metrics import attach_agent_registry, detach_agent_registry
+from noosphere.node.runtime import RUNTIME_FILENAME
 from noosphere.protocol.a2a import Artifact, Message, Role, Task, TaskState
 
 from .autoscale import REASON_CODES, Autoscaler, Decision, ScalingPolicy, WorkerSample
@@ -79,75 +80,97 @@ class OrchestratorMetrics:
         self.registry = CollectorRegistry()
         r, a = self.registry, ["agent"]
         self.replicas_current = Gauge(
-            "noosphere_orchestrator_replicas_current", "Workers running (or starting)", a,
+            "noosphere_orchestrator_replicas_current",
+            "Workers running (or starting)",
+            a,
             registry=r,
-        )  # fmt: skip
+        )
         self.replicas_desired = Gauge(
-            "noosphere_orchestrator_replicas_desired", "Workers the last decision asked for", a,
+            "noosphere_orchestrator_replicas_desired",
+            "Workers the last decision asked for",
+            a,
             registry=r,
-        )  # fmt: skip
+        )
         self.replicas_recommended = Gauge(
             "noosphere_orchestrator_replicas_recommended",
             "Workers the last observation called for (before stabilization and cooldown)",
-            a, registry=r,
-        )  # fmt: skip
+            a,
+            registry=r,
+        )
         self.decisions = Counter(
             "noosphere_orchestrator_decisions_total",
             "Scaling decisions, by the change applied (up, down, none) and its reason code",
-            [*a, "direction", "reason"], registry=r,
-        )  # fmt: skip
+            [*a, "direction", "reason"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "noosphere_orchestrator_backlog",
             "Task turns queued and running on the workers plus those waiting here",
-            a, registry=r,
-        )  # fmt: skip
+            a,
+            registry=r,
+        )
         self.waiting = Gauge(
             "noosphere_orchestrator_waiting_turns",
-            "Task turns waiting here for a free worker slot", a, registry=r,
-        )  # fmt: skip
+            "Task turns waiting here for a free worker slot",
+            a,
+            registry=r,
+        )
         self.mean_utilization = Gauge(
             "noosphere_orchestrator_mean_utilization",
             "Mean CPU share of the ready workers (the autoscaler's utilization input)",
-            a, registry=r,
-        )  # fmt: skip
+            a,
+            registry=r,
+        )
         self.by_signal = Gauge(
             "noosphere_orchestrator_replicas_by_signal",
-            "Workers each signal calls for (queue, utilization)", [*a, "signal"], registry=r,
-        )  # fmt: skip
+            "Workers each signal calls for (queue, utilization)",
+            [*a, "signal"],
+            registry=r,
+        )
         self.last_decision = Gauge(
             "noosphere_orchestrator_last_decision_timestamp_seconds",
-            "Unix time of the last decision", a, registry=r,
-        )  # fmt: skip
+            "Unix time of the last decision",
+            a,
+            registry=r,
+        )
         self.scale_seconds = Histogram(
             "noosphere_orchestrator_scale_seconds",
             "Time to apply a change (up: until the new workers serve)",
-            [*a, "direction"], registry=r,
+            [*a, "direction"],
+            registry=r,
             buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60),
-        )  # fmt: skip
+        )
         w = [*a, "worker"]
         self.worker_queue = Gauge(
             "noosphere_orchestrator_worker_queue_depth",
-            "A worker's queued task turns (its noosphere_task_queue_depth)", w, registry=r,
-        )  # fmt: skip
+            "A worker's queued task turns (its noosphere_task_queue_depth)",
+            w,
+            registry=r,
+        )
         self.worker_running = Gauge(
             "noosphere_orchestrator_worker_running",
-            "A worker's running task turns (its noosphere_tasks_running)", w, registry=r,
-        )  # fmt: skip
+            "A worker's running task turns (its noosphere_tasks_running)",
+            w,
+            registry=r,
+        )
         self.worker_inflight = Gauge(
             "noosphere_orchestrator_worker_inflight",
             "Task turns this orchestrator has handed to a worker and not yet got back",
-            w, registry=r,
-        )  # fmt: skip
+            w,
+            registry=r,
+        )
         self.worker_utilization = Gauge(
             "noosphere_orchestrator_worker_utilization",
             "A worker's CPU share over the last interval (absent until it is known and ready)",
-            w, registry=r,
-        )  # fmt: skip
+            w,
+            registry=r,
+        )
         self.worker_ready = Gauge(
             "noosphere_orchestrator_worker_ready",
             "1 when a worker serves with its models loaded (its CPU counts as load)",
-            w, registry=r,
-        )  # fmt: skip
+            w,
+            registry=r,
+        )
         self._workers: set[str] = set()
         for code in REASON_CODES:  # every series exists from the start (rate() needs that)
             for direction in ("up", "down", "none"):
@@ -170,8 +193,13 @@ class OrchestratorMetrics:
         self.last_decision.labels(agent).set(time.time())
         seen = {s.name for s in samples}
         for gone in self._workers - seen:
-            for gauge in (self.worker_queue, self.worker_running, self.worker_inflight,
-                          self.worker_utilization, self.worker_ready):  # fmt: skip
+            for gauge in (
+                self.worker_queue,
+                self.worker_running,
+                self.worker_inflight,
+                self.worker_utilization,
+                self.worker_ready,
+            ):
                 with contextlib.suppress(KeyError):
                     gauge.remove(agent, gone)
         self._workers = seen
@@ -235,7 +263,7 @@ class OrchestratorAgent:
 
     def _make_scaler(self) -> Scaler:
         pool = self.settings.workers
-        runtime = json.loads((self.home / "runtime.json").read_text())
+        runtime = json.loads((self.home / RUNTIME_FILENAME).read_text())
         if pool.scaler == "kubernetes":
             from urllib.parse import urlsplit
 
@@ -307,9 +335,10 @@ class OrchestratorAgent:
             )
             self.stats.replicas_current.labels(self.agent_id).set(await self._scaler.current())
             log.info(
-                "workers scaled", replicas=decision.desired,
+                "workers scaled",
+                replicas=decision.desired,
                 seconds=round(time.monotonic() - started, 3),
-            )  # fmt: skip
+            )
         elif previous is None or (previous.code, previous.recommended) != (
             decision.code,
             decision.recommended,

@@ -20,12 +20,13 @@ from typing import Protocol
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from noosphere.errors import ServiceError
 from noosphere.node.launcher import LocalNode, spawn_node, wait_ready
 
 from .autoscale import WorkerSample
 
 
-class ScalerError(RuntimeError):
+class ScalerError(ServiceError, RuntimeError):
     """The scaler could not read or change the worker count; the message says why."""
 
 
@@ -150,9 +151,13 @@ class LocalScaler:
             self._serial += 1
             # Registered the moment the process exists, so a cancelled scale-up leaves no orphan.
             worker = spawn_node(
-                self.root / f"worker-{self._serial}", agents=self.agents,
-                bootstrap=self.bootstrap, extra_args=self.extra_args, env=self.env, wait=False,
-            )  # fmt: skip
+                self.root / f"worker-{self._serial}",
+                agents=self.agents,
+                bootstrap=self.bootstrap,
+                extra_args=self.extra_args,
+                env=self.env,
+                wait=False,
+            )
             self._spawned.append(worker)
             self.workers.append(worker)
             started.append(worker)
@@ -214,7 +219,7 @@ class KubernetesScaler:
         scale = await asyncio.to_thread(
             self._apps.read_namespaced_deployment_scale, self.deployment, self.namespace
         )
-        return int(scale.spec.replicas or 0)
+        return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
     async def scale(self, replicas: int) -> None:
         body = {"spec": {"replicas": replicas}}
@@ -234,8 +239,12 @@ def worker_cards(
     wanted = set(agent_ids)
 
     async def source() -> list[str]:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "noosphere.cards.list",
-                "params": {"full": True}}  # fmt: skip
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "noosphere.cards.list",
+            "params": {"full": True},
+        }
         async with httpx.AsyncClient(timeout=5.0) as http:
             cards = (await http.post(node_rpc.rstrip("/") + "/", json=body)).json()["result"]
         urls = {

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from noosphere.errors import InvalidData
+
 from .a2a import V03_METHOD_ALIASES, TaskState
 
 __all__ = [
@@ -47,7 +49,7 @@ _FINAL_STATES = frozenset(state.value for state in TaskState if state.terminal o
 _DATA_PART_COMPAT = "data_part_compat"
 
 
-class V03TranslationError(ValueError):
+class V03TranslationError(InvalidData, ValueError):
     """A v0.3 (or v1.0) payload that cannot be translated; the message is one line."""
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from noosphere.errors import InvalidData
+
 from .base import WireModel
 from .canonical import EncodingError, canonical_json
 from .identity import NodeKey
 from .jws import SignatureError, sign_detached, verify_detached
 
 
-class AttestationError(ValueError):
+class AttestationError(InvalidData, ValueError):
     """The attestation is malformed, not signed by its issuer, expired, or about someone else."""
 
 

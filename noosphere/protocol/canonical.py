@@ -10,11 +10,9 @@ from typing import Any
 
 import rfc8785
 
+from noosphere.errors import EncodingError  # one class for both encodings
+
 _B64URL = re.compile(r"\A[A-Za-z0-9_-]*\Z")
-
-
-class EncodingError(ValueError):
-    """Raised when bytes or text are not in the expected wire encoding."""
 
 
 def canonical_json(value: Any) -> bytes:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from noosphere.errors import InvalidData
+
 from .base import WireModel
 from .canonical import EncodingError, canonical_json
 from .envelope import MAX_LIFETIME_MS, EnvelopeRejected, RejectReason
@@ -146,7 +148,7 @@ class AgentCard(WireModel):
         raise CardError("card has no noosphere extension")
 
 
-class CardError(ValueError):
+class CardError(InvalidData, ValueError):
     """Raised when a card is malformed, unsigned or signed by the wrong node."""
 
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from noosphere.errors import InvalidData
+
 from .base import WireModel
 from .canonical import EncodingError, b64url_decode, b64url_encode, canonical_json
 from .identity import NodeKey, verify_signature
@@ -52,7 +54,7 @@ class RejectReason(StrEnum):
     OVER_QUOTA = "over_quota"  # too many cards from one owner, one relaying peer, or in all
 
 
-class EnvelopeRejected(Exception):
+class EnvelopeRejected(InvalidData):
     """An envelope failed a check; ``reason`` says which."""
 
     def __init__(self, reason: RejectReason, detail: str) -> None:

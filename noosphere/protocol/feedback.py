@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from noosphere.errors import InvalidData
+
 from .a2a import TaskState
 from .base import WireModel, describe_validation_error
 from .canonical import EncodingError, canonical_json
@@ -34,7 +36,7 @@ FEEDBACK_TYP = "noosphere-feedback+jws"
 MAX_COMMENT_CHARS = 280
 
 
-class FeedbackError(ValueError):
+class FeedbackError(InvalidData, ValueError):
     """A receipt or feedback is malformed, badly signed, stale, or about a task never run."""
 
 

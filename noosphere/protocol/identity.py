@@ -14,13 +14,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from noosphere.errors import InvalidData
+
 # libp2p PublicKey protobuf: field 1 (KeyType, varint) = 1 (Ed25519), field 2 (bytes) len 32.
 _ED25519_PROTOBUF_PREFIX = b"\x08\x01\x12\x20"
 # Identity multihash (code 0x00) of the 36-byte protobuf.
 _IDENTITY_MULTIHASH_PREFIX = b"\x00\x24"
 
 
-class InvalidPeerId(ValueError):
+class InvalidPeerId(InvalidData, ValueError):
     """Raised when a string is not the peer id of an Ed25519 libp2p key."""
 
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
+from noosphere.errors import RequestError
+
 
 class ErrorCode(IntEnum):
     # JSON-RPC 2.0
@@ -77,14 +79,15 @@ class JsonRpcResponse(BaseModel):
         return wire
 
 
-class RpcError(Exception):
-    """Raised by method handlers (and the client) to produce a JSON-RPC error response."""
+class RpcError(RequestError):
+    """A JSON-RPC error by its code: what the dispatcher answers for a bad envelope (parse
+    error, invalid request, unknown method), and a remote node's error as a client received it.
+    Domain code raises the domain errors of ``noosphere.errors`` instead."""
 
     def __init__(self, code: int, message: str, data: Any | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, data=data)
         self.code = code
-        self.message = message
-        self.data = data
 
     def to_error(self) -> JsonRpcError:
+        """The error as received or given (no ErrorInfo added: see ``wire_errors``)."""
         return JsonRpcError(code=self.code, message=self.message, data=self.data)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from noosphere.errors import InvalidData
+
 from .canonical import EncodingError, b64url_decode, b64url_encode, canonical_json
 from .identity import NodeKey, verify_signature
 
 
-class SignatureError(ValueError):
+class SignatureError(InvalidData, ValueError):
     """Raised when a JWS does not verify."""
 
 

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from pydantic import Field, field_validator
 
+from noosphere.errors import InvalidData
+
 from .base import WireModel
 from .identity import InvalidPeerId, public_key_from_peer_id
 
@@ -50,7 +52,7 @@ _DOMAIN_TYPE = [
 ]
 
 
-class InvalidAuthorization(ValueError):
+class InvalidAuthorization(InvalidData, ValueError):
     """A payment authorization is missing or its signature cannot be recovered."""
 
 

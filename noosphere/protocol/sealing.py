@@ -18,13 +18,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from noosphere.errors import InvalidData
+
 from .identity import NodeKey, public_key_from_peer_id
 
 _P = 2**255 - 19
 _INFO = b"noosphere/seal-to-node/v1"
 
 
-class SealError(ValueError):
+class SealError(InvalidData, ValueError):
     """Not sealed to this node, or changed on the way."""
 
 

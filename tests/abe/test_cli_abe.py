@@ -62,8 +62,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
         node_home = root / name
         node = make_node(node_home)
         bundle = root / f"{name}.abekey.json"
-        result = run("issue", "--home", authority, "--agent", node.peer_id, "--attrs", attrs,
-                     "--out", bundle)  # fmt: skip
+        result = run(
+            "issue", "--home", authority, "--agent", node.peer_id, "--attrs", attrs, "--out", bundle
+        )
         assert result.exit_code == 0, result.output
         assert bundle.exists() and json.loads(bundle.read_text())["holder"] == node.peer_id
         result = run("import", bundle, "--home", node_home)
@@ -76,8 +77,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     plain = root / "plain.bin"
     plain.write_bytes(b"task payload\n\x00\xff" * 100)
     sealed = root / "plain.bin.abe"
-    result = run("encrypt", plain, sealed, "--authority", authority,
-                 "--policy", "org:acme and role:analyst", "--task-id", "task-1")  # fmt: skip
+    result = run(
+        "encrypt",
+        plain,
+        sealed,
+        "--authority",
+        authority,
+        "--policy",
+        "org:acme and role:analyst",
+        "--task-id",
+        "task-1",
+    )
     assert result.exit_code == 0, result.output
     assert "sealed" in result.stdout
     return Setup(root, authority, root / "analyst", root / "intern", *key_paths, plain, sealed)
@@ -120,8 +130,9 @@ def test_tampered_file_exits_4(setup: Setup, tmp_path: Path) -> None:
 
 
 def test_wrong_task_id_exits_4(setup: Setup, tmp_path: Path) -> None:
-    result = run("decrypt", setup.sealed, tmp_path / "o", "--key", setup.analyst_key,
-                 "--task-id", "task-2")  # fmt: skip
+    result = run(
+        "decrypt", setup.sealed, tmp_path / "o", "--key", setup.analyst_key, "--task-id", "task-2"
+    )
     assert result.exit_code == 4 and "task-1" in one_line_error(result)
 
 
@@ -174,12 +185,32 @@ def test_rekey_with_revoke(tmp_path: Path) -> None:
         nodes[name] = make_node(tmp_path / name)
         bundle = tmp_path / f"{name}.json"
         agent = nodes[name].peer_id
-        assert run("issue", "--home", authority, "--agent", agent, "--attrs", "org:acme",
-                   "--out", bundle).exit_code == 0  # fmt: skip
+        assert (
+            run(
+                "issue",
+                "--home",
+                authority,
+                "--agent",
+                agent,
+                "--attrs",
+                "org:acme",
+                "--out",
+                bundle,
+            ).exit_code
+            == 0
+        )
         assert run("import", bundle, "--home", tmp_path / name).exit_code == 0
     outbox = tmp_path / "outbox"
-    result = run("authority", "rekey", "--home", authority, "--revoke", nodes["drop"].peer_id,
-                 "--out-dir", outbox)  # fmt: skip
+    result = run(
+        "authority",
+        "rekey",
+        "--home",
+        authority,
+        "--revoke",
+        nodes["drop"].peer_id,
+        "--out-dir",
+        outbox,
+    )
     assert result.exit_code == 0, result.output
     assert "epoch 2: 1 bundles re-issued, 1 revoked" in result.stdout
     [new_bundle] = outbox.iterdir()
@@ -187,8 +218,18 @@ def test_rekey_with_revoke(tmp_path: Path) -> None:
 
     plain, sealed = tmp_path / "p", tmp_path / "p.abe"
     plain.write_bytes(b"epoch two data")
-    assert run("encrypt", plain, sealed, "--authority", authority / "public.key",
-               "--policy", "org:acme").exit_code == 0  # fmt: skip
+    assert (
+        run(
+            "encrypt",
+            plain,
+            sealed,
+            "--authority",
+            authority / "public.key",
+            "--policy",
+            "org:acme",
+        ).exit_code
+        == 0
+    )
     assert json.loads(run("inspect", sealed).stdout)["epoch"] == 2
 
     [old_key] = (tmp_path / "drop" / "abe").glob("*.key")

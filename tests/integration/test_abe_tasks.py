@@ -49,16 +49,28 @@ def test_sealed_task_opens_only_for_satisfying_keys(cluster: Cluster, tmp_path: 
     assert attestation["attributes"] == ["org:acme", "role:analyst"]
     assert attestation["subject"] == b.peer_id
 
-    common = ["--rpc", a.rpc_url, "--home", str(a.home), "--to", card,
-              "--authority", str(authority.home)]  # fmt: skip
+    common = [
+        "--rpc",
+        a.rpc_url,
+        "--home",
+        str(a.home),
+        "--to",
+        card,
+        "--authority",
+        str(authority.home),
+    ]
     ok = cli("task", "send", *common, "--policy", "org:acme and role:analyst", "what is 6*7?")
     assert ok.returncode == 0, ok.stderr
     assert "6*7 = 42" in ok.stdout
 
     refused = cli(
-        "task", "send", *common, "--policy", "clearance:secret or org:globex",
+        "task",
+        "send",
+        *common,
+        "--policy",
+        "clearance:secret or org:globex",
         f"what is {SECRET}*3?",
-    )  # fmt: skip
+    )
     assert refused.returncode == 2
     assert "rejected" in refused.stdout
     assert "do not satisfy the policy" in refused.stdout

@@ -37,8 +37,9 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _card(key: NodeKey, *, issued_at: int | None = None, ttl_ms: int = 600_000,
-          pad: int = 0) -> dict[str, Any]:  # fmt: skip
+def _card(
+    key: NodeKey, *, issued_at: int | None = None, ttl_ms: int = 600_000, pad: int = 0
+) -> dict[str, Any]:
     spec = SPEC if not pad else SPEC.model_copy(update={"description": "x" * pad})
     endpoint = NodeEndpoint(rpc_url="http://127.0.0.1:9/", multiaddrs=[])
     issued = _now_ms() if issued_at is None else issued_at
@@ -63,8 +64,13 @@ def _held_from(node: LocalNode, owners: set[str]) -> int:
 async def _with_hostile_host(
     key: NodeKey, serve: Callable[[str], Awaitable[bytes]] | None, body: Callable[[P2PHost], Any]
 ) -> Any:
-    host = P2PHost(seed=key.seed, listen_host="127.0.0.1", listen_port=0, topics=[CARDS],
-                   on_message=lambda _m: None)  # fmt: skip
+    host = P2PHost(
+        seed=key.seed,
+        listen_host="127.0.0.1",
+        listen_port=0,
+        topics=[CARDS],
+        on_message=lambda _m: None,
+    )
     if serve is not None:
         host.serve(CARD_SYNC_PROTOCOL, serve)
     await host.start()
@@ -109,8 +115,10 @@ def test_poisoned_sync_reply_is_refused_and_not_relayed(cluster: Cluster) -> Non
     hostile = NodeKey.generate()
     now = _now_ms()
     century = [_card(NodeKey.generate(), ttl_ms=100 * YEAR_MS) for _ in range(300)]
-    ahead = [_card(NodeKey.generate(), issued_at=now + 10 * YEAR_MS, ttl_ms=100 * YEAR_MS)
-             for _ in range(300)]  # fmt: skip
+    ahead = [
+        _card(NodeKey.generate(), issued_at=now + 10 * YEAR_MS, ttl_ms=100 * YEAR_MS)
+        for _ in range(300)
+    ]
     huge = [_card(NodeKey.generate(), pad=1_000_000) for _ in range(4)]
     sybils = [_card(NodeKey.generate()) for _ in range(2_200)]
     data = json.dumps({"v": 1, "cards": [*century, *ahead, *huge, *sybils]}).encode()
@@ -129,9 +137,12 @@ def test_poisoned_sync_reply_is_refused_and_not_relayed(cluster: Cluster) -> Non
     async def attack(host: P2PHost) -> tuple[LocalNode, LocalNode]:
         hostile_addr = host.listen_addrs[0]
         victim = await asyncio.to_thread(
-            cluster.start, "victim", agents=[EXAMPLES / "calculator.yaml"],
-            bootstrap=[hostile_addr], env=NO_DIALING,
-        )  # fmt: skip
+            cluster.start,
+            "victim",
+            agents=[EXAMPLES / "calculator.yaml"],
+            bootstrap=[hostile_addr],
+            env=NO_DIALING,
+        )
         answered = 0
 
         def synced() -> bool:
@@ -172,8 +183,9 @@ def test_gossiped_cards_breaking_the_rules_are_neither_stored_nor_forwarded(
     wait_until(lambda: bool(bystander.client().peers()), timeout=30)
 
     def envelope(card: dict[str, Any], seq: int) -> bytes:
-        env = seal(EnvelopeKind.CARD, {"card": card}, hostile, seq=seq, now_ms=_now_ms(),
-                   ttl_ms=60_000)  # fmt: skip
+        env = seal(
+            EnvelopeKind.CARD, {"card": card}, hostile, seq=seq, now_ms=_now_ms(), ttl_ms=60_000
+        )
         return EnvelopeBatch(envelopes=[env]).encode()
 
     bad = [

@@ -25,10 +25,22 @@ def running(root: Path) -> list[Path]:
 def test_cluster_up_starts_and_stops_everything(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "noosphere.cli", "cluster", "up", "--workdir", str(tmp_path),
-         "--orchestrator", str(POOL)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "noosphere.cli",
+            "cluster",
+            "up",
+            "--workdir",
+            str(tmp_path),
+            "--orchestrator",
+            str(POOL),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
     try:
         wait_until(lambda: len(running(tmp_path)) == 3, timeout=90)  # bootstrap, pool, 1 worker
         assert (tmp_path / "orchestrator" / "workers" / "worker-1" / "runtime.json").exists()

@@ -13,8 +13,8 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from noosphere.ledger import Deployment, LedgerClient
 from noosphere.ledger.chain import DEV_CHAIN_ID, DEV_MNEMONIC, LocalChain
-from noosphere.ledger.client import Deployment, LedgerClient
 
 pytestmark = pytest.mark.integration
 
@@ -78,15 +78,17 @@ def test_escrows_lists_both_sides_with_current_status(tmp_path: Path) -> None:
         deployment = Deployment.load(tmp_path, DEV_CHAIN_ID)
         assert deployment is not None
         owner = dev_client(chain.runtime.rpc_url, 0, deployment)
-        one, two = (owner.for_account(dev_client(chain.runtime.rpc_url, i, deployment).account)
-                    for i in (1, 2))  # fmt: skip
+        one, two = (
+            owner.for_account(dev_client(chain.runtime.rpc_url, i, deployment).account)
+            for i in (1, 2)
+        )
         for client in (one, two):
-            owner.mint(client.address, 10**21)
+            owner.tokens.mint(client.address, 10**21)
         deadline = owner.timestamp() + 3600
-        one.open_escrow("cli-a", ACCOUNT_2, 100, deadline)
-        one.open_escrow("cli-b", ACCOUNT_3, 200, deadline, arbiter=ACCOUNT_2)
-        two.open_escrow("cli-c", ACCOUNT_1, 300, deadline)
-        one.release("cli-a")
+        one.escrows.open("cli-a", ACCOUNT_2, 100, deadline)
+        one.escrows.open("cli-b", ACCOUNT_3, 200, deadline, arbiter=ACCOUNT_2)
+        two.escrows.open("cli-c", ACCOUNT_1, 300, deadline)
+        one.escrows.release("cli-a")
 
         listed = cli("ledger", "escrows", *home, ACCOUNT_1, "--json")
         assert listed.returncode == 0, listed.stderr
@@ -120,8 +122,19 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
     try:
         assert cli("ledger", "deploy", *home).returncode == 0
         assert cli("ledger", "faucet", *home, ACCOUNT_1, "--amount", "5000").returncode == 0
-        opened = cli("ledger", "channel", "open", ACCOUNT_2, "--deposit", "1000",
-                     "--expiry-s", "600", *home, *sender, "--json")  # fmt: skip
+        opened = cli(
+            "ledger",
+            "channel",
+            "open",
+            ACCOUNT_2,
+            "--deposit",
+            "1000",
+            "--expiry-s",
+            "600",
+            *home,
+            *sender,
+            "--json",
+        )
         assert opened.returncode == 0, opened.stderr
         channel = json.loads(opened.stdout)
         cid = channel["channel_id"]
@@ -130,7 +143,7 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
         deployment = Deployment.load(tmp_path, DEV_CHAIN_ID)
         assert deployment is not None
         reader = dev_client(chain.runtime.rpc_url, 3, deployment)
-        assert reader.balance_of(ACCOUNT_1) == 4000
+        assert reader.tokens.balance_of(ACCOUNT_1) == 4000
 
         signed = cli("ledger", "channel", "voucher", cid, "--amount", "300", *home, *sender)
         assert signed.returncode == 0, signed.stderr
@@ -141,28 +154,40 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
 
         # bad input, each a one-line error
         voucher_cmd = ["ledger", "channel", "voucher"]
-        one_line_error(cli(*voucher_cmd, cid, "--amount", "300", *home, *recipient),
-                       "only the channel's sender")  # fmt: skip
-        one_line_error(cli(*voucher_cmd, cid, "--amount", "1001", *home, *sender),
-                       "exceeds the channel's deposit")  # fmt: skip
-        one_line_error(cli(*voucher_cmd, "0x1234", "--amount", "1", *home, *sender),
-                       "is not a channel id")  # fmt: skip
+        one_line_error(
+            cli(*voucher_cmd, cid, "--amount", "300", *home, *recipient),
+            "only the channel's sender",
+        )
+        one_line_error(
+            cli(*voucher_cmd, cid, "--amount", "1001", *home, *sender),
+            "exceeds the channel's deposit",
+        )
+        one_line_error(
+            cli(*voucher_cmd, "0x1234", "--amount", "1", *home, *sender), "is not a channel id"
+        )
         unknown = "0x" + "ab" * 32
         one_line_error(cli("ledger", "channel", "show", unknown, *home), "no channel")
-        one_line_error(cli("ledger", "channel", "open", ACCOUNT_2, "--deposit", "10000",
-                           *home, *sender), "ERC20InsufficientBalance")  # fmt: skip
+        one_line_error(
+            cli("ledger", "channel", "open", ACCOUNT_2, "--deposit", "10000", *home, *sender),
+            "ERC20InsufficientBalance",
+        )
         close = ["ledger", "channel", "close"]
         inflated = json.dumps({**voucher, "cumulative_amount": 900})
-        one_line_error(cli(*close, "-", *home, *recipient, stdin=inflated),
-                       "bad voucher signature: signed by")  # fmt: skip
+        one_line_error(
+            cli(*close, "-", *home, *recipient, stdin=inflated), "bad voucher signature: signed by"
+        )
         garbage = json.dumps({**voucher, "signature": "0x" + "ff" * 65})
         one_line_error(cli(*close, "-", *home, *recipient, stdin=garbage), "bad voucher signature")
         one_line_error(cli(*close, "-", *home, *recipient, stdin='{"x": 1}'), "is not a voucher")
-        one_line_error(cli(*close, str(tmp_path / "missing.json"), *home, *recipient),
-                       "cannot read the voucher")  # fmt: skip
+        one_line_error(
+            cli(*close, str(tmp_path / "missing.json"), *home, *recipient),
+            "cannot read the voucher",
+        )
         # a valid voucher, but only the recipient may close: the revert is decoded
-        one_line_error(cli(*close, str(voucher_file), *home, *sender),
-                       "PaymentChannel.close reverted: Unauthorized(caller=")  # fmt: skip
+        one_line_error(
+            cli(*close, str(voucher_file), *home, *sender),
+            "PaymentChannel.close reverted: Unauthorized(caller=",
+        )
 
         closed = cli(*close, "-", *home, *recipient, "--json", stdin=voucher_file.read_text())
         assert closed.returncode == 0, closed.stderr
@@ -172,8 +197,11 @@ def test_channel_open_voucher_close_show(tmp_path: Path) -> None:
         assert (json.loads(shown.stdout)["status"], json.loads(shown.stdout)["paid"]) == (2, 300)
         text = cli("ledger", "channel", "show", cid, *home)
         assert "closed" in text.stdout and ACCOUNT_2 in text.stdout
-        assert (reader.balance_of(ACCOUNT_2), reader.balance_of(ACCOUNT_1)) == (300, 4700)
-        assert reader.balance_of(deployment.channel) == 0
+        assert (reader.tokens.balance_of(ACCOUNT_2), reader.tokens.balance_of(ACCOUNT_1)) == (
+            300,
+            4700,
+        )
+        assert reader.tokens.balance_of(deployment.channel) == 0
         one_line_error(cli(*close, str(voucher_file), *home, *recipient), "already closed")
         one_line_error(cli(*voucher_cmd, cid, "--amount", "400", *home, *sender), "is closed")
     finally:

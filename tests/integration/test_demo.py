@@ -26,8 +26,8 @@ from noosphere.cli.demo import (
     _stop_leftovers,
     run_demo,
 )
+from noosphere.ledger import Deployment, LedgerClient
 from noosphere.ledger.chain import DEV_MNEMONIC, read_runtime
-from noosphere.ledger.client import Deployment, LedgerClient
 from noosphere.node.a2a_client import A2AClient, text_message
 from noosphere.node.auth import BearerAuth
 from noosphere.protocol.payment import PAYMENT_METADATA_KEY, PaymentRef
@@ -79,8 +79,10 @@ def test_recruit_and_execute_pick_the_right_agents(demo: tuple[DemoReport, Path,
     first = report.submissions[0]
     bargain, exact = first.attempts
     assert (bargain.name, bargain.state, bargain.payment) == (
-        "Bargain Calculator", "failed", "refund after deadline",
-    )  # fmt: skip
+        "Bargain Calculator",
+        "failed",
+        "refund after deadline",
+    )
     assert (exact.name, exact.state, exact.payment) == ("Exact Calculator", "completed", "released")
     # after its failure MARS ranks the unreliable agent below the honest one
     ranking = next(e.text for e in report.submissions[1].events if e.phase == "recruit")
@@ -142,10 +144,10 @@ def test_sealed_payload_is_unreadable_outside_the_policy(
         Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0"),
         deployment,
     )
-    owner.mint(payer.address, 8)
+    owner.tokens.mint(payer.address, 8)
     escrow_id = "0x" + "ab" * 32
-    payer.approve(deployment.escrow, 8)
-    payer.open_escrow(escrow_id, report.addresses[node], 8, payer.timestamp() + 600)
+    payer.tokens.approve(deployment.escrow, 8)
+    payer.escrows.open(escrow_id, report.addresses[node], 8, payer.timestamp() + 600)
     secret = "SECRET-incident-42 needs a summary"
     message = text_message(secret)
     public = load_public_key(workdir / "authority")

@@ -355,11 +355,21 @@ def test_malformed_json_rpc_gets_error_objects_and_the_node_keeps_serving(
 
     # A batch of garbage items: one Invalid Request per item, in order; a streaming method
     # inside a batch is refused; good calls in the same batch are still answered.
-    batch = [1, "x", None, [], {}, _call("SendStreamingMessage", id_="s"), _call("x", id_=7),
-             _call("noosphere.node.status", id_=8)]  # fmt: skip
+    batch = [
+        1,
+        "x",
+        None,
+        [],
+        {},
+        _call("SendStreamingMessage", id_="s"),
+        _call("x", id_=7),
+        _call("noosphere.node.status", id_=8),
+    ]
     answers = _post(node, json.dumps(batch).encode()).json()
-    assert [a.get("error", {}).get("code") for a in answers] == [
-        ErrorCode.INVALID_REQUEST] * 6 + [ErrorCode.METHOD_NOT_FOUND, None]  # fmt: skip
+    assert [a.get("error", {}).get("code") for a in answers] == [ErrorCode.INVALID_REQUEST] * 6 + [
+        ErrorCode.METHOD_NOT_FOUND,
+        None,
+    ]
     assert answers[-1]["result"]["peerId"] == node.peer_id
 
     # Too large: refused before it is read, whether declared or streamed, with a JSON-RPC body.

@@ -154,11 +154,22 @@ def test_homes_and_databases_are_private_and_wider_ones_are_narrowed(cluster: Cl
 def test_cluster_up_homes_are_private(tmp_path: Path) -> None:
     pool = AGENTS / "pool.yaml"
     process = subprocess.Popen(
-        [sys.executable, "-m", "noosphere.cli", "cluster", "up", "--workdir", str(tmp_path),
-         "--orchestrator", str(pool)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "noosphere.cli",
+            "cluster",
+            "up",
+            "--workdir",
+            str(tmp_path),
+            "--orchestrator",
+            str(pool),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    )
     try:
         wait_until(lambda: len(list(tmp_path.glob("**/runtime.json"))) == 3, timeout=120)
         homes = [p.parent for p in tmp_path.glob("**/runtime.json")]

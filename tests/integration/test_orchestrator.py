@@ -35,9 +35,8 @@ async def burst(node: LocalNode) -> list[Task]:
     """Queue BURST tasks at once (each accepted without waiting), then poll until all ended."""
     async with A2AClient(node.rpc_url, auth=BearerAuth(node.token), timeout=60) as client:
         accepted = await asyncio.gather(
-            *(client.send(text_message(f"job {i}"), return_immediately=True)
-              for i in range(BURST))
-        )  # fmt: skip
+            *(client.send(text_message(f"job {i}"), return_immediately=True) for i in range(BURST))
+        )
         ids = [t.id for t in accepted if isinstance(t, Task)]
         assert len(ids) == BURST
         done: dict[str, Task] = {}
@@ -96,25 +95,48 @@ def test_burst_scales_up_drains_and_scales_down(cluster: Cluster) -> None:
         assert len(workers_used) == MAX_WORKERS  # the pool grew to its maximum under the burst
 
         # The decisions, at the orchestrator node's /metrics (prometheus_client's parser).
-        ups = metric(orchestrator, "noosphere_orchestrator_decisions_total",
-                     direction="up", reason="queue", **agent)  # fmt: skip
+        ups = metric(
+            orchestrator,
+            "noosphere_orchestrator_decisions_total",
+            direction="up",
+            reason="queue",
+            **agent,
+        )
         assert ups >= 1
-        assert metric(orchestrator, "noosphere_orchestrator_scale_seconds_count",
-                      direction="up", **agent) == ups  # fmt: skip
+        assert (
+            metric(
+                orchestrator, "noosphere_orchestrator_scale_seconds_count", direction="up", **agent
+            )
+            == ups
+        )
 
         wait_until(lambda: live_workers(orchestrator) == 1, timeout=60)  # and shrank again
-        downs = metric(orchestrator, "noosphere_orchestrator_decisions_total",
-                       direction="down", reason="queue", **agent)  # fmt: skip
+        downs = metric(
+            orchestrator,
+            "noosphere_orchestrator_decisions_total",
+            direction="down",
+            reason="queue",
+            **agent,
+        )
         assert downs >= 1
         for gauge in ("replicas_desired", "replicas_current"):
             name = f"noosphere_orchestrator_{gauge}"
             wait_until(lambda name=name: metric(orchestrator, name, **agent) == 1)
         assert metric(orchestrator, "noosphere_orchestrator_backlog", **agent) == 0
-        held = metric(orchestrator, "noosphere_orchestrator_decisions_total",
-                      direction="none", reason="stabilization", **agent)  # fmt: skip
+        held = metric(
+            orchestrator,
+            "noosphere_orchestrator_decisions_total",
+            direction="none",
+            reason="stabilization",
+            **agent,
+        )
         assert held >= 1  # the window held the pool before it shrank
-        worker_series = metric(orchestrator, "noosphere_orchestrator_worker_queue_depth",
-                               worker=sorted(workers_used)[0], **agent)  # fmt: skip
+        worker_series = metric(
+            orchestrator,
+            "noosphere_orchestrator_worker_queue_depth",
+            worker=sorted(workers_used)[0],
+            **agent,
+        )
         assert worker_series == 0
     finally:
         orchestrator.stop()
@@ -129,7 +151,19 @@ def test_burst_scales_up_drains_and_scales_down(cluster: Cluster) -> None:
     scaled = log_events(orchestrator, "scaling workers")
     assert max(e["desired"] for e in scaled) == MAX_WORKERS
     for e in scaled:
-        assert {"current", "desired", "recommended", "direction", "code", "reason",
-                "backlog", "waiting", "mean_utilization", "by_queue", "by_utilization",
-                "workers", "workers_ready"} <= set(e)  # fmt: skip
+        assert {
+            "current",
+            "desired",
+            "recommended",
+            "direction",
+            "code",
+            "reason",
+            "backlog",
+            "waiting",
+            "mean_utilization",
+            "by_queue",
+            "by_utilization",
+            "workers",
+            "workers_ready",
+        } <= set(e)
     assert scaled[0]["direction"] == "up" and scaled[-1]["direction"] == "down"

@@ -42,8 +42,9 @@ def test_recruit_ranks_remote_agents_and_follows_card_expiry(cluster: Cluster) -
     summarizer = f"{b.peer_id}/document-summarizer"
     wait_until(lambda: {calculator, summarizer} <= card_ids(a))
 
-    ran = cli("recruit", "--rpc", a.rpc_url, "--home", str(a.home), "what is 17/3 + 2^10?",
-              "--json")  # fmt: skip
+    ran = cli(
+        "recruit", "--rpc", a.rpc_url, "--home", str(a.home), "what is 17/3 + 2^10?", "--json"
+    )
     assert ran.returncode == 0, ran.stderr
     reply = json.loads(ran.stdout)
     assert reply["cardsIndexed"] == 2
@@ -53,22 +54,45 @@ def test_recruit_ranks_remote_agents_and_follows_card_expiry(cluster: Cluster) -
     assert first["rpcUrl"].startswith(b.rpc_url.rstrip("/"))
     assert first["explanation"].startswith("relevance ")
     assert set(first["features"]) == {
-        "relevance", "reputation", "latency", "availability", "history", "price",
-    }  # fmt: skip
+        "relevance",
+        "reputation",
+        "latency",
+        "availability",
+        "history",
+        "price",
+    }
     everyone = [c["cardId"] for c in reply["chosen"]] + [r["cardId"] for r in reply["rejected"]]
     assert summarizer in everyone and summarizer != everyone[0]
     assert reply["filterMode"].startswith("offline")
 
     # The table form names the agent and the filter honestly.
-    table = cli("recruit", "--rpc", a.rpc_url, "--home", str(a.home), "--rejected",
-                "summarize this incident report in 3 sentences")  # fmt: skip
+    table = cli(
+        "recruit",
+        "--rpc",
+        a.rpc_url,
+        "--home",
+        str(a.home),
+        "--rejected",
+        "summarize this incident report in 3 sentences",
+    )
     assert table.returncode == 0, table.stderr
     assert "Document Summarizer" in table.stdout and "no LLM" in table.stdout
 
     # A policy no agent here can prove (no attestations): nobody chosen, each says why.
     task = "what is 17/3 + 2^10?"
-    sealed = cli("recruit", "--rpc", a.rpc_url, "--home", str(a.home), "--rejected",
-                 "--policy", "org:noosphere", "--issuer", a.peer_id, task)  # fmt: skip
+    sealed = cli(
+        "recruit",
+        "--rpc",
+        a.rpc_url,
+        "--home",
+        str(a.home),
+        "--rejected",
+        "--policy",
+        "org:noosphere",
+        "--issuer",
+        a.peer_id,
+        task,
+    )
     assert sealed.returncode == 2, sealed.stderr
     assert "Exact Calculator: no attribute attestation" in sealed.stdout
 
@@ -76,8 +100,16 @@ def test_recruit_ranks_remote_agents_and_follows_card_expiry(cluster: Cluster) -
     with NodeClient(a.rpc_url) as anonymous, pytest.raises(RpcError) as excinfo:
         anonymous.call("noosphere.recruit", {"task": "what is 1+1?"})
     assert excinfo.value.code == ErrorCode.UNAUTHORIZED == -32042
-    bad = cli("recruit", "--rpc", a.rpc_url, "--home", str(a.home), "--stages", "filter,rank",
-              "what is 1+1?")  # fmt: skip
+    bad = cli(
+        "recruit",
+        "--rpc",
+        a.rpc_url,
+        "--home",
+        str(a.home),
+        "--stages",
+        "filter,rank",
+        "what is 1+1?",
+    )
     assert bad.returncode == 1 and "-32602" in bad.stderr
     with NodeClient(a.rpc_url, auth=BearerAuth(a.token)) as operator:
         for stages in (["vector", "telepathy"], []):

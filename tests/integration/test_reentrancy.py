@@ -33,8 +33,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain
-from noosphere.ledger.client import (
+from noosphere.ledger import (
     CONTRACT_NAMES,
     ChannelStatus,
     Deployment,
@@ -44,6 +43,7 @@ from noosphere.ledger.client import (
     decode_revert,
     load_artifact,
 )
+from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain
 
 pytestmark = pytest.mark.integration
 
@@ -109,26 +109,35 @@ class Evm:
     def deploy(self, name: str, *args: Any) -> Contract:
         artifact = self.compiled[name]
         factory = self.owner.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-        receipt = self.owner.transact(factory.constructor(*args), label=f"deploy {name}")
+        receipt = self.owner.transactor.transact(factory.constructor(*args), label=f"deploy {name}")
         address = receipt["contractAddress"]
         self.holders.append(address)
         return self.owner.w3.eth.contract(address=address, abi=artifact["abi"])
 
     def attacker(self) -> Contract:
-        return self.deploy("ReentrantAccount", self.owner.token.address)
+        return self.deploy("ReentrantAccount", self.owner.tokens.address)
 
     def exec(self, account: Contract, target: Contract, fn: str, *args: Any) -> Any:
         """``account`` (a ReentrantAccount owned by ``owner``) calls ``target.fn(*args)``."""
         data = target.encode_abi(fn, args=list(args))
-        return self.owner.transact(account.functions.exec(target.address, data), label=f"{fn}")
+        return self.owner.transactor.transact(
+            account.functions.exec(target.address, data), label=f"{fn}"
+        )
 
     def arm(
-        self, account: Contract, target: Contract, fn: str, args: list[Any], *,
-        bubble: bool, probe: tuple[Contract, str, list[Any]], on_send: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        account: Contract,
+        target: Contract,
+        fn: str,
+        args: list[Any],
+        *,
+        bubble: bool,
+        probe: tuple[Contract, str, list[Any]],
+        on_send: bool = False,
+    ) -> None:
         """The next payment to ``account`` re-enters ``target.fn(*args)`` once."""
         probe_contract, probe_fn, probe_args = probe
-        self.owner.transact(
+        self.owner.transactor.transact(
             account.functions.arm(
                 target.address,
                 target.encode_abi(fn, args=args),
@@ -140,28 +149,28 @@ class Evm:
         )
 
     def disarm(self, account: Contract) -> None:
-        self.owner.transact(account.functions.arm(ZERO, b"", False, False, ZERO, b""))
+        self.owner.transactor.transact(account.functions.arm(ZERO, b"", False, False, ZERO, b""))
 
     def fund(self, account: Contract, spender: str, amount: int) -> None:
         """Mints ``amount`` to the contract account and lets it approve ``spender``."""
-        self.owner.mint(account.address, amount)
-        self.exec(account, self.owner.token, "approve", spender, amount)
+        self.owner.tokens.mint(account.address, amount)
+        self.exec(account, self.owner.tokens.contract, "approve", spender, amount)
 
     def assert_conserved(self) -> None:
         """Every token unit is where the books say: the escrow holds exactly its unsettled
         escrows, the channel exactly its open channels' unpaid deposits, and no unit vanished
         or appeared."""
         c = self.owner
-        supply = c.total_supply()
-        assert sum(c.balance_of(h) for h in self.holders) == supply
-        unsettled = [c.get_escrow(t) for t in self.tasks]
+        supply = c.tokens.total_supply()
+        assert sum(c.tokens.balance_of(h) for h in self.holders) == supply
+        unsettled = [c.escrows.get(t) for t in self.tasks]
         locked = sum(e.amount for e in unsettled if not e.status.final)
-        assert c.balance_of(c.escrow.address) == locked
-        channels = [c.get_channel(cid) for cid in self.channels]
+        assert c.tokens.balance_of(c.escrows.address) == locked
+        channels = [c.channels.get(cid) for cid in self.channels]
         open_ = sum(ch.deposit - ch.paid for ch in channels if ch.status is ChannelStatus.OPEN)
-        assert c.balance_of(c.channel.address) == open_
+        assert c.tokens.balance_of(c.channels.address) == open_
         naive_locked = sum(self.naive_tasks.values())
-        assert c.balance_of(self.naive.address) == naive_locked
+        assert c.tokens.balance_of(self.naive.address) == naive_locked
 
 
 def dev_accounts(n: int) -> list[LocalAccount]:
@@ -184,12 +193,19 @@ def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evm]:
         registry = _deploy_raw(owner, load_artifact("AgentRegistry"), escrow)
         channel = _deploy_raw(owner, load_artifact("PaymentChannel"), hook)
         deployment = Deployment(
-            chain_id=owner.chain_id, token=hook, escrow=escrow, registry=registry,
-            channel=channel, deployer=owner.address, owner=owner.address,
-            grace_period_s=GRACE_S, arbitration_period_s=ARBITRATION_S,
-            arbiter=accounts[3].address, block_number=start_block + 1,
+            chain_id=owner.chain_id,
+            token=hook,
+            escrow=escrow,
+            registry=registry,
+            channel=channel,
+            deployer=owner.address,
+            owner=owner.address,
+            grace_period_s=GRACE_S,
+            arbitration_period_s=ARBITRATION_S,
+            arbiter=accounts[3].address,
+            block_number=start_block + 1,
             source_hashes={n: load_artifact(n)["sourceHash"] for n in CONTRACT_NAMES},
-        )  # fmt: skip
+        )
         owner.use(deployment)  # the production client drives the production contracts
         naive_address = _deploy_raw(owner, compiled["NaiveEscrow"], hook)
         naive = owner.w3.eth.contract(address=naive_address, abi=compiled["NaiveEscrow"]["abi"])
@@ -197,15 +213,15 @@ def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evm]:
         state = Evm(chain, compiled, owner, requester, bystander, stranger, payer, naive)
         state.holders = [a.address for a in accounts] + [escrow, channel, naive_address]
         for client in (requester, bystander, payer):
-            owner.mint(client.address, 1_000 * TOKEN)
+            owner.tokens.mint(client.address, 1_000 * TOKEN)
         # Honest users' money sits in every victim, so a second payment would have funds to take.
         deadline = owner.timestamp() + 86_400
-        bystander.open_escrow("bystander", stranger.address, 100 * TOKEN, deadline)
+        bystander.escrows.open("bystander", stranger.address, 100 * TOKEN, deadline)
         state.tasks.append(Web3.keccak(text="bystander"))
-        state.channels.append(bystander.open_channel(stranger.address, 100 * TOKEN, deadline))
-        bystander.approve(naive_address, 100 * TOKEN)
+        state.channels.append(bystander.channels.open(stranger.address, 100 * TOKEN, deadline))
+        bystander.tokens.approve(naive_address, 100 * TOKEN)
         tid = Web3.keccak(text="naive-bystander")
-        bystander.transact(naive.functions.open(tid, stranger.address, 100 * TOKEN))
+        bystander.transactor.transact(naive.functions.open(tid, stranger.address, 100 * TOKEN))
         state.naive_tasks[tid] = 100 * TOKEN
         state.assert_conserved()
         yield state
@@ -215,7 +231,7 @@ def evm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evm]:
 
 def _deploy_raw(client: LedgerClient, artifact: dict[str, Any], *args: Any) -> str:
     factory = client.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = client.transact(factory.constructor(*args), label="deploy")
+    receipt = client.transactor.transact(factory.constructor(*args), label="deploy")
     return str(receipt["contractAddress"])
 
 
@@ -239,12 +255,12 @@ def attack(evm: Evm, mode: str, account: Contract, payee: str, amount: int, run:
     payee gained exactly ``amount`` and returns how many payments its hook saw. In ``bubble`` mode
     the attack must revert as a whole; the payment is then made again with the attacker disarmed."""
     c = evm.owner
-    before, hooks = c.balance_of(payee), account.functions.hookCount().call()
+    before, hooks = c.tokens.balance_of(payee), account.functions.hookCount().call()
     if mode == "bubble":
         with pytest.raises(LedgerError) as info:
             run()
         assert info.value.error == "ReentrancyGuardReentrantCall", info.value
-        assert c.balance_of(payee) == before  # nothing moved
+        assert c.tokens.balance_of(payee) == before  # nothing moved
         evm.assert_conserved()
         evm.disarm(account)
         run()
@@ -255,7 +271,7 @@ def attack(evm: Evm, mode: str, account: Contract, payee: str, amount: int, run:
         assert account.functions.reentrySucceeded().call() is False
         assert reentry_error(account) == "ReentrancyGuardReentrantCall"
     evm.assert_conserved()
-    assert c.balance_of(payee) - before == amount
+    assert c.tokens.balance_of(payee) - before == amount
     hook_calls: int = account.functions.hookCount().call() - hooks
     return hook_calls
 
@@ -267,20 +283,22 @@ def test_the_harness_drains_a_naive_escrow(evm: Evm) -> None:
     """Pay-then-record without a guard: the colluding agent re-enters release and is paid twice,
     out of the bystander's deposit. The same attack on TaskEscrow (next test) must fail."""
     requester, agent = evm.attacker(), evm.attacker()
-    evm.owner.transact(requester.functions.setAccomplice(agent.address))
+    evm.owner.transactor.transact(requester.functions.setAccomplice(agent.address))
     tid, amount = Web3.keccak(text="naive-attack"), 10 * TOKEN
     evm.fund(requester, evm.naive.address, amount)
     evm.exec(requester, evm.naive, "open", tid, agent.address, amount)
     again = requester.encode_abi(
         "exec", args=[evm.naive.address, evm.naive.encode_abi("release", args=[tid])]
     )
-    evm.owner.transact(agent.functions.arm(requester.address, again, True, False, ZERO, b""))
-    naive_before = evm.owner.balance_of(evm.naive.address)
+    evm.owner.transactor.transact(
+        agent.functions.arm(requester.address, again, True, False, ZERO, b"")
+    )
+    naive_before = evm.owner.tokens.balance_of(evm.naive.address)
     evm.exec(requester, evm.naive, "release", tid)
     assert agent.functions.reentrySucceeded().call() is True
-    assert evm.owner.balance_of(agent.address) == 2 * amount  # paid twice
+    assert evm.owner.tokens.balance_of(agent.address) == 2 * amount  # paid twice
     assert agent.functions.hookCount().call() == 2
-    assert evm.owner.balance_of(evm.naive.address) == naive_before - 2 * amount
+    assert evm.owner.tokens.balance_of(evm.naive.address) == naive_before - 2 * amount
     # the bystander's 100 tokens are now short by `amount`: the books no longer balance
     with pytest.raises(AssertionError):
         evm.assert_conserved()
@@ -295,8 +313,8 @@ def test_the_harness_drains_a_naive_escrow(evm: Evm) -> None:
 def test_release_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
     """requester A releases to agent B; B's hook makes A release again (A lets B call it)."""
     requester, agent = evm.attacker(), evm.attacker()
-    evm.owner.transact(requester.functions.setAccomplice(agent.address))
-    escrow, tid, amount = evm.owner.escrow, task_id("release", mode), 10 * TOKEN
+    evm.owner.transactor.transact(requester.functions.setAccomplice(agent.address))
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("release", mode), 10 * TOKEN
     evm.fund(requester, escrow.address, amount)
     evm.exec(
         requester, escrow, "open", tid, agent.address, amount, evm.owner.timestamp() + 600, ZERO
@@ -316,7 +334,7 @@ def test_release_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
         evm, mode, agent, agent.address, amount, lambda: evm.exec(requester, escrow, "release", tid)
     )
     assert payments == 1
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.RELEASED
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.RELEASED
     if mode == "swallow":  # mid-payment the escrow already read as settled
         assert probed(agent, ESCROW_TUPLE)[2] == EscrowStatus.RELEASED
     with pytest.raises(LedgerError, match="InvalidStatus"):
@@ -326,9 +344,9 @@ def test_release_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_claim_reentered_by_the_agent(evm: Evm, mode: str) -> None:
     agent = evm.attacker()
-    escrow, tid, amount = evm.owner.escrow, task_id("claim", mode), 7 * TOKEN
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("claim", mode), 7 * TOKEN
     deadline = evm.owner.timestamp() + 60
-    evm.requester.open_escrow(tid, agent.address, amount, deadline)
+    evm.requester.escrows.open(tid, agent.address, amount, deadline)
     evm.tasks.append(tid)
     evm.exec(agent, escrow, "commitResult", tid, Web3.keccak(text="result"))
     advance(evm.url, 60 + GRACE_S + 1)
@@ -340,7 +358,7 @@ def test_claim_reentered_by_the_agent(evm: Evm, mode: str) -> None:
         evm, mode, agent, agent.address, amount, lambda: evm.exec(agent, escrow, "claim", tid)
     )
     assert payments == 1
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.CLAIMED
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.CLAIMED
     if mode == "swallow":
         assert probed(agent, ESCROW_TUPLE)[2] == EscrowStatus.CLAIMED
     with pytest.raises(LedgerError, match="InvalidStatus"):
@@ -351,7 +369,7 @@ def test_claim_reentered_by_the_agent(evm: Evm, mode: str) -> None:
 def test_refund_reentered_by_the_requester(evm: Evm, mode: str) -> None:
     """Anyone may trigger a refund after the deadline; the requester's hook re-enters refund."""
     requester = evm.attacker()
-    escrow, tid, amount = evm.owner.escrow, task_id("refund", mode), 5 * TOKEN
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("refund", mode), 5 * TOKEN
     evm.fund(requester, escrow.address, amount)
     deadline = evm.owner.timestamp() + 60
     evm.exec(requester, escrow, "open", tid, evm.stranger.address, amount, deadline, ZERO)
@@ -367,23 +385,23 @@ def test_refund_reentered_by_the_requester(evm: Evm, mode: str) -> None:
     )
 
     payments = attack(
-        evm, mode, requester, requester.address, amount, lambda: evm.stranger.refund(tid)
+        evm, mode, requester, requester.address, amount, lambda: evm.stranger.escrows.refund(tid)
     )
     assert payments == 1
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.REFUNDED
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.REFUNDED
     if mode == "swallow":
         assert probed(requester, ESCROW_TUPLE)[2] == EscrowStatus.REFUNDED
     with pytest.raises(LedgerError, match="InvalidStatus"):
-        evm.stranger.refund(tid)
+        evm.stranger.escrows.refund(tid)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_resolve_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
     """Arbiter A resolves for agent B; B's hook makes A resolve again."""
     arbiter, agent = evm.attacker(), evm.attacker()
-    evm.owner.transact(arbiter.functions.setAccomplice(agent.address))
-    escrow, tid, amount = evm.owner.escrow, task_id("resolve", mode), 3 * TOKEN
-    evm.requester.open_escrow(
+    evm.owner.transactor.transact(arbiter.functions.setAccomplice(agent.address))
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("resolve", mode), 3 * TOKEN
+    evm.requester.escrows.open(
         tid, agent.address, amount, evm.owner.timestamp() + 600, arbiter.address
     )
     evm.tasks.append(tid)
@@ -406,7 +424,7 @@ def test_resolve_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
         lambda: evm.exec(arbiter, escrow, "resolve", tid, True),
     )
     assert payments == 1
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.RESOLVED_FOR_AGENT
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.RESOLVED_FOR_AGENT
     if mode == "swallow":
         assert probed(agent, ESCROW_TUPLE)[2] == EscrowStatus.RESOLVED_FOR_AGENT
 
@@ -414,14 +432,14 @@ def test_resolve_reentered_by_a_colluding_agent(evm: Evm, mode: str) -> None:
 def open_disputed(evm: Evm, requester: Contract, tid: bytes, amount: int, arbiter: str) -> None:
     """``requester`` (a ReentrantAccount) opens an escrow for the EOA ``payer`` as agent, naming
     ``arbiter``; the agent commits and the requester disputes."""
-    escrow = evm.owner.escrow
+    escrow = evm.owner.escrows.contract
     evm.fund(requester, escrow.address, amount)
     deadline = evm.owner.timestamp() + 600
     evm.exec(requester, escrow, "open", tid, evm.payer.address, amount, deadline, arbiter)
     evm.tasks.append(tid)
-    evm.payer.commit_result(tid, Web3.keccak(text="junk"))
+    evm.payer.escrows.commit_result(tid, Web3.keccak(text="junk"))
     evm.exec(requester, escrow, "dispute", tid, Web3.keccak(text="delivered"), "junk")
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.DISPUTED
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.DISPUTED
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -429,23 +447,27 @@ def test_refund_after_a_silent_arbiter_reentered_by_the_requester(evm: Evm, mode
     """The arbiter never answers; anyone refunds after the arbitration period; the requester's
     hook re-enters refund to be paid twice."""
     requester = evm.attacker()
-    escrow, tid, amount = evm.owner.escrow, task_id("silent", mode), 6 * TOKEN
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("silent", mode), 6 * TOKEN
     open_disputed(evm, requester, tid, amount, evm.bystander.address)
     advance(evm.url, ARBITRATION_S + 1)
     evm.arm(
-        requester, escrow, "refund", [tid], bubble=mode == "bubble",
+        requester,
+        escrow,
+        "refund",
+        [tid],
+        bubble=mode == "bubble",
         probe=(escrow, "getEscrow", [tid]),
-    )  # fmt: skip
+    )
 
     payments = attack(
-        evm, mode, requester, requester.address, amount, lambda: evm.stranger.refund(tid)
+        evm, mode, requester, requester.address, amount, lambda: evm.stranger.escrows.refund(tid)
     )
     assert payments == 1
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.REFUNDED
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.REFUNDED
     if mode == "swallow":
         assert probed(requester, ESCROW_TUPLE)[2] == EscrowStatus.REFUNDED
     with pytest.raises(LedgerError, match="InvalidStatus"):
-        evm.stranger.refund(tid)
+        evm.stranger.escrows.refund(tid)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -453,20 +475,28 @@ def test_resolve_of_a_disputed_escrow_reentered_by_the_requester(evm: Evm, mode:
     """The arbiter refunds a disputed escrow; the requester's hook re-enters refund (its
     arbitration period is over by then, so only the guard and the final state stop it)."""
     requester = evm.attacker()
-    escrow, tid, amount = evm.owner.escrow, task_id("resolve-disputed", mode), 2 * TOKEN
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("resolve-disputed", mode), 2 * TOKEN
     open_disputed(evm, requester, tid, amount, evm.bystander.address)
     advance(evm.url, ARBITRATION_S + 1)
     evm.arm(
-        requester, escrow, "refund", [tid], bubble=mode == "bubble",
+        requester,
+        escrow,
+        "refund",
+        [tid],
+        bubble=mode == "bubble",
         probe=(escrow, "getEscrow", [tid]),
-    )  # fmt: skip
+    )
 
     payments = attack(
-        evm, mode, requester, requester.address, amount,
-        lambda: evm.bystander.resolve(tid, pay_agent=False),
-    )  # fmt: skip
+        evm,
+        mode,
+        requester,
+        requester.address,
+        amount,
+        lambda: evm.bystander.escrows.resolve(tid, pay_agent=False),
+    )
     assert payments == 1
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.RESOLVED_FOR_REQUESTER
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.RESOLVED_FOR_REQUESTER
     if mode == "swallow":
         assert probed(requester, ESCROW_TUPLE)[2] == EscrowStatus.RESOLVED_FOR_REQUESTER
 
@@ -476,8 +506,8 @@ def test_dispute_reentered_while_the_arbiter_pays_a_colluding_agent(evm: Evm, mo
     """Requester A and agent B collude: while the arbiter pays B, B makes A dispute the escrow
     (to block the payment and later take a silent-arbiter refund as well)."""
     requester, agent = evm.attacker(), evm.attacker()
-    evm.owner.transact(requester.functions.setAccomplice(agent.address))
-    escrow, tid, amount = evm.owner.escrow, task_id("dispute", mode), 3 * TOKEN
+    evm.owner.transactor.transact(requester.functions.setAccomplice(agent.address))
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("dispute", mode), 3 * TOKEN
     evm.fund(requester, escrow.address, amount)
     deadline = evm.owner.timestamp() + 600
     arbiter = evm.bystander
@@ -485,18 +515,28 @@ def test_dispute_reentered_while_the_arbiter_pays_a_colluding_agent(evm: Evm, mo
     evm.tasks.append(tid)
     evm.exec(agent, escrow, "commitResult", tid, Web3.keccak(text="result"))
     dispute_again = [
-        escrow.address, escrow.encode_abi("dispute", args=[tid, bytes(32), "from the hook"])
-    ]  # fmt: skip
+        escrow.address,
+        escrow.encode_abi("dispute", args=[tid, bytes(32), "from the hook"]),
+    ]
     evm.arm(
-        agent, requester, "exec", dispute_again, bubble=mode == "bubble",
+        agent,
+        requester,
+        "exec",
+        dispute_again,
+        bubble=mode == "bubble",
         probe=(escrow, "getEscrow", [tid]),
-    )  # fmt: skip
+    )
 
     payments = attack(
-        evm, mode, agent, agent.address, amount, lambda: arbiter.resolve(tid, pay_agent=True)
+        evm,
+        mode,
+        agent,
+        agent.address,
+        amount,
+        lambda: arbiter.escrows.resolve(tid, pay_agent=True),
     )
     assert payments == 1
-    view = evm.owner.get_escrow(tid)
+    view = evm.owner.escrows.get(tid)
     assert view.status is EscrowStatus.RESOLVED_FOR_AGENT and view.disputed_at == 0
     if mode == "swallow":
         assert probed(agent, ESCROW_TUPLE)[2] == EscrowStatus.RESOLVED_FOR_AGENT
@@ -508,10 +548,10 @@ def test_dispute_reentered_while_the_arbiter_pays_a_colluding_agent(evm: Evm, mo
 @pytest.mark.parametrize("mode", MODES)
 def test_withdraw_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
     recipient = evm.attacker()
-    channel = evm.owner.channel
-    cid = evm.payer.open_channel(recipient.address, 10 * TOKEN, evm.owner.timestamp() + 3600)
+    channel = evm.owner.channels.contract
+    cid = evm.payer.channels.open(recipient.address, 10 * TOKEN, evm.owner.timestamp() + 3600)
     evm.channels.append(cid)
-    voucher = evm.payer.sign_voucher(cid, 3 * TOKEN)
+    voucher = evm.payer.channels.sign_voucher(cid, 3 * TOKEN)
     args = [bytes.fromhex(cid[2:]), voucher.cumulative_amount, bytes.fromhex(voucher.signature[2:])]
     evm.arm(
         recipient,
@@ -531,7 +571,7 @@ def test_withdraw_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
         lambda: evm.exec(recipient, channel, "withdraw", *args),
     )
     assert payments == 1
-    assert evm.owner.get_channel(cid).paid == 3 * TOKEN
+    assert evm.owner.channels.get(cid).paid == 3 * TOKEN
     if mode == "swallow":
         assert probed(recipient, CHANNEL_TUPLE)[5] == 3 * TOKEN  # `paid` written before paying
     with pytest.raises(LedgerError, match="StaleVoucher"):
@@ -541,10 +581,10 @@ def test_withdraw_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_close_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
     recipient = evm.attacker()
-    channel = evm.owner.channel
-    cid = evm.payer.open_channel(recipient.address, 10 * TOKEN, evm.owner.timestamp() + 3600)
+    channel = evm.owner.channels.contract
+    cid = evm.payer.channels.open(recipient.address, 10 * TOKEN, evm.owner.timestamp() + 3600)
     evm.channels.append(cid)
-    voucher = evm.payer.sign_voucher(cid, 6 * TOKEN)
+    voucher = evm.payer.channels.sign_voucher(cid, 6 * TOKEN)
     args = [bytes.fromhex(cid[2:]), voucher.cumulative_amount, bytes.fromhex(voucher.signature[2:])]
     evm.arm(
         recipient,
@@ -554,7 +594,7 @@ def test_close_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
         bubble=mode == "bubble",
         probe=(channel, "getChannel", [args[0]]),
     )
-    payer_before = evm.payer.balance_of()
+    payer_before = evm.payer.tokens.balance_of()
 
     payments = attack(
         evm,
@@ -565,8 +605,8 @@ def test_close_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
         lambda: evm.exec(recipient, channel, "close", *args),
     )
     assert payments == 1
-    assert evm.payer.balance_of() == payer_before + 4 * TOKEN  # the rest, once
-    assert evm.owner.get_channel(cid).status is ChannelStatus.CLOSED
+    assert evm.payer.tokens.balance_of() == payer_before + 4 * TOKEN  # the rest, once
+    assert evm.owner.channels.get(cid).status is ChannelStatus.CLOSED
     if mode == "swallow":
         assert probed(recipient, CHANNEL_TUPLE)[2] == ChannelStatus.CLOSED
     with pytest.raises(LedgerError, match="ChannelNotOpen"):
@@ -576,7 +616,7 @@ def test_close_reentered_with_the_same_voucher(evm: Evm, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_refund_expired_reentered_by_the_sender(evm: Evm, mode: str) -> None:
     sender = evm.attacker()
-    channel = evm.owner.channel
+    channel = evm.owner.channels.contract
     evm.fund(sender, channel.address, 8 * TOKEN)
     receipt = evm.exec(
         sender, channel, "open", evm.stranger.address, 8 * TOKEN, evm.owner.timestamp() + 60
@@ -603,7 +643,7 @@ def test_refund_expired_reentered_by_the_sender(evm: Evm, mode: str) -> None:
         lambda: evm.exec(sender, channel, "refundExpired", bytes.fromhex(cid[2:])),
     )
     assert payments == 1
-    assert evm.owner.get_channel(cid).status is ChannelStatus.CLOSED
+    assert evm.owner.channels.get(cid).status is ChannelStatus.CLOSED
     if mode == "swallow":
         assert probed(sender, CHANNEL_TUPLE)[2] == ChannelStatus.CLOSED
 
@@ -612,17 +652,17 @@ def test_open_reentered_from_the_senders_hook(evm: Evm) -> None:
     """The token calls the requester before pulling its deposit, when the escrow record already
     exists: re-entering release then would pay the agent out of other escrows' funds."""
     requester = evm.attacker()
-    escrow, tid, amount = evm.owner.escrow, task_id("open", "swallow"), 4 * TOKEN
+    escrow, tid, amount = evm.owner.escrows.contract, task_id("open", "swallow"), 4 * TOKEN
     evm.fund(requester, escrow.address, amount)
     probe = (escrow, "getEscrow", [tid])
     evm.arm(requester, escrow, "release", [tid], bubble=False, probe=probe, on_send=True)
-    agent_before = evm.stranger.balance_of()
+    agent_before = evm.stranger.tokens.balance_of()
     deadline = evm.owner.timestamp() + 600
     evm.exec(requester, escrow, "open", tid, evm.stranger.address, amount, deadline, ZERO)
     evm.tasks.append(tid)
     assert requester.functions.attempted().call() is True
     assert reentry_error(requester) == "ReentrancyGuardReentrantCall"
     assert probed(requester, ESCROW_TUPLE)[2] == EscrowStatus.OPEN  # recorded before the pull
-    assert evm.stranger.balance_of() == agent_before
-    assert evm.owner.get_escrow(tid).status is EscrowStatus.OPEN
+    assert evm.stranger.tokens.balance_of() == agent_before
+    assert evm.owner.escrows.get(tid).status is EscrowStatus.OPEN
     evm.assert_conserved()

@@ -221,9 +221,12 @@ def test_bids_never_go_to_a_url_the_requester_chose(cluster: Cluster) -> None:
         return BidAck(accepted=True).model_dump_json(by_alias=True).encode()
 
     hostile = P2PHost(
-        seed=key.seed, listen_host="127.0.0.1", listen_port=0, topics=[TASKS],
+        seed=key.seed,
+        listen_host="127.0.0.1",
+        listen_port=0,
+        topics=[TASKS],
         on_message=lambda _m: None,
-    )  # fmt: skip
+    )
     hostile.serve_requests(BID_PROTOCOL, on_bid, max_request_bytes=MAX_BID_BYTES)
 
     async def attack() -> None:
@@ -241,8 +244,9 @@ def test_bids_never_go_to_a_url_the_requester_chose(cluster: Cluster) -> None:
                 reply_to=internal.url,  # the loopback service; the hostile's host is 127.0.0.1 too
                 expires_at=now + 60_000,
             )
-            envelope = seal(EnvelopeKind.TASK, request.to_wire(), key, seq=1, now_ms=now,
-                            ttl_ms=60_000)  # fmt: skip
+            envelope = seal(
+                EnvelopeKind.TASK, request.to_wire(), key, seq=1, now_ms=now, ttl_ms=60_000
+            )
             await hostile.publish(TASKS, EnvelopeBatch(envelopes=[envelope]).encode())
             for _ in range(600):  # the bid comes back over the libp2p connection
                 if bids:

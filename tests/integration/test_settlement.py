@@ -22,8 +22,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from noosphere.ledger import Deployment, EscrowStatus, LedgerClient, LedgerError
 from noosphere.ledger.chain import DEV_MNEMONIC, LocalChain, set_gas_balance
-from noosphere.ledger.client import Deployment, EscrowStatus, LedgerClient, LedgerError
 from noosphere.ledger.registry_proof import sign_registration
 from noosphere.node.a2a_client import A2AClient, text_message
 from noosphere.node.auth import BearerAuth, PeerAuth
@@ -59,7 +59,7 @@ class Chain:
         home.mkdir(parents=True, exist_ok=True)
         account, _ = load_or_create_evm_account(home)
         set_gas_balance(self.url, account.address, 10**20)
-        self.owner.mint(account.address, FUNDS)
+        self.owner.tokens.mint(account.address, FUNDS)
         return str(account.address)
 
     def env(self, window_s: int = 5) -> dict[str, str]:
@@ -147,13 +147,13 @@ def test_submit_pays_the_agent_exactly_once_and_rates_it_on_chain(
     (attempt,) = done.attempts
     assert attempt.payment == "released" and attempt.escrow_id is not None
     # balances moved by exactly the price, once
-    assert chain.owner.balance_of(agent_addr) == FUNDS + 5
-    assert chain.owner.balance_of(requester_addr) == FUNDS - 5
-    view = chain.owner.get_escrow(attempt.escrow_id)
+    assert chain.owner.tokens.balance_of(agent_addr) == FUNDS + 5
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS - 5
+    view = chain.owner.escrows.get(attempt.escrow_id)
     assert view.status == EscrowStatus.RELEASED and view.result_hash is not None
     # the rating is on the registry and in the trust model
-    assert chain.owner.feedback_count(ext["registryId"]) == 1
-    assert chain.owner.average_score_x100(ext["registryId"]) == 100 * 100
+    assert chain.owner.registry.feedback_count(ext["registryId"]) == 1
+    assert chain.owner.registry.average_score_x100(ext["registryId"]) == 100 * 100
     assert done.reputation["after"] is not None, done.events
     # the agent's node kept its side of the record
     with operator(agent) as client:
@@ -198,7 +198,7 @@ def with_ref(message: Message, ref: dict[str, Any] | None) -> Message:
 def new_requester(chain: Chain, funds: int = 100) -> Requester:
     account = Account.create()
     set_gas_balance(chain.url, account.address, 10**20)
-    chain.owner.mint(account.address, funds)
+    chain.owner.tokens.mint(account.address, funds)
     return Requester(NodeKey.generate(), chain.owner.for_account(account))
 
 
@@ -232,14 +232,14 @@ def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, ch
 
     now = r.timestamp()
     too_small = "0x" + "11" * 32
-    r.open_escrow(too_small, agent_addr, 4, now + 600)
+    r.escrows.open(too_small, agent_addr, 4, now + 600)
     refused(payer.send(agent, payer.pay(payer.message(), too_small)), "holds 4, the price is 5")
 
     good = "0x" + "22" * 32
-    r.open_escrow(good, agent_addr, 5, now + 600)
+    r.escrows.open(good, agent_addr, 5, now + 600)
     task = asyncio.run(payer.send(agent, payer.pay(payer.message(), good)))
     assert task.status.state.short == "completed"
-    assert r.get_escrow(good).status == EscrowStatus.COMMITTED
+    assert r.escrows.get(good).status == EscrowStatus.COMMITTED
     refused(payer.send(agent, payer.pay(payer.message(), good)), "already paid")
 
     malformed = {"chainId": 1, "escrow": "x", "escrowId": "y"}
@@ -249,17 +249,17 @@ def test_a_priced_agent_refuses_unpaid_and_replayed_escrows(cluster: Cluster, ch
 
     # an escrow for someone else, one about to expire, one on another chain
     other = "0x" + "33" * 32
-    r.open_escrow(other, Account.create().address, 5, now + 600)
+    r.escrows.open(other, Account.create().address, 5, now + 600)
     refused(payer.send(agent, payer.pay(payer.message(), other)), "not this agent")
     soon = "0x" + "44" * 32
-    r.open_escrow(soon, agent_addr, 5, r.timestamp() + 3)
+    r.escrows.open(soon, agent_addr, 5, r.timestamp() + 3)
     refused(payer.send(agent, payer.pay(payer.message(), soon)), "at least 5 s are needed")
     message = payer.pay(payer.message(), good)
     foreign = {**(message.metadata or {})[PAYMENT_METADATA_KEY], "chainId": 1}
     refused(payer.send(agent, with_ref(message, foreign)), "must be on chain")
     # an arbiter the agent does not accept (it takes the deployment's default, or none)
     odd_arbiter = "0x" + "55" * 32
-    r.open_escrow(odd_arbiter, agent_addr, 5, now + 600, Account.create().address)
+    r.escrows.open(odd_arbiter, agent_addr, 5, now + 600, Account.create().address)
     refused(payer.send(agent, payer.pay(payer.message(), odd_arbiter)), "this agent accepts")
 
     # a restarted agent node still knows the escrow it was paid with
@@ -278,7 +278,7 @@ def test_a_stranger_cannot_spend_someone_elses_escrow(cluster: Cluster, chain: C
     agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
     victim, attacker = new_requester(chain), new_requester(chain)
     escrow_id = "0x" + "77" * 32
-    victim.ledger.open_escrow(escrow_id, agent_addr, 5, victim.ledger.timestamp() + 600)
+    victim.ledger.escrows.open(escrow_id, agent_addr, 5, victim.ledger.timestamp() + 600)
     victims_message = victim.pay(victim.message("what is 6 * 7?"), escrow_id)
     victims_ref = (victims_message.metadata or {})[PAYMENT_METADATA_KEY]
     victims_auth = victims_ref["authorization"]
@@ -292,16 +292,22 @@ def test_a_stranger_cannot_spend_someone_elses_escrow(cluster: Cluster, chain: C
         attempt(attacker.pay(attacker.message(), escrow_id)),
         f"signed by {attacker.ledger.address}, not by the escrow's requester",
     )
-    forged_auth = {**victims_auth, "principal": attacker.key.peer_id,
-                   "signature": "0x" + "ab" * 64 + "1b"}  # fmt: skip
+    forged_auth = {
+        **victims_auth,
+        "principal": attacker.key.peer_id,
+        "signature": "0x" + "ab" * 64 + "1b",
+    }
     forged = attacker.message()
     forged_auth["messageId"] = forged.message_id
     refused(attempt(with_ref(forged, {**victims_ref, "authorization": forged_auth})), "escrow")
     # the victim's signature under the attacker's name and message: EIP-712 covers both, so it
     # recovers to some unrelated address, not the escrow's requester
     renamed = attacker.message()
-    renamed_auth = {**victims_auth, "principal": attacker.key.peer_id,
-                    "messageId": renamed.message_id}  # fmt: skip
+    renamed_auth = {
+        **victims_auth,
+        "principal": attacker.key.peer_id,
+        "messageId": renamed.message_id,
+    }
     refused(
         attempt(with_ref(renamed, {**victims_ref, "authorization": renamed_auth})),
         "not by the escrow's requester",
@@ -313,18 +319,20 @@ def test_a_stranger_cannot_spend_someone_elses_escrow(cluster: Cluster, chain: C
     refused(victim.send(agent, with_ref(victim.message(), victims_ref)), "authorized for message")
 
     # nothing was bound: the escrow is open and the agent's node has no record of it
-    assert victim.ledger.get_escrow(escrow_id).status == EscrowStatus.OPEN
+    assert victim.ledger.escrows.get(escrow_id).status == EscrowStatus.OPEN
     with operator(agent) as client:
         assert client.call("noosphere.ledger.status")["payments"] == []
 
-    before = victim.ledger.balance_of(agent_addr)
+    before = victim.ledger.tokens.balance_of(agent_addr)
     task = asyncio.run(victim.send(agent, victims_message))
     assert task.status.state.short == "completed" and "42" in str(task.artifacts)
-    assert victim.ledger.get_escrow(escrow_id).status == EscrowStatus.COMMITTED
-    victim.ledger.release(escrow_id)
-    assert victim.ledger.balance_of(agent_addr) == before + 5
-    assert victim.ledger.balance_of(victim.ledger.address) == 100 - 5
-    assert attacker.ledger.balance_of(attacker.ledger.address) == 100  # paid nothing, got nothing
+    assert victim.ledger.escrows.get(escrow_id).status == EscrowStatus.COMMITTED
+    victim.ledger.escrows.release(escrow_id)
+    assert victim.ledger.tokens.balance_of(agent_addr) == before + 5
+    assert victim.ledger.tokens.balance_of(victim.ledger.address) == 100 - 5
+    assert (
+        attacker.ledger.tokens.balance_of(attacker.ledger.address) == 100
+    )  # paid nothing, got nothing
     refused(attempt(victims_message), "not for the caller")
     refused(victim.send(agent, victims_message), "already paid")
 
@@ -372,12 +380,12 @@ def test_agent_killed_mid_task_is_replaced_and_its_escrow_refunded(
 
     # the first escrow goes back to the requester once its deadline has passed
     wait_until(
-        lambda: chain.owner.get_escrow(first.escrow_id).status == EscrowStatus.REFUNDED,
+        lambda: chain.owner.escrows.get(first.escrow_id).status == EscrowStatus.REFUNDED,
         timeout=60,
     )
-    assert chain.owner.balance_of(requester_addr) == FUNDS - 3
-    assert chain.owner.balance_of(survivor_addr) == FUNDS + 3
-    assert chain.owner.balance_of(victim_addr) == FUNDS
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS - 3
+    assert chain.owner.tokens.balance_of(survivor_addr) == FUNDS + 3
+    assert chain.owner.tokens.balance_of(victim_addr) == FUNDS
 
 
 def test_requester_killed_mid_submission_ends_it_and_the_agent_claims(
@@ -415,10 +423,12 @@ def test_requester_killed_mid_submission_ends_it_and_the_agent_claims(
     # the agent finished and committed; after the deadline the requester's node sees that ...
     wait_until(lambda: payment_state(requester, escrow_id) == "agent-committed", timeout=60)
     # ... and after deadline + grace the agent's node claims its pay
-    wait_until(lambda: chain.owner.get_escrow(escrow_id).status == EscrowStatus.CLAIMED, timeout=90)
+    wait_until(
+        lambda: chain.owner.escrows.get(escrow_id).status == EscrowStatus.CLAIMED, timeout=90
+    )
     wait_until(lambda: payment_state(worker, escrow_id) == "claimed", timeout=30)
-    assert chain.owner.balance_of(worker_addr) == FUNDS + 3
-    assert chain.owner.balance_of(requester_addr) == FUNDS - 3
+    assert chain.owner.tokens.balance_of(worker_addr) == FUNDS + 3
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS - 3
 
 
 def payment_state(node: LocalNode, escrow_id: str) -> str | None:
@@ -463,15 +473,15 @@ def test_chain_and_nodes_restart_with_balances_and_open_escrows_intact(
         port = int(local.runtime.rpc_url.rsplit(":", 1)[1])
         local.stop()  # anvil writes its state on SIGTERM
         local = LocalChain.start(local.home, port=port)
-        assert owner.balance_of(requester_addr) == FUNDS - 3  # locked, not lost
-        assert owner.balance_of(deployment.escrow) == 3
-        assert owner.get_escrow(escrow_id).status == EscrowStatus.OPEN
+        assert owner.tokens.balance_of(requester_addr) == FUNDS - 3  # locked, not lost
+        assert owner.tokens.balance_of(deployment.escrow) == 3
+        assert owner.escrows.get(escrow_id).status == EscrowStatus.OPEN
         requester = cluster.start("requester", env=own.env())
         cluster.start("worker", env=own.env())
 
         assert submission(requester, started.id).state == "failed"
-        wait_until(lambda: owner.get_escrow(escrow_id).status == EscrowStatus.REFUNDED, timeout=90)
-        assert owner.balance_of(requester_addr) == FUNDS
+        wait_until(lambda: owner.escrows.get(escrow_id).status == EscrowStatus.REFUNDED, timeout=90)
+        assert owner.tokens.balance_of(requester_addr) == FUNDS
         assert payment_state(requester, escrow_id) == "refunded"
     finally:
         local.stop()
@@ -512,19 +522,19 @@ def test_a_result_that_does_not_match_its_commitment_is_disputed_and_refunded(
     escrow_id = running.escrow_id
     assert escrow_id is not None
     junk = Web3.keccak(text="the hash of something useless")
-    hostile.commit_result(escrow_id, junk)  # before the worker's node commits the real hash
+    hostile.escrows.commit_result(escrow_id, junk)  # before the worker's node commits the real hash
     done = finished(requester, started.id)
 
     assert done.state == "failed" and "disputed" in (done.error or ""), done.error
     (attempt,) = done.attempts
     assert attempt.payment == "disputed" and junk.to_0x_hex() in attempt.reason
-    view = chain.owner.get_escrow(escrow_id)
+    view = chain.owner.escrows.get(escrow_id)
     assert view.status == EscrowStatus.DISPUTED and view.arbiter == chain.deployment.arbiter
-    evidence = chain.owner.get_dispute(escrow_id)
+    evidence = chain.owner.escrows.get_dispute(escrow_id)
     assert evidence is not None and evidence.requester == requester_addr
     assert evidence.delivered_hash is not None and evidence.delivered_hash != view.result_hash
     assert payment_state(requester, escrow_id) == "disputed"
-    assert chain.owner.balance_of(requester_addr) == FUNDS - 3  # locked, not paid
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS - 3  # locked, not paid
 
     home = ["--chain-home", str(chain.home)]
     shown = cli("ledger", "resolve", *home, escrow_id)  # no decision: evidence only
@@ -535,8 +545,8 @@ def test_a_result_that_does_not_match_its_commitment_is_disputed_and_refunded(
     assert not_arbiter.returncode == 1 and "is not this escrow's arbiter" in not_arbiter.stderr
     resolved = cli("ledger", "resolve", *home, escrow_id, "--refund")  # key 0: the arbiter
     assert resolved.returncode == 0, resolved.stderr
-    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.RESOLVED_FOR_REQUESTER
-    assert chain.owner.balance_of(requester_addr) == FUNDS
+    assert chain.owner.escrows.get(escrow_id).status == EscrowStatus.RESOLVED_FOR_REQUESTER
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS
     wait_until(lambda: payment_state(requester, escrow_id) == "resolved-for-requester", 120)
 
 
@@ -569,7 +579,7 @@ def test_the_operator_rejects_a_result_and_a_silent_arbiter_means_a_refund(
     assert attempt.payment == "awaiting the operator" and done.paid == "0"
     escrow_id = attempt.escrow_id
     assert escrow_id is not None
-    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.COMMITTED
+    assert chain.owner.escrows.get(escrow_id).status == EscrowStatus.COMMITTED
     assert payment_state(requester, escrow_id) == "delivered"
 
     node = ["--rpc", requester.rpc_url, "--home", str(requester_home)]
@@ -579,9 +589,9 @@ def test_the_operator_rejects_a_result_and_a_silent_arbiter_means_a_refund(
     assert foreign.returncode == 1 and "was not opened by this node" in foreign.stderr
     rejected = cli("ledger", "dispute", escrow_id, "--reason", "it did not wait at all", *node)
     assert rejected.returncode == 0, rejected.stderr
-    view = chain.owner.get_escrow(escrow_id)
+    view = chain.owner.escrows.get(escrow_id)
     assert view.status == EscrowStatus.DISPUTED
-    evidence = chain.owner.get_dispute(escrow_id)
+    evidence = chain.owner.escrows.get_dispute(escrow_id)
     assert evidence is not None and evidence.reason == "it did not wait at all"
     assert evidence.delivered_hash == view.result_hash  # delivered as committed, but rejected
     again = cli("ledger", "dispute", escrow_id, "--reason", "twice", *node)
@@ -589,12 +599,12 @@ def test_the_operator_rejects_a_result_and_a_silent_arbiter_means_a_refund(
 
     # deadline + grace passes: the agent's node would claim now, but the dispute blocks it
     wait_until(lambda: payment_state(worker, escrow_id) == "disputed", timeout=120)
-    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.DISPUTED
+    assert chain.owner.escrows.get(escrow_id).status == EscrowStatus.DISPUTED
     # the arbiter stays silent: after the arbitration period the requester's node refunds
     wait_until(lambda: payment_state(requester, escrow_id) == "refunded", timeout=120)
-    assert chain.owner.get_escrow(escrow_id).status == EscrowStatus.REFUNDED
-    assert chain.owner.balance_of(requester_addr) == FUNDS
-    assert chain.owner.balance_of(worker_addr) == FUNDS
+    assert chain.owner.escrows.get(escrow_id).status == EscrowStatus.REFUNDED
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS
+    assert chain.owner.tokens.balance_of(worker_addr) == FUNDS
     wait_until(lambda: payment_state(worker, escrow_id) == "unpaid", timeout=120)
 
 
@@ -614,37 +624,46 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
     ext = wait_until(lambda: registered(requester, card_id), timeout=60)
     real_id, agent_name = ext["registryId"], ext["agentId"]
     owner = chain.owner
-    real = owner.get_agent(real_id)
+    real = owner.registry.get(real_id)
 
     squatter, puppet = new_requester(chain), new_requester(chain)
     impostor = NodeKey.generate()
     forged = sign_registration(
-        impostor, chain.deployment.chain_id, chain.deployment.registry,
-        squatter.ledger.address, agent_name,
-    )  # fmt: skip
+        impostor,
+        chain.deployment.chain_id,
+        chain.deployment.registry,
+        squatter.ledger.address,
+        agent_name,
+    )
     fake_ids = [
-        squatter.ledger.register_agent(
+        squatter.ledger.registry.register(
             real.card_uri, bytes.fromhex(real.card_hash[2:]), worker.peer_id, agent_name, proof
         )
         for proof in (forged, real.peer_proof)
     ]
     for n, fake in enumerate(fake_ids):  # self-dealt "reputation" for the fakes
         task = f"sock-puppet-{fake}-{n}"
-        puppet.ledger.open_escrow(task, squatter.ledger.address, 1, owner.timestamp() + 600)
-        squatter.ledger.commit_result(task, Web3.keccak(text=task))
-        puppet.ledger.release(task)
-        puppet.ledger.give_feedback(fake, task, 100)
-        assert owner.feedback_count(fake) == 1
+        puppet.ledger.escrows.open(task, squatter.ledger.address, 1, owner.timestamp() + 600)
+        squatter.ledger.escrows.commit_result(task, Web3.keccak(text=task))
+        puppet.ledger.escrows.release(task)
+        puppet.ledger.registry.give_feedback(fake, task, 100)
+        assert owner.registry.feedback_count(fake) == 1
 
     # the worker's own entry is untouched and still proves the worker
-    assert owner.registration_problem(
-        real_id, peer_id=worker.peer_id, agent_name=agent_name, owner=ext["evmAddress"]
-    ) is None  # fmt: skip
+    assert (
+        owner.registry.registration_problem(
+            real_id, peer_id=worker.peer_id, agent_name=agent_name, owner=ext["evmAddress"]
+        )
+        is None
+    )
     for fake in fake_ids:
-        problem = owner.registration_problem(fake, peer_id=worker.peer_id, agent_name=agent_name)
+        problem = owner.registry.registration_problem(
+            fake, peer_id=worker.peer_id, agent_name=agent_name
+        )
         assert problem is not None and "proof" in problem
-    listed = cli("ledger", "agents", "--chain-home", str(chain.home), "--peer", worker.peer_id,
-                 "--json")  # fmt: skip
+    listed = cli(
+        "ledger", "agents", "--chain-home", str(chain.home), "--peer", worker.peer_id, "--json"
+    )
     assert listed.returncode == 0, listed.stderr
     proofs = {row["registry_id"]: row["proof"] for row in json.loads(listed.stdout)}
     assert proofs == {real_id: "valid", **{f: "INVALID" for f in fake_ids}}
@@ -654,23 +673,37 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
     # an honest submission rates the proven entry, never the fakes
     done = finished(requester, submit(requester, task="what is 3 * 3?", budget=10).id)
     assert done.state == "completed", done.error
-    assert owner.feedback_count(real_id) == 1
-    assert [owner.feedback_count(f) for f in fake_ids] == [1, 1]
-    assert chain.owner.balance_of(requester_addr) == FUNDS - 5
+    assert owner.registry.feedback_count(real_id) == 1
+    assert [owner.registry.feedback_count(f) for f in fake_ids] == [1, 1]
+    assert chain.owner.tokens.balance_of(requester_addr) == FUNDS - 5
 
     # a card naming someone else's entry (or an unproven one) is not rated on chain
     store = NodeStore(tmp_path / "reader.db")
     try:
         reader = Settlement(owner, store, {})
         with pytest.raises(LedgerError, match="not rated on chain"):
-            asyncio.run(reader.rate_on_chain(
-                fake_ids[0], "0x" + "00" * 32, 100, "", peer_id=worker.peer_id,
-                agent_name=agent_name, owner=squatter.ledger.address,
-            ))  # fmt: skip
+            asyncio.run(
+                reader.rate_on_chain(
+                    fake_ids[0],
+                    "0x" + "00" * 32,
+                    100,
+                    "",
+                    peer_id=worker.peer_id,
+                    agent_name=agent_name,
+                    owner=squatter.ledger.address,
+                )
+            )
         with pytest.raises(LedgerError, match="names peer"):
-            asyncio.run(reader.rate_on_chain(
-                real_id, "0x" + "00" * 32, 100, "", peer_id=impostor.peer_id,
-                agent_name=agent_name, owner=ext["evmAddress"],
-            ))  # fmt: skip
+            asyncio.run(
+                reader.rate_on_chain(
+                    real_id,
+                    "0x" + "00" * 32,
+                    100,
+                    "",
+                    peer_id=impostor.peer_id,
+                    agent_name=agent_name,
+                    owner=ext["evmAddress"],
+                )
+            )
     finally:
         store.close()

@@ -37,8 +37,9 @@ def test_submit_runs_the_task_through_the_requesters_node(cluster: Cluster) -> N
 
 def test_submit_input_errors_are_one_line(cluster: Cluster) -> None:
     node = cluster.start("node")
-    bad = cli("task", "submit", "--rpc", node.rpc_url, "--home", str(node.home),
-              "--attempts", "0", "x")  # fmt: skip
+    bad = cli(
+        "task", "submit", "--rpc", node.rpc_url, "--home", str(node.home), "--attempts", "0", "x"
+    )
     assert bad.returncode == 2 and "--attempts" in bad.stderr
     no_token = cli("task", "submit", "--rpc", node.rpc_url, "x")
     assert no_token.returncode == 1 and "needs your node's token" in no_token.stderr

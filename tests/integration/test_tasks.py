@@ -63,9 +63,17 @@ def test_cli_of_node_a_sends_a_task_to_the_agent_of_node_b(cluster: Cluster) -> 
     wait_until(lambda: card in card_ids(a))
 
     sent = cli(
-        "task", "send", "--rpc", a.rpc_url, "--home", str(a.home), "--to", card[:20],
-        "--stream", "what is 17/3 + 2^10?",
-    )  # fmt: skip
+        "task",
+        "send",
+        "--rpc",
+        a.rpc_url,
+        "--home",
+        str(a.home),
+        "--to",
+        card[:20],
+        "--stream",
+        "what is 17/3 + 2^10?",
+    )
     assert sent.returncode == 0, sent.stderr
     assert "working" in sent.stdout
     assert "running tool arithmetic" in sent.stdout

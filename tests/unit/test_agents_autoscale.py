@@ -64,9 +64,12 @@ def test_bad_policy_is_refused() -> None:
 def test_no_flapping_and_always_in_bounds(backlogs: list[int]) -> None:
     """A noisy signal changes the count at most once per cooldown, never outside the bounds."""
     policy = ScalingPolicy(
-        min_replicas=1, max_replicas=6, target_queue_per_worker=4,
-        scale_down_stabilization_s=20, cooldown_s=5,
-    )  # fmt: skip
+        min_replicas=1,
+        max_replicas=6,
+        target_queue_per_worker=4,
+        scale_down_stabilization_s=20,
+        cooldown_s=5,
+    )
     scaler = Autoscaler(policy)
     current, last_change = 1, None
     for step, backlog in enumerate(backlogs):
@@ -104,9 +107,12 @@ def test_turns_waiting_at_the_orchestrator_are_backlog_not_a_worker() -> None:
 
 def test_every_decision_has_a_direction_and_reason_code() -> None:
     policy = ScalingPolicy(
-        target_queue_per_worker=1, target_utilization=0.5, max_replicas=8,
-        scale_down_stabilization_s=10, cooldown_s=2,
-    )  # fmt: skip
+        target_queue_per_worker=1,
+        target_utilization=0.5,
+        max_replicas=8,
+        scale_down_stabilization_s=10,
+        cooldown_s=2,
+    )
     scaler = Autoscaler(policy)
     up = scaler.decide(load(3), current=1, now=0)
     assert (up.direction, up.code) == ("up", "queue") and up.reason.startswith("backlog 3")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,6 @@ from llm_server import (
     Scripted,
     completion,
     content_reply,
-    serve_fake_openai,
     tool_reply,
 )
 
@@ -39,18 +37,6 @@ WEATHER_TOOL = {
         "required": ["city"],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAI]:
-    with serve_fake_openai() as state:
-        yield state
-
-
-@pytest.fixture
-def server(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
 
 
 def backend_for(server: FakeOpenAI, **overrides: Any) -> LlmBackend:

@@ -30,13 +30,6 @@ CLIMATE = (
 )
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
-
-
 @pytest.fixture
 def memory(tmp_path: Path, embedder: Embedder) -> Iterator[EpisodicMemory]:
     opened = EpisodicMemory(tmp_path / "memory.db", "agent-a", embedder)

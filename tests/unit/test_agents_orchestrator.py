@@ -120,13 +120,21 @@ async def test_workers_that_left_disappear_from_the_metrics(orchestrator) -> Non
     pool.replicas = 2
     await agent.step()
     parsed = samples(NodeMetrics().render().decode())
-    assert value(parsed, "noosphere_orchestrator_worker_ready", agent=agent.agent_id,
-                 worker="http://w2") == 1  # fmt: skip
+    assert (
+        value(
+            parsed, "noosphere_orchestrator_worker_ready", agent=agent.agent_id, worker="http://w2"
+        )
+        == 1
+    )
     pool.replicas = 1
     await agent.step()
     parsed = samples(NodeMetrics().render().decode())
-    assert value(parsed, "noosphere_orchestrator_worker_ready", agent=agent.agent_id,
-                 worker="http://w2") is None  # fmt: skip
+    assert (
+        value(
+            parsed, "noosphere_orchestrator_worker_ready", agent=agent.agent_id, worker="http://w2"
+        )
+        is None
+    )
 
 
 async def test_a_closed_orchestrator_leaves_the_node_metrics(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llm_server import FakeOpenAI, serve_fake_openai, tool_reply
+from llm_server import FakeOpenAI, tool_reply
 from structlog.testing import capture_logs
 
 from noosphere.abe.keys import AttributeKey, AuthorityPublicKey, issue_key, new_authority
@@ -60,25 +60,6 @@ class WordEmbedder:
                 out[row, int.from_bytes(digest[:4], "big") % DIMENSION] += 1.0
             out[row] /= np.linalg.norm(out[row])
         return out
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAI]:
-    with serve_fake_openai() as state:
-        yield state
-
-
-@pytest.fixture
-def server(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
 
 
 @dataclass
@@ -126,18 +107,26 @@ def memory_bytes(home: Path) -> bytes:
 def test_recall_get_and_feedback_never_cross_principals(tmp_path: Path) -> None:
     with EpisodicMemory(tmp_path / "memory.db", "agent", WordEmbedder()) as memory:  # type: ignore[arg-type]
         memory.remember(
-            principal=PEER_A, task_id="a1", context_id="ctx", request=f"convert {SECRET} miles",
-            result="8 km", outcome="completed",
-        )  # fmt: skip
+            principal=PEER_A,
+            task_id="a1",
+            context_id="ctx",
+            request=f"convert {SECRET} miles",
+            result="8 km",
+            outcome="completed",
+        )
         # B asks the same words in A's conversation: nothing of A comes back
         assert memory.recall(f"convert {SECRET} miles", principal=PEER_B, context_id="ctx") == []
         assert memory.get("a1", principal=PEER_B) == []
         assert memory.record_feedback("a1", 1.0, principal=PEER_B) is False
         assert memory.count(PEER_B) == 0 and memory.count(PEER_A) == 1
         memory.remember(
-            principal=PEER_B, task_id="b1", context_id="ctx", request="convert miles",
-            result="x", outcome="completed",
-        )  # fmt: skip
+            principal=PEER_B,
+            task_id="b1",
+            context_id="ctx",
+            request="convert miles",
+            result="x",
+            outcome="completed",
+        )
         hits = memory.recall(f"convert {SECRET} miles", principal=PEER_B, k=5, min_score=-1.0)
         assert [h.episode.task_id for h in hits] == ["b1"]
         hits = memory.recall("convert miles", principal=PEER_A, k=5, min_score=-1.0)
@@ -175,12 +164,17 @@ def test_any_interleaving_recalls_only_the_callers_episodes(
                 task_id = f"t{n}"
                 owners[task_id] = principal
                 memory.remember(
-                    principal=principal, task_id=task_id, context_id=context, request=text,
-                    result=text, outcome="completed",
-                )  # fmt: skip
+                    principal=principal,
+                    task_id=task_id,
+                    context_id=context,
+                    request=text,
+                    result=text,
+                    outcome="completed",
+                )
             else:
-                hits = memory.recall(text, principal=principal, k=4, min_score=-1.0,
-                                     context_id=context)  # fmt: skip
+                hits = memory.recall(
+                    text, principal=principal, k=4, min_score=-1.0, context_id=context
+                )
                 assert all(owners[h.episode.task_id] == principal for h in hits)
                 assert all(h.episode.principal == principal for h in hits)
         assert len(memory) <= cap
@@ -189,8 +183,9 @@ def test_any_interleaving_recalls_only_the_callers_episodes(
     with EpisodicMemory(path, "agent", WordEmbedder(), max_episodes=cap) as reopened:  # type: ignore[arg-type]
         for principal in (PEER_A, PEER_B, "local"):
             assert reopened.count(principal) == counts[principal]
-            hits = reopened.recall("alpha beta gamma delta", principal=principal, k=10,
-                                   min_score=-1.0)  # fmt: skip
+            hits = reopened.recall(
+                "alpha beta gamma delta", principal=principal, k=10, min_score=-1.0
+            )
             assert all(h.episode.principal == principal for h in hits)
 
 
@@ -232,8 +227,14 @@ def _write_v0(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 def test_old_memory_file_migrates_episodes_to_the_operator(tmp_path: Path) -> None:
     path = tmp_path / "memory.db"
-    _write_v0(path, [("calc", "old-1", "convert miles"), ("calc", "old-2", "convert pounds"),
-                     ("other", "old-3", "convert miles")])  # fmt: skip
+    _write_v0(
+        path,
+        [
+            ("calc", "old-1", "convert miles"),
+            ("calc", "old-2", "convert pounds"),
+            ("other", "old-3", "convert miles"),
+        ],
+    )
     with capture_logs() as logs, EpisodicMemory(path, "calc", WordEmbedder()) as memory:  # type: ignore[arg-type]
         assert len(memory) == 2
         assert memory.count(LEGACY_PRINCIPAL) == 2
@@ -241,9 +242,13 @@ def test_old_memory_file_migrates_episodes_to_the_operator(tmp_path: Path) -> No
         hits = memory.recall("convert miles", principal=LEGACY_PRINCIPAL, k=3, min_score=-1.0)
         assert {h.episode.task_id for h in hits} == {"old-1", "old-2"}
         memory.remember(
-            principal=PEER_A, task_id="new-a", context_id="ctx", request="convert miles",
-            result="r", outcome="completed",
-        )  # fmt: skip
+            principal=PEER_A,
+            task_id="new-a",
+            context_id="ctx",
+            request="convert miles",
+            result="r",
+            outcome="completed",
+        )
     [warning] = [e for e in logs if e["event"].startswith("agent memory migrated")]
     assert warning["episodes"] == 3 and warning["log_level"] == "warning"
     db = sqlite3.connect(path)
@@ -270,8 +275,14 @@ def test_memory_file_of_a_newer_schema_is_refused_in_one_line(tmp_path: Path) ->
 def test_memory_file_is_private_to_its_owner(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.db"
     with EpisodicMemory(fresh, "calc", WordEmbedder()) as memory:  # type: ignore[arg-type]
-        memory.remember(principal=PEER_A, task_id="t", context_id="c", request="r", result="x",
-                        outcome="completed")  # fmt: skip
+        memory.remember(
+            principal=PEER_A,
+            task_id="t",
+            context_id="c",
+            request="r",
+            result="x",
+            outcome="completed",
+        )
         for name in ("fresh.db", "fresh.db-wal", "fresh.db-shm"):
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     shared = tmp_path / "shared.db"
@@ -294,12 +305,14 @@ def calculator(tmp_path: Path, embedder: Embedder) -> Iterator[AgentRuntime]:
 
 async def test_peer_b_never_sees_peer_a_task_in_its_result(calculator: AgentRuntime) -> None:
     sink_a, sink_b = RecordingSink(), RecordingSink()
-    first = await calculator.run_turn(turn("convert 5 miles to km", PEER_A, task_id="task-a1"),
-                                      sink_a)  # fmt: skip
+    first = await calculator.run_turn(
+        turn("convert 5 miles to km", PEER_A, task_id="task-a1"), sink_a
+    )
     assert first.state == TaskState.COMPLETED
     # B sends a near-identical request in A's conversation (context ids are not secrets)
-    second = await calculator.run_turn(turn("convert 6 miles to km", PEER_B, task_id="task-b1"),
-                                       sink_b)  # fmt: skip
+    second = await calculator.run_turn(
+        turn("convert 6 miles to km", PEER_B, task_id="task-b1"), sink_b
+    )
     assert second.state == TaskState.COMPLETED
     assert recalled_ids(sink_b) == []
     assert "planning with" not in " ".join(sink_b.progress_lines)
@@ -334,8 +347,9 @@ async def test_llm_prompt_for_peer_b_holds_nothing_of_peer_a(
         turn("convert 5 miles to km please", PEER_B, task_id="task-b1"), sink_b
     )
     assert result.state == TaskState.COMPLETED
-    await with_llm.run_turn(turn("convert 5 miles to km again", PEER_A, task_id="task-a2"),
-                            RecordingSink())  # fmt: skip
+    await with_llm.run_turn(
+        turn("convert 5 miles to km again", PEER_A, task_id="task-a2"), RecordingSink()
+    )
     assert len(server.requests) == 3
     prompt_for_b = json.dumps(server.requests[1]["body"])
     assert SECRET not in prompt_for_b
@@ -381,15 +395,17 @@ async def test_sealed_plaintext_never_reaches_memory_on_disk(
     try:
         sealed = (sealing.public, sealing.policy)
         text = f"{SECRET} asks: convert 5 miles to km"
-        result = await runtime.run_turn(turn(text, PEER_A, task_id="sealed-1", sealed=sealed),
-                                        RecordingSink())  # fmt: skip
+        result = await runtime.run_turn(
+            turn(text, PEER_A, task_id="sealed-1", sealed=sealed), RecordingSink()
+        )
         assert result.state == TaskState.COMPLETED, result.text
         assert "8.04672" in result.text  # the agent did read the sealed request
         assert runtime.memory.count(PEER_A) == 0
         assert runtime.memory.get("sealed-1") == []
         # a plain task is still remembered: memory works, it only skipped the sealed one
-        await runtime.run_turn(turn("convert 3 miles to km", PEER_A, task_id="plain-1"),
-                               RecordingSink())  # fmt: skip
+        await runtime.run_turn(
+            turn("convert 3 miles to km", PEER_A, task_id="plain-1"), RecordingSink()
+        )
         assert runtime.memory.count(PEER_A) == 1
     finally:
         runtime.close()
@@ -406,8 +422,9 @@ async def test_sealed_memory_principal_keeps_it_in_the_senders_scope(
     try:
         sealed = (sealing.public, sealing.policy)
         text = f"{SECRET} asks: convert 5 miles to km"
-        first = await runtime.run_turn(turn(text, PEER_A, task_id="sealed-1", sealed=sealed),
-                                       RecordingSink())  # fmt: skip
+        first = await runtime.run_turn(
+            turn(text, PEER_A, task_id="sealed-1", sealed=sealed), RecordingSink()
+        )
         assert first.state == TaskState.COMPLETED, first.text
         sink_b, sink_a = RecordingSink(), RecordingSink()
         await runtime.run_turn(turn("convert 5 miles to km", PEER_B, task_id="b-1"), sink_b)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from llm_server import FakeOpenAI, Scripted, content_reply, serve_fake_openai, tool_reply
+from llm_server import FakeOpenAI, Scripted, content_reply, tool_reply
 
 from noosphere.agents.persona import Persona
 from noosphere.agents.planner import OFFLINE_LABEL, EmbeddingPlanner, instruction_of
@@ -75,25 +75,6 @@ PARAPHRASES: dict[str, list[tuple[str, str]]] = {
         ("what grade level is this essay written at", "readability"),
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAI]:
-    with serve_fake_openai() as state:
-        yield state
-
-
-@pytest.fixture
-def server(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
 
 
 @dataclass

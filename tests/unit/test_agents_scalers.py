@@ -104,8 +104,12 @@ async def test_endpoints_come_from_the_workers_cards() -> None:
     """Workers are found from the cards they gossip (no pod listing permission needed)."""
 
     def card(peer: str, agent: str, url: str) -> dict[str, Any]:
-        return {"cardId": f"{peer}/{agent}", "peerId": peer, "agentId": agent,
-                "card": {"supportedInterfaces": [{"url": url}]}}  # fmt: skip
+        return {
+            "cardId": f"{peer}/{agent}",
+            "peerId": peer,
+            "agentId": agent,
+            "card": {"supportedInterfaces": [{"url": url}]},
+        }
 
     listed = [
         card("w1", "exact-calculator", "http://10.0.0.1:7070"),

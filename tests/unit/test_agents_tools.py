@@ -196,9 +196,15 @@ def test_load_builtin_tools_by_name() -> None:
     assert isinstance(load_tool("arithmetic"), ArithmeticTool)
     assert isinstance(load_tool("builtin:arithmetic"), ArithmeticTool)
     assert sorted(BUILTIN_TOOLS) == [
-        "arithmetic", "business_days", "csv_json", "keywords", "readability", "summarize",
-        "timezone", "unit_convert",
-    ]  # fmt: skip
+        "arithmetic",
+        "business_days",
+        "csv_json",
+        "keywords",
+        "readability",
+        "summarize",
+        "timezone",
+        "unit_convert",
+    ]
     for name, cls in BUILTIN_TOOLS.items():
         assert load_tool(name).name == name == cls.name
 

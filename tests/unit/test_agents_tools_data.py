@@ -32,13 +32,31 @@ def test_csv_to_json_infers_types_per_column() -> None:
     result = run("convert this CSV to JSON\n" + SALES)
     assert result.media_type == "application/json"
     assert result.data == [
-        {"region": "EU", "product": "apples", "sales": 100.0, "day": "2026-01-05",
-         "active": True, "zip": "01234"},
-        {"region": "US", "product": "pears", "sales": 250.5, "day": "2026-01-06",
-         "active": False, "zip": "94110"},
-        {"region": "EU", "product": "pears", "sales": 50.0, "day": "2026-01-07",
-         "active": True, "zip": ""},
-    ]  # fmt: skip
+        {
+            "region": "EU",
+            "product": "apples",
+            "sales": 100.0,
+            "day": "2026-01-05",
+            "active": True,
+            "zip": "01234",
+        },
+        {
+            "region": "US",
+            "product": "pears",
+            "sales": 250.5,
+            "day": "2026-01-06",
+            "active": False,
+            "zip": "94110",
+        },
+        {
+            "region": "EU",
+            "product": "pears",
+            "sales": 50.0,
+            "day": "2026-01-07",
+            "active": True,
+            "zip": "",
+        },
+    ]
     assert result.text.startswith("3 rows in, 3 rows out; CSV -> JSON.\n[")
 
 

@@ -120,8 +120,14 @@ def test_readability_lists_long_sentences() -> None:
 def test_syllables() -> None:
     words = ["make", "jumped", "table", "wanted", "boxes", "the", "readability"]
     assert {w: syllables(w) for w in words} == {
-        "make": 1, "jumped": 1, "table": 2, "wanted": 2, "boxes": 2, "the": 1, "readability": 5,
-    }  # fmt: skip
+        "make": 1,
+        "jumped": 1,
+        "table": 2,
+        "wanted": 2,
+        "boxes": 2,
+        "the": 1,
+        "readability": 5,
+    }
 
 
 def test_sentence_splitting() -> None:

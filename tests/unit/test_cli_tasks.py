@@ -47,9 +47,16 @@ def test_unknown_state_lists_the_states(tmp_path: Path) -> None:
 
 def test_unreadable_attachment_is_reported(tmp_path: Path) -> None:
     code, output = run(
-        "task", "send", "--token", "t" * 40, "--rpc", NOBODY,
-        "--file", str(tmp_path / "missing.csv"), "hi",
-    )  # fmt: skip
+        "task",
+        "send",
+        "--token",
+        "t" * 40,
+        "--rpc",
+        NOBODY,
+        "--file",
+        str(tmp_path / "missing.csv"),
+        "hi",
+    )
     assert code == 1
     assert "cannot read" in output
 

@@ -28,9 +28,14 @@ NAMES = st.text(min_size=1, max_size=40)
 def entry_for(chain_id: int, registry: str, owner: str, name: str) -> RegistryEntry:
     proof = sign_registration(NODE, chain_id, registry, owner, name)
     return RegistryEntry(
-        agent_id=1, owner=owner, card_uri="https://x/card", card_hash="0x" + "00" * 32,
-        peer_id=NODE.peer_id, agent_name=name, peer_proof=proof,
-    )  # fmt: skip
+        agent_id=1,
+        owner=owner,
+        card_uri="https://x/card",
+        card_hash="0x" + "00" * 32,
+        peer_id=NODE.peer_id,
+        agent_name=name,
+        peer_proof=proof,
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -46,14 +51,23 @@ def entry_for(chain_id: int, registry: str, owner: str, name: str) -> RegistryEn
     flip=st.integers(0, 63),
 )
 def test_a_proof_holds_for_exactly_what_it_signed(
-    chain_id: int, registry: str, owner: str, name: str, field: str, other_chain: int,
-    other_address: str, other_name: str, flip: int,
-) -> None:  # fmt: skip
+    chain_id: int,
+    registry: str,
+    owner: str,
+    name: str,
+    field: str,
+    other_chain: int,
+    other_address: str,
+    other_name: str,
+    flip: int,
+) -> None:
     entry = entry_for(chain_id, registry, owner, name)
     assert proof_problem(entry, chain_id, registry) is None
     # addresses are compared case-insensitively (checksummed or not, one identity)
-    assert proof_problem(dataclasses.replace(entry, owner=owner.lower()), chain_id,
-                         registry.lower()) is None  # fmt: skip
+    assert (
+        proof_problem(dataclasses.replace(entry, owner=owner.lower()), chain_id, registry.lower())
+        is None
+    )
     if field == "chain":
         assume(other_chain != chain_id)
         chain_id = other_chain
@@ -90,12 +104,11 @@ def test_binding_checks_the_cards_peer_name_and_payee() -> None:
     entry = entry_for(1, registry, owner, "calc")
     ok = {"peer_id": NODE.peer_id, "agent_name": "calc", "owner": owner.upper().replace("X", "x")}
     assert binding_problem(entry, 1, registry, **ok) is None
-    assert "names peer" in (binding_problem(entry, 1, registry, **{**ok, "peer_id": OTHER.peer_id})
-                            or "")  # fmt: skip
-    assert "names agent" in (binding_problem(entry, 1, registry, **{**ok, "agent_name": "x"})
-                             or "")  # fmt: skip
-    assert "belongs to" in (binding_problem(entry, 1, registry, **{**ok, "owner": registry})
-                            or "")  # fmt: skip
+    assert "names peer" in (
+        binding_problem(entry, 1, registry, **{**ok, "peer_id": OTHER.peer_id}) or ""
+    )
+    assert "names agent" in (binding_problem(entry, 1, registry, **{**ok, "agent_name": "x"}) or "")
+    assert "belongs to" in (binding_problem(entry, 1, registry, **{**ok, "owner": registry}) or "")
     assert "#1" in (binding_problem(entry, 2, registry, **ok) or "")
 
 

@@ -178,11 +178,15 @@ def test_cli_eval_end_to_end(tmp_path: Path) -> None:
     cards = _write(
         tmp_path / "cards.jsonl",
         *(
-            {"id": i, "name": n, "description": d,
-             "skills": [{"name": s, "description": sd, "tags": [i], "examples": [ex]}]}
+            {
+                "id": i,
+                "name": n,
+                "description": d,
+                "skills": [{"name": s, "description": sd, "tags": [i], "examples": [ex]}],
+            }
             for i, n, d, s, sd, ex in AGENTS
         ),
-    )  # fmt: skip
+    )
     queries = _write(tmp_path / "queries.jsonl", *({"query": q, "relevant": r} for q, r in QUERIES))
     runner = CliRunner()
     args = ["mars", "eval", "--cards", str(cards), "--queries", str(queries)]

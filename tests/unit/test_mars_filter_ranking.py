@@ -7,13 +7,13 @@ server (vetoes, and the fallback when the endpoint fails or answers nonsense).""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
-from llm_server import FakeOpenAI, Scripted, content_reply, serve_fake_openai
+from llm_server import FakeOpenAI, Scripted, content_reply
 
 from noosphere.mars.filter import Constraints, LlmJudge, SemanticFilter, Verdict
 from noosphere.mars.profile import AgentProfile, SkillProfile
@@ -302,9 +302,13 @@ def ranked_ids(candidates: list[tuple[AgentProfile, float]], **kwargs: Any) -> l
 def test_weights_normalize_and_reject_negatives() -> None:
     w = RankingWeights(relevance=2, reputation=1, latency=1, availability=0, history=0, price=0)
     assert w.normalized() == {
-        "relevance": 0.5, "reputation": 0.25, "latency": 0.25,
-        "availability": 0.0, "history": 0.0, "price": 0.0,
-    }  # fmt: skip
+        "relevance": 0.5,
+        "reputation": 0.25,
+        "latency": 0.25,
+        "availability": 0.0,
+        "history": 0.0,
+        "price": 0.0,
+    }
     assert sum(RankingWeights().normalized().values()) == pytest.approx(1.0)
     zero = RankingWeights(relevance=0, reputation=0, latency=0, availability=0, history=0, price=0)
     assert set(zero.normalized().values()) == {0.0}
@@ -316,8 +320,9 @@ def test_weights_normalize_and_reject_negatives() -> None:
 
 def test_neutral_signals_and_feature_ranges() -> None:
     p = profile(price=10, issued_at=NOW - 25_000, expires_at=NOW + 75_000)
-    [r] = rank([(p, 0.45)], requester="me", signals=NoSignals(), weights=RankingWeights(),
-               now_ms=NOW)  # fmt: skip
+    [r] = rank(
+        [(p, 0.45)], requester="me", signals=NoSignals(), weights=RankingWeights(), now_ms=NOW
+    )
     assert r.features == {
         "relevance": pytest.approx(0.5),
         "reputation": NEUTRAL,
@@ -331,13 +336,24 @@ def test_neutral_signals_and_feature_ranges() -> None:
     assert r.contributions == {k: pytest.approx(w[k] * v) for k, v in r.features.items()}
     assert scale_relevance(-0.3) == 0.0 and scale_relevance(0.99) == 1.0
     # Unknown freshness is neutral; a budget scales price against it.
-    [r] = rank([(replace(p, expires_at=0), 0.45)], requester="me", signals=NoSignals(),
-               weights=RankingWeights(), now_ms=NOW, max_price=40)  # fmt: skip
+    [r] = rank(
+        [(replace(p, expires_at=0), 0.45)],
+        requester="me",
+        signals=NoSignals(),
+        weights=RankingWeights(),
+        now_ms=NOW,
+        max_price=40,
+    )
     assert r.features["availability"] == NEUTRAL
     assert r.features["price"] == pytest.approx(0.75)
     # Advertised latency is used without observations.
-    [r] = rank([(replace(p, latency_ms=1000.0), 0.45)], requester="me", signals=NoSignals(),
-               weights=RankingWeights(), now_ms=NOW)  # fmt: skip
+    [r] = rank(
+        [(replace(p, latency_ms=1000.0), 0.45)],
+        requester="me",
+        signals=NoSignals(),
+        weights=RankingWeights(),
+        now_ms=NOW,
+    )
     assert r.features["latency"] == pytest.approx(0.5)
 
 
@@ -350,8 +366,9 @@ def test_signals_change_the_order() -> None:
     assert ranked_ids(pair, signals=StubSignals(reputation={"p/a": 0.1})) == ["p/b", "p/a"]
     assert ranked_ids(pair, signals=StubSignals(history={"p/b": 1.0})) == ["p/b", "p/a"]
     assert ranked_ids(pair, signals=StubSignals(latency={"p/a": 5000, "p/b": 50})) == [
-        "p/b", "p/a",
-    ]  # fmt: skip
+        "p/b",
+        "p/a",
+    ]
     # An observed 0 ms is an observation, not "no evidence": it beats the advertised latency.
     slow_ad = [(replace(a, latency_ms=100.0), 0.5), (replace(b, latency_ms=10.0), 0.5)]
     assert ranked_ids(slow_ad) == ["p/b", "p/a"]
@@ -371,8 +388,13 @@ def test_signals_change_the_order() -> None:
     ) == ["p/b", "p/a"]
     # Cheaper wins between equals; out-of-range signals are clamped.
     assert ranked_ids([(replace(a, price=20), 0.5), (replace(b, price=2), 0.5)]) == ["p/b", "p/a"]
-    [r] = rank([(a, 0.5)], requester="me", signals=StubSignals(reputation={"p/a": 7.0}),
-               weights=RankingWeights(), now_ms=NOW)  # fmt: skip
+    [r] = rank(
+        [(a, 0.5)],
+        requester="me",
+        signals=StubSignals(reputation={"p/a": 7.0}),
+        weights=RankingWeights(),
+        now_ms=NOW,
+    )
     assert r.features["reputation"] == 1.0
 
 
@@ -384,26 +406,19 @@ def test_ranking_is_deterministic_over_many_ties() -> None:
 
 
 def test_explanation_names_the_heaviest_features() -> None:
-    [r] = rank([(profile(price=0), 0.75)], requester="me", signals=NoSignals(),
-               weights=RankingWeights(), now_ms=NOW)  # fmt: skip
+    [r] = rank(
+        [(profile(price=0), 0.75)],
+        requester="me",
+        signals=NoSignals(),
+        weights=RankingWeights(),
+        now_ms=NOW,
+    )
     assert r.explain() == "relevance 1.00, price 1.00, reputation 0.50"
     assert r.explain(top=1) == "relevance 1.00"
     assert len(r.explain(top=10).split(", ")) == 6
 
 
 # ---- the LLM judge against a real local server ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAI]:
-    with serve_fake_openai() as state:
-        yield state
-
-
-@pytest.fixture
-def server(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
 
 
 def judge_for(server: FakeOpenAI, **kwargs: Any) -> LlmJudge:

@@ -5,7 +5,6 @@ and single index updates agreeing, removal, and malformed policies."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,11 +38,6 @@ def load_profiles() -> tuple[list[AgentProfile], list[tuple[str, str]]]:
 
 PROFILES, SKILL_EXAMPLES = load_profiles()
 BY_NAME = {p.name: p for p in PROFILES}
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Iterator[Embedder]:
-    yield Embedder()
 
 
 @pytest.fixture(scope="module")

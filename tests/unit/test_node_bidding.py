@@ -55,9 +55,11 @@ def _request_envelope(
 ) -> Envelope:
     now = int(time.time() * 1000)
     request = TaskRequest(
-        request_id=f"request-{seq:04d}", task="add numbers",
-        reply_to=reply_to, expires_at=now + 60_000,
-    )  # fmt: skip
+        request_id=f"request-{seq:04d}",
+        task="add numbers",
+        reply_to=reply_to,
+        expires_at=now + 60_000,
+    )
     return seal(EnvelopeKind.TASK, request.to_wire(), requester, seq=seq, now_ms=now, ttl_ms=60_000)
 
 

@@ -369,8 +369,9 @@ def test_a_full_index_refuses_new_owners_but_takes_updates(
     assert rejection(index, envelope) is RejectReason.OVER_QUOTA
     index.accept_gossiped(card_envelope(card_for(CALCULATOR, seq=2)), NOW)
     index.sweep(NOW + TTL)  # both expire: room again
-    index.accept_gossiped(card_envelope(card_for(key=stranger, issued_at=NOW + TTL), stranger),
-                          NOW + TTL)  # fmt: skip
+    index.accept_gossiped(
+        card_envelope(card_for(key=stranger, issued_at=NOW + TTL), stranger), NOW + TTL
+    )
 
 
 # ---- owners in the peer book -------------------------------------------------------------------

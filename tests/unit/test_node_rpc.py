@@ -20,6 +20,18 @@ from noosphere.node.metrics import NodeMetrics
 from noosphere.node.rpc import CallContext, JsonRpcDispatcher
 from noosphere.protocol import RpcError
 
+#: the A2A ErrorInfo detail every error without data of its own carries
+INFO = {
+    reason: [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "a2a-protocol.org",
+        }
+    ]
+    for reason in ("INVALID_REQUEST", "INTERNAL_ERROR")
+}
+
 with warnings.catch_warnings():  # starlette 1.x nags about httpx vs httpx2 on import
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
@@ -201,9 +213,25 @@ def test_batch_returns_only_non_notification_responses_in_order(client: TestClie
     assert response.status_code == 200
     assert response.json() == [
         {"jsonrpc": "2.0", "id": 1, "result": "first"},
-        {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request"}},
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {
+                "code": -32600,
+                "message": "Invalid Request",
+                "data": INFO["INVALID_REQUEST"],
+            },
+        },
         {"jsonrpc": "2.0", "id": "two", "result": 2},
-        {"jsonrpc": "2.0", "id": 9, "error": {"code": -32600, "message": "Invalid Request"}},
+        {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "error": {
+                "code": -32600,
+                "message": "Invalid Request",
+                "data": INFO["INVALID_REQUEST"],
+            },
+        },
     ]
 
 
@@ -219,7 +247,11 @@ def test_empty_batch_is_invalid_request(client: TestClient) -> None:
     assert response.json() == {
         "jsonrpc": "2.0",
         "id": None,
-        "error": {"code": -32600, "message": "Invalid Request: empty batch"},
+        "error": {
+            "code": -32600,
+            "message": "Invalid Request: empty batch",
+            "data": INFO["INVALID_REQUEST"],
+        },
     }
 
 
@@ -333,7 +365,7 @@ def test_handler_exception_is_internal_error_without_traceback(client: TestClien
     assert response.json() == {
         "jsonrpc": "2.0",
         "id": 1,
-        "error": {"code": -32603, "message": "Internal error"},
+        "error": {"code": -32603, "message": "Internal error", "data": INFO["INTERNAL_ERROR"]},
     }
     assert "secret-internal-detail" not in response.text
     assert "Traceback" not in response.text
@@ -348,7 +380,10 @@ def test_handler_exception_is_logged_on_the_server(client: TestClient) -> None:
 
 
 def test_rpc_error_passes_code_and_message_through(client: TestClient) -> None:
-    assert error_of(post(client, call("fail"))) == {"code": -32040, "message": "nope"}
+    error = error_of(post(client, call("fail")))
+    assert (error["code"], error["message"]) == (-32040, "nope")
+    assert error["data"][0]["reason"] == "CARD_NOT_FOUND"  # noosphere's own ErrorInfo domain
+    assert error["data"][0]["domain"] == "noosphere"
 
 
 # ---- body size limit -------------------------------------------------------------------------

@@ -355,7 +355,12 @@ def test_submissions_are_kept_and_listed_newest_first(store: NodeStore) -> None:
 def test_card_versions_list_unexpired_ids_and_seqs_only(store: NodeStore) -> None:
     for i, expires in enumerate((50, 500)):
         store.put_card(
-            card_id=f"p{i}/a", peer_id=f"p{i}", agent_id="a", seq=7 + i, expires_at=expires,
-            received_at=1, card={"name": "x"},
-        )  # fmt: skip
+            card_id=f"p{i}/a",
+            peer_id=f"p{i}",
+            agent_id="a",
+            seq=7 + i,
+            expires_at=expires,
+            received_at=1,
+            card={"name": "x"},
+        )
     assert store.card_versions(now_ms=100) == {"p1/a": 8}

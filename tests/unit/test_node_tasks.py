@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from noosphere.agents.turn import TaskAgent, Turn, TurnResult, TurnSink
+from noosphere.errors import RequestError
 from noosphere.node.metrics import NodeMetrics
 from noosphere.node.push import PushNotifier
 from noosphere.node.store import NodeStore, StoredTask
 from noosphere.node.tasks import TaskManager
-from noosphere.protocol import ErrorCode, RpcError
+from noosphere.protocol import ErrorCode
 from noosphere.protocol.a2a import (
     Artifact,
     ListTaskPushNotificationConfigsRequest,
@@ -39,6 +40,7 @@ from noosphere.protocol.a2a import (
     now_rfc3339,
 )
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
+from noosphere.protocol.wire_errors import wire_form
 
 PEER_A = "12D3KooWPeerAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 PEER_B = "12D3KooWPeerBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -221,8 +223,8 @@ def kind(event: StreamResponse) -> str:
     return "message"
 
 
-def rpc_code(excinfo: pytest.ExceptionInfo[RpcError]) -> int:
-    return excinfo.value.code
+def rpc_code(excinfo: pytest.ExceptionInfo[RequestError]) -> int:
+    return wire_form(excinfo.value).code
 
 
 def sample(metrics: NodeMetrics, name: str, **labels: str) -> float:
@@ -364,33 +366,33 @@ async def test_continue_errors(make_manager: Factory) -> None:
     manager = make_manager(AskAgent(), EchoAgent(), GateAgent())
     asked = await manager.send(request("q", tenant="ask"), LOCAL_PRINCIPAL)
 
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("x", task_id=asked.id, context_id="other"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("x", task_id=asked.id, role=Role.AGENT), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("x", task_id="no-such-task"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
     # None of the refused messages changed the task.
     assert len(manager.get(asked.id, LOCAL_PRINCIPAL).history) == 2
 
     done = await manager.send(request("y", tenant="echo"), LOCAL_PRINCIPAL)
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("again", task_id=done.id), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
 
     gate = GateAgent.agent_id
     running = await manager.send(request("busy", tenant=gate, immediately=True), LOCAL_PRINCIPAL)
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("more", task_id=running.id), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
 
 
 async def test_role_agent_refused_for_new_task(make_manager: Factory, store: NodeStore) -> None:
     manager = make_manager(EchoAgent())
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("hi", role=Role.AGENT), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
     assert store.list_tasks()[1] == 0
@@ -401,7 +403,7 @@ async def test_continue_task_whose_agent_is_gone(
 ) -> None:
     first = await make_manager(AskAgent()).send(request("q"), LOCAL_PRINCIPAL)
     other = make_manager(EchoAgent())
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await other.send(request("x", task_id=first.id), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
 
@@ -423,7 +425,7 @@ async def test_cancel_running_turn(make_manager: Factory, metrics: NodeMetrics) 
     assert sample(metrics, "noosphere_tasks_running") == 0
     assert sample(metrics, "noosphere_tasks_total", agent="gate", state="canceled") == 1
 
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.cancel(task.id, LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.TASK_NOT_CANCELABLE
 
@@ -527,7 +529,7 @@ async def test_stream_continuation_of_input_required(make_manager: Factory) -> N
 
 async def test_stream_errors_surface_before_iteration(make_manager: Factory) -> None:
     manager = make_manager(EchoAgent())
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.stream(request("x", task_id="missing"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
 
@@ -569,7 +571,7 @@ async def test_subscribe_running_task_gets_snapshot_then_rest(make_manager: Fact
 async def test_subscribe_terminal_and_input_required(make_manager: Factory) -> None:
     manager = make_manager(AskAgent(), EchoAgent())
     done = await manager.send(request("x", tenant="echo"), LOCAL_PRINCIPAL)
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         manager.subscribe(done.id, LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
 
@@ -603,20 +605,20 @@ async def test_foreign_tasks_look_missing(make_manager: Factory) -> None:
         lambda: manager.delete_push_config(ref, PEER_B),
     ]
     for call in calls:
-        with pytest.raises(RpcError) as excinfo:
+        with pytest.raises(RequestError) as excinfo:
             call()
         assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
     for coroutine in (
         manager.cancel(task.id, PEER_B),
         manager.send(request("hijack", task_id=task.id), PEER_B),
     ):
-        with pytest.raises(RpcError) as excinfo:
+        with pytest.raises(RequestError) as excinfo:
             await coroutine
         assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
     # Same message as an unknown task: nothing reveals that the task exists.
-    with pytest.raises(RpcError) as unknown:
+    with pytest.raises(RequestError) as unknown:
         manager.get("no-such-task", PEER_B)
-    assert unknown.value.code == ErrorCode.TASK_NOT_FOUND
+    assert wire_form(unknown.value).code == ErrorCode.TASK_NOT_FOUND
 
     assert manager.list(ListTasksRequest(), PEER_B).tasks == []
     assert manager.get(task.id, PEER_A).id == task.id
@@ -643,7 +645,7 @@ async def test_list_filters(make_manager: Factory) -> None:
     assert ids(status=TaskState.INPUT_REQUIRED) == {asked.id}
     assert ids(status=TaskState.COMPLETED, tenant="a") == {a1.id, b1.id}
     assert ids(PEER_A, tenant="b") == {a2.id}
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         manager.list(ListTasksRequest(tenant="nobody"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
 
@@ -690,7 +692,7 @@ async def test_paging_covers_every_task_once(make_manager: Factory) -> None:
 )
 async def test_bad_page_token(make_manager: Factory, token: str) -> None:
     manager = make_manager(EchoAgent())
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         manager.list(ListTasksRequest(page_token=token), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
 
@@ -712,7 +714,7 @@ async def test_status_timestamp_after(make_manager: Factory) -> None:
     assert ids(cut.removesuffix("Z")) == [new.id]  # no offset: read as UTC, not local time
     assert ids("2000-01-01T00:00:00Z") == [new.id, old.id]  # most recently updated first
     for bad in ("yesterday", "2024-13-01T00:00:00Z"):
-        with pytest.raises(RpcError) as excinfo:
+        with pytest.raises(RequestError) as excinfo:
             ids(bad)
         assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
 
@@ -764,7 +766,7 @@ async def test_recover_marks_interrupted_turns_failed_retryable(
     assert manager.recover() == 0
 
     # The interrupted tasks are over; the waiting one can still continue.
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(request("again", task_id="t-working"), PEER_A)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
     done = await manager.send(request("go", task_id="t-waiting"), PEER_A)
@@ -876,11 +878,11 @@ async def test_sink_used_after_the_turn_is_ignored(make_manager: Factory) -> Non
 
 async def test_tenants(make_manager: Factory) -> None:
     several = make_manager(EchoAgent("a"), EchoAgent("b"))
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await several.send(request("x", tenant="zzz"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
     assert "a, b" in excinfo.value.message
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await several.send(request("x"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
     chosen = await several.send(request("x", tenant="b"), LOCAL_PRINCIPAL)
@@ -890,7 +892,7 @@ async def test_tenants(make_manager: Factory) -> None:
     task = await single.send(request("x"), LOCAL_PRINCIPAL)
     assert task.metadata == {"agentId": "solo"} and task.status.state is TaskState.COMPLETED
 
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await make_manager().send(request("x"), LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
 
@@ -974,9 +976,9 @@ async def test_peer_webhook_on_loopback_is_refused_by_default(
     manager = TaskManager(store, {"ask": AskAgent()}, metrics, notifier)
     task = await manager.send(request("q"), PEER_A)
     config = TaskPushNotificationConfig(task_id=task.id, url="http://127.0.0.1:9/a")
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         manager.set_push_config(config, PEER_A)
-    assert excinfo.value.code == ErrorCode.INVALID_PARAMS
+    assert wire_form(excinfo.value).code == ErrorCode.INVALID_PARAMS
     assert manager.set_push_config(config, LOCAL_PRINCIPAL).url == config.url
     await manager.close()
     await notifier.aclose()
@@ -1010,10 +1012,10 @@ async def test_push_config_crud(make_manager: Factory) -> None:
         lambda: manager.get_push_config(ref, PEER_A),
         lambda: manager.delete_push_config(ref, PEER_A),
     ):
-        with pytest.raises(RpcError) as excinfo:
+        with pytest.raises(RequestError) as excinfo:
             call()
         assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         manager.set_push_config(TaskPushNotificationConfig(url="http://127.0.0.1:9/x"), PEER_A)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
 
@@ -1041,9 +1043,9 @@ async def test_parts_the_agent_cannot_read_are_content_type_errors(make_manager:
     for ok in (csv, data, Part.of_text("hi")):
         task = await manager.send(_parts_request(Part.of_text("go"), ok), LOCAL_PRINCIPAL)
         assert task.status.state == TaskState.COMPLETED
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(_parts_request(Part.of_text("go"), pdf), LOCAL_PRINCIPAL)
-    assert excinfo.value.code == ErrorCode.CONTENT_TYPE_NOT_SUPPORTED
+    assert wire_form(excinfo.value).code == ErrorCode.CONTENT_TYPE_NOT_SUPPORTED
     assert "application/pdf" in excinfo.value.message
 
 
@@ -1052,6 +1054,6 @@ async def test_output_modes_the_agent_cannot_produce_are_refused(make_manager: F
     for accepted in (["text/csv"], ["text/plain; charset=utf-8"], ["*/*"]):
         task = await manager.send(_parts_request(Part.of_text("go"), accepted=accepted), "local")
         assert task.status.state == TaskState.COMPLETED
-    with pytest.raises(RpcError) as excinfo:
+    with pytest.raises(RequestError) as excinfo:
         await manager.send(_parts_request(Part.of_text("go"), accepted=["image/png"]), "local")
-    assert excinfo.value.code == ErrorCode.CONTENT_TYPE_NOT_SUPPORTED
+    assert wire_form(excinfo.value).code == ErrorCode.CONTENT_TYPE_NOT_SUPPORTED

@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from noosphere.agents.turn import Turn, TurnResult, TurnSink
+from noosphere.errors import RequestError
 from noosphere.node.metrics import NodeMetrics
 from noosphere.node.push import PushNotifier
 from noosphere.node.store import NodeStore
 from noosphere.node.tasks import TaskManager
-from noosphere.protocol import ErrorCode, RpcError
+from noosphere.protocol import ErrorCode
 from noosphere.protocol.a2a import (
     Message,
     Part,
@@ -28,6 +29,7 @@ from noosphere.protocol.a2a import (
     TaskState,
 )
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
+from noosphere.protocol.wire_errors import wire_form
 
 PEER_A = "12D3KooWPeerAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
@@ -114,11 +116,11 @@ async def test_a_turn_that_ends_within_the_grace_is_kept_completed(
 
     draining = asyncio.create_task(tasks.drain(grace_s=60))
     await asyncio.sleep(0)  # draining: new tasks are refused from now on
-    with pytest.raises(RpcError) as refused:
+    with pytest.raises(RequestError) as refused:
         await tasks.send(request("late"), PEER_A)
-    assert refused.value.code == ErrorCode.UNSUPPORTED_OPERATION
+    assert wire_form(refused.value).code == ErrorCode.UNSUPPORTED_OPERATION
     assert "shutting down" in refused.value.message
-    with pytest.raises(RpcError):
+    with pytest.raises(RequestError):
         await tasks.stream(request("late"), PEER_A)
 
     agent.gates["quick"].set()  # finishes during the grace

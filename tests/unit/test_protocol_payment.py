@@ -86,13 +86,27 @@ def test_result_hash_is_domain_separated_and_order_sensitive() -> None:
 
 def test_terms_carry_everything_a_requester_needs() -> None:
     terms = PaymentTerms(
-        agent="12D3KooW/x", price="5", token=ESCROW, pay_to=ESCROW, chain_id=31337,
-        escrow=ESCROW, min_deadline_s=30, reason="no payment",
-    )  # fmt: skip
+        agent="12D3KooW/x",
+        price="5",
+        token=ESCROW,
+        pay_to=ESCROW,
+        chain_id=31337,
+        escrow=ESCROW,
+        min_deadline_s=30,
+        reason="no payment",
+    )
     assert set(terms.to_wire()) == {
-        "agent", "price", "token", "payTo", "chainId", "escrow", "minDeadlineS", "reason",
-        "arbiters", "arbiterRequired",
-    }  # fmt: skip
+        "agent",
+        "price",
+        "token",
+        "payTo",
+        "chainId",
+        "escrow",
+        "minDeadlineS",
+        "reason",
+        "arbiters",
+        "arbiterRequired",
+    }
 
 
 # ------------------------------------------------------------------ payment authorization
@@ -105,9 +119,12 @@ MESSAGE_IDS = st.text(min_size=1, max_size=MAX_MESSAGE_ID_CHARS)
 
 
 def _authorized(
-    chain_id: int = 31337, escrow: str = ESCROW, escrow_id: str = ESCROW_ID,
-    principal: str | None = None, message_id: str = "m-1",
-) -> PaymentRef:  # fmt: skip
+    chain_id: int = 31337,
+    escrow: str = ESCROW,
+    escrow_id: str = ESCROW_ID,
+    principal: str | None = None,
+    message_id: str = "m-1",
+) -> PaymentRef:
     ref = PaymentRef(chain_id=chain_id, escrow=escrow, escrow_id=escrow_id)
     peer = principal or NodeKey.from_seed(bytes(32)).peer_id
     return authorize_payment(ref, REQUESTER, peer, message_id)
@@ -137,18 +154,32 @@ def test_an_authorized_reference_round_trips_and_recovers_its_signer() -> None:
     other_message=MESSAGE_IDS,
 )
 def test_tampering_with_any_field_breaks_the_authorization(
-    chain_id: int, escrow: str, escrow_id: str, principal: str, message_id: str, field: str,
-    other_chain: int, other_escrow: str, other_id: str, other_peer: str, other_message: str,
-) -> None:  # fmt: skip
+    chain_id: int,
+    escrow: str,
+    escrow_id: str,
+    principal: str,
+    message_id: str,
+    field: str,
+    other_chain: int,
+    other_escrow: str,
+    other_id: str,
+    other_peer: str,
+    other_message: str,
+) -> None:
     ref = _authorized(chain_id, escrow, escrow_id, principal, message_id)
     wire = PaymentRef.model_validate(ref.to_wire()).to_wire()  # through the wire and back
     assert authorization_signer(PaymentRef.model_validate(wire)) == REQUESTER.address
     changes = {
-        "chainId": other_chain, "escrow": other_escrow, "escrowId": other_id,
-        "principal": other_peer, "messageId": other_message,
-    }  # fmt: skip
-    assume(str(changes[field]).lower() != str(wire.get(field, wire["authorization"].get(field)))
-           .lower())  # fmt: skip
+        "chainId": other_chain,
+        "escrow": other_escrow,
+        "escrowId": other_id,
+        "principal": other_peer,
+        "messageId": other_message,
+    }
+    assume(
+        str(changes[field]).lower()
+        != str(wire.get(field, wire["authorization"].get(field))).lower()
+    )
     if field in ("principal", "messageId"):
         wire["authorization"] = {**wire["authorization"], field: changes[field]}
     else:
@@ -170,8 +201,9 @@ def test_a_changed_signature_digit_never_recovers_the_requester(position: int, d
     body = auth.signature[2:]
     assume(body[position] != digit)
     forged = "0x" + body[:position] + digit + body[position + 1 :]
-    tampered = ref.model_copy(update={"authorization": auth.model_copy(
-        update={"signature": forged})})  # fmt: skip
+    tampered = ref.model_copy(
+        update={"authorization": auth.model_copy(update={"signature": forged})}
+    )
     with contextlib.suppress(InvalidAuthorization):
         assert authorization_signer(tampered) != REQUESTER.address
 
@@ -186,8 +218,9 @@ def test_the_same_signature_in_another_encoding_is_refused() -> None:
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high_s = (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big")
     for other in (sig[:32] + high_s + bytes([sig[64] ^ 1]), sig[:64] + bytes([sig[64] - 27])):
-        tampered = ref.model_copy(update={"authorization": auth.model_copy(
-            update={"signature": "0x" + other.hex()})})  # fmt: skip
+        tampered = ref.model_copy(
+            update={"authorization": auth.model_copy(update={"signature": "0x" + other.hex()})}
+        )
         with pytest.raises(InvalidAuthorization, match="canonical"):
             authorization_signer(tampered)
 
@@ -217,8 +250,9 @@ def test_malformed_authorizations_are_rejected(change: dict[str, object]) -> Non
         PaymentRef.model_validate(wire)
 
 
-@given(st.dictionaries(st.sampled_from(["principal", "messageId", "signature"]),
-                       st.text(max_size=140)))  # fmt: skip
+@given(
+    st.dictionaries(st.sampled_from(["principal", "messageId", "signature"]), st.text(max_size=140))
+)
 def test_arbitrary_authorization_fields_never_crash_the_parser(fields: dict[str, str]) -> None:
     wire = {"chainId": 1, "escrow": ESCROW, "escrowId": ESCROW_ID, "authorization": fields}
     try:
@@ -231,9 +265,17 @@ def test_arbitrary_authorization_fields_never_crash_the_parser(fields: dict[str,
 
 def test_terms_name_the_accepted_arbiters() -> None:
     terms = PaymentTerms(
-        agent="a", price="5", token=ESCROW, pay_to=ESCROW, chain_id=1, escrow=ESCROW,
-        min_deadline_s=30, reason="r", arbiters=[ESCROW], arbiter_required=True,
-    )  # fmt: skip
+        agent="a",
+        price="5",
+        token=ESCROW,
+        pay_to=ESCROW,
+        chain_id=1,
+        escrow=ESCROW,
+        min_deadline_s=30,
+        reason="r",
+        arbiters=[ESCROW],
+        arbiter_required=True,
+    )
     wire = terms.to_wire()
     assert wire["arbiters"] == [ESCROW] and wire["arbiterRequired"] is True
     assert PaymentTerms.model_validate(wire) == terms

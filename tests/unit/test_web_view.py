@@ -25,11 +25,11 @@ from noosphere.node.config import NodeConfig
 from noosphere.node.gossip import GossipRouter
 from noosphere.node.metrics import NodeMetrics
 from noosphere.node.store import NodeStore, StoredPeer, StoredTask
+from noosphere.node.web import SecurityHeaders, web_routes
+from noosphere.node.web.headers import API_CSP, VIEW_CSP
+from noosphere.node.web.views import describe_part, open_described, peer_graph, task_view
 from noosphere.protocol import NodeKey, RejectReason
 from noosphere.protocol.a2a import Part
-from noosphere.web import SecurityHeaders, web_routes
-from noosphere.web.headers import API_CSP, VIEW_CSP
-from noosphere.web.views import describe_part, open_described, peer_graph, task_view
 
 TOKEN = "operator-token-for-tests-0123456789"
 OWN = "12D3KooWOwnNodeAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -105,7 +105,7 @@ def test_the_page_and_its_assets_carry_a_strict_policy(client: TestClient) -> No
 
 
 def test_the_page_has_no_inline_script_or_style() -> None:
-    static = Path(__file__).parents[2] / "noosphere" / "web" / "static"
+    static = Path(__file__).parents[2] / "noosphere" / "node" / "web" / "static"
     html = (static / "index.html").read_text()
     assert "<style" not in html and " style=" not in html and "onclick" not in html
     scripts = html.count("<script")
@@ -301,9 +301,9 @@ def test_network_view_lists_rejections_and_limited_senders(client: TestClient, n
 def test_orchestrator_state_reads_its_metrics_and_decisions() -> None:
     import time
 
+    from noosphere.node.web.views import orchestrator_state
     from noosphere.orchestration.autoscale import QUEUE, Decision, WorkerSample
     from noosphere.orchestration.orchestrator import OrchestratorMetrics
-    from noosphere.web.views import orchestrator_state
 
     stats = OrchestratorMetrics("orch-view-test")
     try:

@@ -107,12 +107,15 @@ def read_catalog(path: Path) -> list[Capability]:
         key, name, description, tags, examples, cores = fields
         caps.append(
             Capability(
-                domain, f"{domain}/{key}", name, description,
+                domain,
+                f"{domain}/{key}",
+                name,
+                description,
                 tuple(t.strip() for t in tags.split(",")),
                 tuple(e.strip() for e in examples.split(";")),
                 tuple(c.strip() for c in cores.split(";")),
             )
-        )  # fmt: skip
+        )
     return caps
 
 
@@ -154,9 +157,12 @@ def build(seed: int = SEED) -> tuple[list[dict[str, object]], list[dict[str, obj
                     secondaries.append(other)
             name = f"{brand} {cap.name.title()} {rng.choice(SUFFIXES)}".strip()
             description = rng.choice(SPECIALIST_DESCRIPTIONS).format(
-                lname=cap.name.lower(), desc=cap.description,
-                ldesc=_lower_first(cap.description), domain=cap.domain, brand=brand,
-            )  # fmt: skip
+                lname=cap.name.lower(),
+                desc=cap.description,
+                ldesc=_lower_first(cap.description),
+                domain=cap.domain,
+                brand=brand,
+            )
             if secondaries:
                 description += " Also: " + ", ".join(s.name.lower() for s in secondaries) + "."
             skills = [cap.skill()] + [s.skill(examples=1) for s in secondaries]
@@ -176,10 +182,11 @@ def build(seed: int = SEED) -> tuple[list[dict[str, object]], list[dict[str, obj
                     "id": agent_id,
                     "name": f"{rng.choice(BRANDS)} {domain.title()} {rng.choice(GENERALIST_NAMES)}",
                     "description": f"A general {domain} assistant covering "
-                    + ", ".join(names[:-1]) + f" and {names[-1]}.",
+                    + ", ".join(names[:-1])
+                    + f" and {names[-1]}.",
                     "skills": [c.skill(examples=1) for c in chosen],
                 }
-            )  # fmt: skip
+            )
             for c in chosen:
                 grades[c.key].setdefault(agent_id, 1)
     rng.shuffle(cards)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from noosphere.errors import AgentError
 from noosphere.protocol.base import describe_validation_error, one_line
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ BoundedText = Annotated[str, Field(max_length=MAX_INPUT_BYTES)]
 """A string argument no longer than the input limit (checked again when args are validated)."""
 
 
-class ToolError(Exception):
+class ToolError(AgentError):
     """A tool could not do its job; ``str(exc)`` is one line shown to the requester."""
 
     def __init__(self, message: str) -> None:
@@ -141,6 +142,7 @@ class Tool(ABC, Generic[ArgsT]):
         """``args`` checked against ``args_model``; a pydantic error is a one-line ToolError."""
         raw = args.model_dump() if isinstance(args, BaseModel) else dict(args)
         try:
+            # args_model is type[ArgsT] by contract (a ClassVar cannot name the class's type var)
             return self.args_model.model_validate(raw)  # type: ignore[return-value]
         except ValidationError as exc:
             raise ToolError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -51,8 +52,9 @@ def count_business_days(start: date, end: date) -> int:
 def add_business_days(start: date, days: int) -> date:
     """The date ``days`` business days after ``start`` (before, if negative); a weekend start
     counts from the adjacent business day."""
-    roll = "backward" if days >= 0 else "forward"
-    return np.busday_offset(start, days, roll=roll).astype(date)  # type: ignore[no-any-return]
+    roll: Literal["backward", "forward"] = "backward" if days >= 0 else "forward"
+    offset = np.busday_offset(np.datetime64(start, "D"), days, roll=roll)
+    return date.fromisoformat(str(offset))
 
 
 def _day(value: date) -> str:

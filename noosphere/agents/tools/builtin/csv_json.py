@@ -36,14 +36,17 @@ PREVIEW_LINES = 40
 Format = Literal["json", "csv"]
 
 _FENCE = re.compile(r"```[ \t]*(?P<tag>\w*)[ \t]*\n(?P<body>.*?)\n?```", re.DOTALL)
-_OUTPUT = re.compile(r"\b(?:to|into|as|in)\s+(?:an?\s+)?(?P<fmt>csv|json)\b|\b(?P<fmt2>csv|json)"
-                     r"\s+(?:table|file|output|format|records)\b", re.IGNORECASE)  # fmt: skip
+_OUTPUT = re.compile(
+    r"\b(?:to|into|as|in)\s+(?:an?\s+)?(?P<fmt>csv|json)\b|\b(?P<fmt2>csv|json)"
+    r"\s+(?:table|file|output|format|records)\b",
+    re.IGNORECASE,
+)
 _STOP = r"(?=$|[,.;?!]|\s+(?:where|and|then|to|into|as|in|with|select|by|per|grouped|group)\b)"
 _GROUP = re.compile(
     rf"\b(?:grouped\s+by|group\s+by|by|per|for\s+each|for\s+every)\s+(?P<key>[\w-]+(?:\s[\w-]+)??){_STOP}",
     re.IGNORECASE,
 )
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, ops.Function] = {
     "total": "sum", "sum": "sum", "average": "mean", "mean": "mean", "avg": "mean",
     "count": "count", "number": "count", "how many": "count", "min": "min", "minimum": "min",
     "lowest": "min", "smallest": "min", "max": "max", "maximum": "max", "highest": "max",
@@ -54,17 +57,29 @@ _AGGREGATE = re.compile(
     r"(?:\s+(?:of|the|number|rows?|records?))*\s+(?P<field>[\w-]+(?:\s[\w-]+)?)",
     re.IGNORECASE,
 )
-_WHERE = re.compile(r"\b(?:where|filter(?:\s+rows)?(?:\s+where)?)\s+(?P<clause>.+?)"
-                    r"(?=$|[;?!]|\.(?:\s|$)|\s+(?:grouped|group|select|then)\b)",
-                    re.IGNORECASE)  # fmt: skip
+_WHERE = re.compile(
+    r"\b(?:where|filter(?:\s+rows)?(?:\s+where)?)\s+(?P<clause>.+?)"
+    r"(?=$|[;?!]|\.(?:\s|$)|\s+(?:grouped|group|select|then)\b)",
+    re.IGNORECASE,
+)
 _CONDITION = re.compile(
     r"^(?P<field>[\w .-]+?)\s*(?P<op>>=|<=|!=|==|=|>|<|\bis\s+not\b|\bis\b|\bequals\b|"
     r"\bcontains\b|\bover\b|\babove\b|\bunder\b|\bbelow\b|\bat\s+least\b|\bat\s+most\b)\s*"
     r"(?P<value>.+)$",
     re.IGNORECASE,
 )
-_OP_WORDS = {"==": "=", "is": "=", "equals": "=", "is not": "!=", "over": ">", "above": ">",
-             "under": "<", "below": "<", "at least": ">=", "at most": "<="}  # fmt: skip
+_OP_WORDS = {
+    "==": "=",
+    "is": "=",
+    "equals": "=",
+    "is not": "!=",
+    "over": ">",
+    "above": ">",
+    "under": "<",
+    "below": "<",
+    "at least": ">=",
+    "at most": "<=",
+}
 _SELECT = re.compile(
     r"\b(?:select|only|keep|just)\s+(?:the\s+)?(?:columns?\s+|fields?\s+)?"
     r"(?P<cols>[\w-]+(?:\s*(?:,|\band\b)\s*[\w-]+)*)",
@@ -118,8 +133,8 @@ def find_data(request: ToolInput) -> tuple[str, list[Record] | str | None]:
     if fence:
         instruction = (request.text[: fence.start()] + request.text[fence.end() :]).strip()
         tag, body = fence.group("tag").lower(), fence.group("body")
-        fmt = tag if tag in ("csv", "json") else _sniff(body)[0]
-        return instruction, parse_json_text(body) if fmt == "json" else body
+        fenced = tag if tag in ("csv", "json") else _sniff(body)[0]
+        return instruction, parse_json_text(body) if fenced == "json" else body
     split = split_instruction(request.text)
     if not split.body:
         return split.instruction, None
@@ -138,6 +153,7 @@ def _conditions(instruction: str, names: list[str]) -> list[ops.RowFilter]:
             found.append(
                 ops.RowFilter(
                     field=ops.column(m.group("field").strip(), names),
+                    # an operator word or symbol: RowFilter's validation refuses anything else
                     op=_OP_WORDS.get(op, op),  # type: ignore[arg-type]
                     value=m.group("value").strip().strip("'\""),
                 )
@@ -158,7 +174,7 @@ def _aggregates(instruction: str, names: list[str]) -> list[ops.Aggregate]:
         field = _resolve_phrase(m.group("field"), names)
         if field is None and func != "count":
             raise ToolError(f"no column {m.group('field')!r}; the columns are: {', '.join(names)}")
-        found.append(ops.Aggregate(func=func, field=None if func == "count" else field))  # type: ignore[arg-type]
+        found.append(ops.Aggregate(func=func, field=None if func == "count" else field))
     return found
 
 

@@ -80,8 +80,13 @@ class KeywordsTool(Tool[KeywordsArgs]):
 
     def extract(self, request: ToolInput) -> KeywordsArgs:
         split = document(request, "text should I extract key phrases from")
-        top = requested_count(split.instruction, r"key\s*words?|key\s*phrases?|phrases?|topics?"
-                              r"|tags?|terms?", DEFAULT_KEYWORDS, limit=MAX_KEYWORDS)  # fmt: skip
+        top = requested_count(
+            split.instruction,
+            r"key\s*words?|key\s*phrases?|phrases?|topics?"
+            r"|tags?|terms?",
+            DEFAULT_KEYWORDS,
+            limit=MAX_KEYWORDS,
+        )
         return KeywordsArgs(text=split.body, top=top)
 
     def run(self, args: KeywordsArgs, ctx: ToolContext) -> ToolResult:
@@ -96,7 +101,7 @@ class KeywordsTool(Tool[KeywordsArgs]):
         order = sorted(zip(chosen, scores, strict=True), key=lambda item: -float(item[1]))
         ranked = [{"phrase": candidates[i], "score": round(float(s), 4)} for i, s in order]
         return ToolResult(
-            text="Key phrases: " + ", ".join(item["phrase"] for item in ranked),  # type: ignore[misc]
+            text="Key phrases: " + ", ".join(candidates[i] for i, _ in order),
             data=ranked,
             media_type="application/json",
         )

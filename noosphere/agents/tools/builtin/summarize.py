@@ -44,8 +44,9 @@ class SummarizeTool(Tool[SummarizeArgs]):
 
     def extract(self, request: ToolInput) -> SummarizeArgs:
         split = document(request, "text should I summarize")
-        count = requested_count(split.instruction, r"sentences?|points?|lines?", DEFAULT_SENTENCES,
-                                limit=MAX_SENTENCES)  # fmt: skip
+        count = requested_count(
+            split.instruction, r"sentences?|points?|lines?", DEFAULT_SENTENCES, limit=MAX_SENTENCES
+        )
         return SummarizeArgs(text=split.body, sentences=count)
 
     def run(self, args: SummarizeArgs, ctx: ToolContext) -> ToolResult:

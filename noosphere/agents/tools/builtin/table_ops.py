@@ -117,7 +117,7 @@ def aggregate(records: Sequence[Record], spec: Aggregate) -> Any:
             return len(records)
         return sum(1 for r in records if r.get(spec.field) is not None)
     assert spec.field is not None
-    values = [r.get(spec.field) for r in records if r.get(spec.field) is not None]
+    values = [v for r in records if (v := r.get(spec.field)) is not None]
     if spec.func in ("min", "max"):
         if not values:
             return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsFloat
 
 from pydantic import BaseModel, Field
 
@@ -96,11 +96,11 @@ def unit_expression(unit: str) -> str:
     return cleaned.replace(" ", "_") if "/" not in cleaned else cleaned
 
 
-def _number(magnitude: object) -> str:
-    return f"{float(magnitude):.{SIGNIFICANT_DIGITS}g}"  # type: ignore[arg-type]
+def _number(magnitude: SupportsFloat) -> str:
+    return f"{float(magnitude):.{SIGNIFICANT_DIGITS}g}"
 
 
-def convert(value: Fraction, from_unit: str, to_unit: str) -> tuple[object, str, str]:
+def convert(value: Fraction, from_unit: str, to_unit: str) -> tuple[SupportsFloat, str, str]:
     """(magnitude, canonical from unit, canonical to unit); ToolError for unknown units or
     incompatible dimensions."""
     import pint
@@ -164,7 +164,7 @@ class UnitConvertTool(Tool[UnitConvertArgs]):
                 "value": shown_value,
                 "from_unit": from_canonical,
                 "to_unit": to_canonical,
-                "result": float(magnitude),  # type: ignore[arg-type]
+                "result": float(magnitude),
                 "result_text": result,
             },
             media_type="application/json",

@@ -9,7 +9,7 @@ import base64
 import binascii
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Counter
 
@@ -312,7 +312,17 @@ def _gauge_value(gauge: Any) -> float:
     return 0.0
 
 
-def orchestrator_state(agent: Any) -> OrchestratorState:
+@runtime_checkable
+class ScalingAgent(Protocol):
+    """What the page reads of an orchestrator agent (``noosphere.orchestration``, a layer above
+    the node, so it is recognised by shape rather than imported)."""
+
+    agent_id: str
+    stats: Any  # its prometheus gauges
+    decisions: Any  # its recent scaling decisions, oldest first
+
+
+def orchestrator_state(agent: ScalingAgent) -> OrchestratorState:
     """One ``OrchestratorAgent``: replicas, queue, per-worker load and its last decisions."""
     stats = agent.stats
     queued = _gauge_by_worker(stats.worker_queue)

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 from noosphere.abe.authority import AuthorityError, node_keys
 
 from .views import (
+    ScalingAgent,
     network_view,
     orchestrator_state,
     payment_view,
@@ -64,7 +65,7 @@ STREAM_PING_S = 15.0
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("noosphere.web").joinpath("static", name).read_bytes()
+    return resources.files("noosphere.node.web").joinpath("static", name).read_bytes()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -189,12 +190,10 @@ class WebView:
     async def orchestrator(self, request: Request) -> Response:
         if (refusal := self.operator_only(request)) is not None:
             return refusal
-        from noosphere.orchestration.orchestrator import OrchestratorAgent
-
         states = [
             orchestrator_state(agent).to_wire()
             for agent in self.node.agents.values()
-            if isinstance(agent, OrchestratorAgent)
+            if isinstance(agent, ScalingAgent)
         ]
         return JSONResponse({"orchestrators": states})
 
@@ -247,10 +246,7 @@ class WebView:
                 for payment in payments:
                     by_task.setdefault(payment.task_id, []).append(payment)
                 submission_views, task_views = await asyncio.to_thread(
-                    lambda s=submissions, r=rows, b=by_task: (
-                        [submission_view(x, b.get(x["id"], [])) for x in s],
-                        [task_view(x, b.get(x.task_id, [])) for x in r],
-                    )
+                    _render_views, submissions, rows, by_task
                 )
                 payment_views = [payment_view(p) for p in changed_payments]
                 if first:
@@ -274,6 +270,16 @@ class WebView:
                     await asyncio.wait_for(self.node.stopping.wait(), STREAM_POLL_S)
         finally:
             self.streams -= 1
+
+
+def _render_views(
+    submissions: list[dict[str, Any]], rows: list[Any], by_task: dict[str, list[Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The changed submissions and tasks as views, with their payments (run off the loop)."""
+    return (
+        [submission_view(x, by_task.get(x["id"], [])) for x in submissions],
+        [task_view(x, by_task.get(x.task_id, [])) for x in rows],
+    )
 
 
 def _event(name: str, data: Any) -> dict[str, str]:
