@@ -218,7 +218,7 @@ class Node:
 
     def _connect_ledger(self) -> Settlement | None:
         """The node's ledger account when ``chain_home`` is set (else agents work for free)."""
-        from noosphere.ledger.chain import read_runtime
+        from noosphere.ledger.chain import ChainError, read_runtime, top_up_dev_gas
         from noosphere.ledger.client import Deployment, LedgerClient, LedgerError
 
         cfg = self.config
@@ -253,6 +253,11 @@ class Node:
             raise NodeStartError(f"ledger at {url}: {one_line(str(exc))}") from exc
         log.info("ledger account", address=account.address, chain_id=client.chain_id,
                  new_account=created)  # fmt: skip
+        try:  # a paid task needs gas on both sides (the agent commits, the requester opens)
+            if top_up_dev_gas(client):
+                log.info("dev chain: gave the account ether for gas", address=account.address)
+        except (ChainError, OSError) as exc:
+            log.warning("dev chain: no ether for gas", address=account.address, error=str(exc))
         for spec in self.specs:
             if spec.price.amount and spec.price.token != "NOOS":
                 raise NodeStartError(f"agent {spec.id}: the ledger pays in NOOS, not"
