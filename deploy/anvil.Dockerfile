@@ -48,6 +48,6 @@ VOLUME ["/state"]
 EXPOSE 8545
 # eth_blockNumber over HTTP; busybox wget exits 1 on a refused connection or an error status.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["busybox", "wget", "-q", "-O", "/dev/null", "-T", "4", "--header", "content-type: application/json", "--post-data", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\",\"params\":[]}", "http://127.0.0.1:8545"]
+    CMD ["busybox", "wget", "-q", "-O", "/dev/null", "--header", "content-type: application/json", "--post-data", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_blockNumber\",\"params\":[]}", "http://127.0.0.1:8545"]
 ENTRYPOINT ["anvil"]
 CMD ["--host", "0.0.0.0", "--port", "8545", "--state", "/state/anvil.json", "--state-interval", "60"]

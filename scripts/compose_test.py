@@ -587,18 +587,30 @@ def check_paid_task(cluster: Cluster) -> None:
     if sub["state"] != "completed":
         raise Failure(f"paid task {sid} {sub['state']}: {sub.get('error')}")
     paid = int(sub["paid"])
+    attempts = describe(sub)
     if paid <= 0 or "3089/3" not in json.dumps(sub.get("result")):
-        raise Failure(f"paid task {sid}: paid {paid}, result {sub.get('result')}")
+        raise Failure(f"paid task {sid}: paid {paid}, result {sub.get('result')}; {attempts}")
     payments = cluster.rpc(boot, url, "noosphere.ledger.status")
     escrow = sub["attempts"][-1]["escrowId"]
     row = next(p for p in payments["payments"] if p["escrowId"] == escrow)
     payee = row["agent"]
+    # an earlier failed attempt's escrow stays locked until its deadline (then it is refunded)
+    locked = sum(a["price"] for a in sub["attempts"][:-1] if a.get("escrowId"))
     after, got = cluster.token_balance(token, requester), cluster.token_balance(token, payee)
-    if before - after != paid or got < paid:
+    if before - after != paid + locked or got != paid:
         raise Failure(f"paid task {sid}: requester {before} -> {after}, agent {payee} holds {got},"
-                      f" paid {paid}")  # fmt: skip
+                      f" paid {paid}, locked {locked}; {attempts}")  # fmt: skip
     say(f"paid task: {sub['attempts'][-1]['name']} answered 3089/3, escrow released: requester"
-        f" {before} -> {after}, agent {payee[:10]}… holds {got} (paid {paid})")  # fmt: skip
+        f" {before} -> {after}, agent {payee[:10]}… 0 -> {got} ({attempts})")  # fmt: skip
+
+
+def describe(sub: dict[str, Any]) -> str:
+    """The attempts of a submission, one line: name state/payment (reason)."""
+    parts = []
+    for a in sub["attempts"]:
+        reason = f" ({a['reason'][:80]})" if a.get("reason") else ""
+        parts.append(f"{a['name']} {a['state']}/{a['payment']}{reason}")
+    return "attempts: " + "; ".join(parts)
 
 
 def check_kill_mid_task(cluster: Cluster) -> None:
@@ -619,12 +631,12 @@ def check_kill_mid_task(cluster: Cluster) -> None:
     pid = run("docker", "inspect", "-f", "{{.State.Pid}}", victim)
     os.kill(int(pid), signal.SIGKILL)
     sub = finished(cluster, boot, url, sid, 240)
-    states = [(a["state"], a["payment"]) for a in sub["attempts"]]
+    states = describe(sub)
     if sub["state"] != "completed" or len(sub["attempts"]) != 2:
         raise Failure(f"after the kill: submission {sub['state']} ({sub.get('error')}): {states}")
     first, second = sub["attempts"]
     if first["agent"] == second["agent"] or second["payment"] != "released":
-        raise Failure(f"after the kill: attempts {states}")
+        raise Failure(f"after the kill: {states}")
     say(f"re-recruited: attempt 1 {first['state']} ({first['payment']}), attempt 2 on another"
         f" worker {second['state']} ({second['payment']}); paid {sub['paid']} once")  # fmt: skip
 
@@ -654,6 +666,8 @@ def check_scaling(cluster: Cluster, cards_before: set[str]) -> None:
 
 
 def main() -> int:
+    # SIGTERM (and CI's timeout) ends the run through the `finally` below: down -v, engine stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     engine = Engine()
     cluster: Cluster | None = None
     try:

@@ -259,7 +259,10 @@ class OrchestratorAgent:
         self._scaler = self._make_scaler()
         current = await self._scaler.current()
         if current < self.settings.policy.min_replicas:
-            await self._scaler.scale(self.settings.policy.min_replicas)
+            try:
+                await self._scaler.scale(self.settings.policy.min_replicas)
+            except Exception:  # e.g. a worker slow to start: the loop below scales again
+                log.exception("starting the pool's first workers failed")
         try:
             while True:
                 try:
