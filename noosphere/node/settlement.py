@@ -85,6 +85,14 @@ class CommitmentMismatch(LedgerError):
         self.delivered = delivered
 
 
+class ResultNotCommitted(LedgerError):
+    """The agent's node could not commit a paid task's result hash on chain."""
+
+    def __init__(self, escrow_id: str, error: str) -> None:
+        super().__init__(f"escrow {escrow_id}: the result could not be committed on chain: {error}")
+        self.escrow_id = escrow_id
+
+
 def resolve_arbiter(setting: str, default: str | None) -> str | None:
     """The arbiter address a requester's ``arbiter`` setting names (None: no arbiter)."""
     if setting == NO_ARBITER:
@@ -332,7 +340,9 @@ class Settlement:
 
     async def before_completion(self, task: Task) -> str | None:
         """Commit the result hash of a paid task before it is reported completed; returns the
-        commitment, or None if the task is not paid through an escrow (or the commit failed)."""
+        commitment, or None if the task is not paid through an escrow. A failed commit is logged
+        and raises ``ResultNotCommitted``: the task must then fail, not complete (nobody could
+        be paid for it), and say why."""
         rows = [p for p in self._store.payments_for_task(task.id) if p.role == "agent"]
         if not rows or rows[0].state != "bound":
             return None
@@ -345,7 +355,7 @@ class Settlement:
         except (LedgerError, OSError) as exc:
             log.warning("result commit failed", escrow_id=row.escrow_id, error=str(exc))
             self._update(row, "late", payment={"error": str(exc)})
-            return None
+            raise ResultNotCommitted(row.escrow_id, str(exc)) from exc
         grace = self.client.deployment.grace_period_s
         self._update(
             row, "committed", due_at=row.payment["deadline"] + grace + 1,
