@@ -41,6 +41,8 @@ from .spec import AgentSpec
 from .turn import Turn, TurnResult, TurnSink
 
 if TYPE_CHECKING:
+    import httpx
+
     from noosphere.node.a2a_client import A2AClient
     from noosphere.node.egress import EgressPolicy
 
@@ -351,13 +353,19 @@ class OrchestratorAgent:
         """One client per worker, kept: its connections are reused, and building an httpx
         client costs milliseconds of CPU (its TLS context), a lot per forwarded turn."""
         from noosphere.node.a2a_client import A2AClient
-        from noosphere.node.auth import PeerAuth
+        from noosphere.node.auth import TOKEN_FILENAME, BearerAuth, PeerAuth, read_token
 
         client = self._clients.get(url)
         if client is None:
+            auth: httpx.Auth = PeerAuth(self._key)
+            home = self._scaler.home_of(url) if isinstance(self._scaler, LocalScaler) else None
+            if home is not None:
+                # a worker process of this node: the orchestrator is its operator, so a priced
+                # worker agent (a node with a ledger) does not ask it for an escrow
+                auth = BearerAuth(read_token(home / TOKEN_FILENAME))
             client = A2AClient(
                 url,
-                auth=PeerAuth(self._key),
+                auth=auth,
                 timeout=self.settings.turn_timeout_s,
                 egress=self._egress,
             )

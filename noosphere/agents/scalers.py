@@ -147,6 +147,10 @@ class LocalScaler:
         await self.current()
         return [w.rpc_url for w in self.workers if w.rpc_url]  # ready ones only
 
+    def home_of(self, url: str) -> Path | None:
+        """The home of the worker process serving ``url`` (it holds that node's operator token)."""
+        return next((w.home for w in self.workers if w.rpc_url == url), None)
+
     async def scale(self, replicas: int) -> None:
         await self.current()
         started: list[LocalNode] = []
