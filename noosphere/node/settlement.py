@@ -340,9 +340,10 @@ class Settlement:
 
     async def before_completion(self, task: Task) -> str | None:
         """Commit the result hash of a paid task before it is reported completed; returns the
-        commitment, or None if the task is not paid through an escrow. A failed commit is logged
-        and raises ``ResultNotCommitted``: the task must then fail, not complete (nobody could
-        be paid for it), and say why."""
+        commitment, or None if the task is not paid through an escrow. A failed commit is logged;
+        if the escrow then holds no commitment at all (no gas, the chain unreachable) it raises
+        ``ResultNotCommitted``: the task must fail, not complete (nobody could be paid for it),
+        and say why."""
         rows = [p for p in self._store.payments_for_task(task.id) if p.role == "agent"]
         if not rows or rows[0].state != "bound":
             return None
@@ -355,13 +356,22 @@ class Settlement:
         except (LedgerError, OSError) as exc:
             log.warning("result commit failed", escrow_id=row.escrow_id, error=str(exc))
             self._update(row, "late", payment={"error": str(exc)})
-            raise ResultNotCommitted(row.escrow_id, str(exc)) from exc
+            if not await self._holds_a_commitment(row.escrow_id):
+                raise ResultNotCommitted(row.escrow_id, str(exc)) from exc
+            return None  # committed already (by this node's key): the requester compares
         grace = self.client.deployment.grace_period_s
         self._update(
             row, "committed", due_at=row.payment["deadline"] + grace + 1,
             payment={"resultHash": commitment},
         )  # fmt: skip
         return commitment
+
+    async def _holds_a_commitment(self, escrow_id: str) -> bool:
+        try:
+            view = await self._chain(self.client.get_escrow, escrow_id)
+        except (LedgerError, OSError):
+            return False
+        return view.result_hash is not None
 
     def task_ended(self, task_id: str, completed: bool) -> None:
         """A task that will not be committed (failed, rejected, canceled) leaves its escrow to

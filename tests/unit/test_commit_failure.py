@@ -46,6 +46,22 @@ class NoGasClient:
         self.commits.append(escrow_id)
         raise LedgerError("commitResult: insufficient funds for gas * price + value")
 
+    def get_escrow(self, escrow_id: str) -> SimpleNamespace:
+        return SimpleNamespace(result_hash=None)  # nothing committed
+
+
+class CommittedClient(NoGasClient):
+    """The escrow holds a commitment already (this node's key committed, e.g. before a
+    restart, or a hostile operator did): the commit reverts, the task is delivered anyway and
+    the requester compares the hashes."""
+
+    def commit_result(self, escrow_id: str, result_hash: bytes) -> None:
+        self.commits.append(escrow_id)
+        raise LedgerError("commitResult reverted: NotOpen()")
+
+    def get_escrow(self, escrow_id: str) -> SimpleNamespace:
+        return SimpleNamespace(result_hash="0x" + "cd" * 32)
+
 
 def settlement(store: NodeStore, client: NoGasClient) -> Settlement:
     return Settlement(client, store, {"echo": 5})  # type: ignore[arg-type]
@@ -73,6 +89,18 @@ async def test_failed_commit_is_logged_recorded_and_raised(store: NodeStore) -> 
     assert any(e["event"] == "result commit failed" and e["escrow_id"] == ESCROW for e in logs)
     (row,) = store.payments_for_task("t1")
     assert row.state == "late" and "insufficient funds" in row.payment["error"]
+
+
+async def test_an_escrow_committed_already_is_left_to_the_requester(store: NodeStore) -> None:
+    client = CommittedClient()
+    paid = settlement(store, client)
+    bind(paid, "t2")
+    task = Task(id="t2", context_id="c", status=TaskStatus(state=TaskState.WORKING))
+    with structlog.testing.capture_logs() as logs:
+        assert await paid.before_completion(task) is None  # no raise: the task completes
+    assert any(e["event"] == "result commit failed" for e in logs)
+    (row,) = store.payments_for_task("t2")
+    assert row.state == "late"
 
 
 async def test_unpaid_task_needs_no_commit(store: NodeStore) -> None:
