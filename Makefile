@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install node-tools contracts contracts-check lint fmt plots browser bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling bench-smoke clean
+.PHONY: demo test test-fast compose-test install node-tools contracts contracts-check lint fmt plots browser bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling bench-smoke clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -48,6 +48,12 @@ test: $(STAMP) $(NODE_STAMP)
 # The unit tests only (no node processes, no chain): under 2 minutes on 2 cores.
 test-fast: $(STAMP)
 	@$(PY) -m pytest -q tests/unit tests/abe $(PYTEST_ARGS)
+
+# The docker-compose cluster for real (scripts/compose_test.py: engine, offline image build, up
+# --wait, cards, a paid task, kill -9 mid-task, scaling, down -v). Needs root on a Debian machine;
+# first run about 10 minutes (image builds), then about 4 (images reused).
+compose-test:
+	@python3 scripts/compose_test.py
 
 lint: $(STAMP)
 	@$(PY) -m ruff check noosphere tests bench

@@ -62,7 +62,8 @@ HTTP+JSON binding.
     │   ├── LlmError ............ [models.llm]
     │   └── EmbeddingError ...... [models.embedding]
     ├── LedgerError ............. a ledger call failed or reverted [ledger._transactions]
-    │   └── CommitmentMismatch .. the agent committed another result [node.settlement]
+    │   ├── CommitmentMismatch .. the agent committed another result [node.settlement]
+    │   └── ResultNotCommitted .. a paid result's hash could not go on chain [node.settlement]
     ├── ServiceError ............ another process or service did not do its part
     │   ├── P2PError ............ libp2p [node.p2p]
     │   ├── NodeUnreachable ..... a node's RPC port [node.client]

@@ -14,10 +14,14 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from noosphere.errors import ServiceError
+
+if TYPE_CHECKING:
+    from noosphere.ledger.client import LedgerClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_RELATIVE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -27,6 +31,9 @@ LOG_FILENAME = "anvil.log"
 DEV_CHAIN_ID = 31337
 #: anvil's well-known development mnemonic: its accounts are public test keys, never real funds.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+#: A node on the dev chain tops its account up to 10 ETH for gas when it holds less than 1 ETH.
+DEV_GAS_WEI = 10 * 10**18
+DEV_GAS_MIN_WEI = 10**18
 
 
 class ChainError(ServiceError, RuntimeError):
@@ -172,6 +179,18 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
+    return True
+
+
+def top_up_dev_gas(client: LedgerClient) -> bool:
+    """On the local development chain (chain id 31337), give the client's account
+    ``DEV_GAS_WEI`` of ether when it holds less than ``DEV_GAS_MIN_WEI``; True if it did.
+    Any other chain is left alone (its accounts are funded from a wallet)."""
+    if client.chain_id != DEV_CHAIN_ID:
+        return False
+    if client.w3.eth.get_balance(client.account.address) >= DEV_GAS_MIN_WEI:
+        return False
+    set_gas_balance(client.rpc_url, client.address, DEV_GAS_WEI)
     return True
 
 

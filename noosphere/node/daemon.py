@@ -781,7 +781,7 @@ def _bind_identity(home: Path, store: NodeStore, key: NodeKey) -> None:
 def _connect_ledger(node: Node, key: NodeKey, store: NodeStore) -> Settlement | None:
     """The node's ledger account when ``chain_home`` is set (else agents work for free)."""
     from noosphere.ledger import Deployment, LedgerClient, LedgerError
-    from noosphere.ledger.chain import read_runtime
+    from noosphere.ledger.chain import ChainError, read_runtime, top_up_dev_gas
 
     cfg = node.config
     if cfg.chain_home is None:
@@ -816,6 +816,11 @@ def _connect_ledger(node: Node, key: NodeKey, store: NodeStore) -> Settlement | 
     log.info(
         "ledger account", address=account.address, chain_id=client.chain_id, new_account=created
     )
+    try:  # a paid task needs gas on both sides (the agent commits, the requester opens)
+        if top_up_dev_gas(client):
+            log.info("dev chain: gave the account ether for gas", address=account.address)
+    except (ChainError, OSError) as exc:
+        log.warning("dev chain: no ether for gas", address=account.address, error=str(exc))
     for spec in node.specs:
         if spec.price.amount and spec.price.token != "NOOS":
             raise NodeStartError(

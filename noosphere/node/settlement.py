@@ -80,6 +80,14 @@ class CommitmentMismatch(LedgerError):
         self.delivered = delivered
 
 
+class ResultNotCommitted(LedgerError):
+    """The agent's node could not commit a paid task's result hash on chain."""
+
+    def __init__(self, escrow_id: str, error: str) -> None:
+        super().__init__(f"escrow {escrow_id}: the result could not be committed on chain: {error}")
+        self.escrow_id = escrow_id
+
+
 def resolve_arbiter(setting: str, default: str | None) -> str | None:
     """The arbiter address a requester's ``arbiter`` setting names (None: no arbiter)."""
     if setting == NO_ARBITER:
@@ -324,7 +332,10 @@ class Settlement:
 
     async def before_completion(self, task: Task) -> str | None:
         """Commit the result hash of a paid task before it is reported completed; returns the
-        commitment, or None if the task is not paid through an escrow (or the commit failed)."""
+        commitment, or None if the task is not paid through an escrow. A failed commit is logged;
+        if the escrow then holds no commitment at all (no gas, the chain unreachable) it raises
+        ``ResultNotCommitted``: the task must fail, not complete (nobody could be paid for it),
+        and say why."""
         rows = [p for p in self._store.payments_for_task(task.id) if p.role == "agent"]
         if not rows or rows[0].state != "bound":
             return None
@@ -337,7 +348,9 @@ class Settlement:
         except (LedgerError, OSError) as exc:
             log.warning("result commit failed", escrow_id=row.escrow_id, error=str(exc))
             self._update(row, "late", payment={"error": str(exc)})
-            return None
+            if not await self._holds_a_commitment(row.escrow_id):
+                raise ResultNotCommitted(row.escrow_id, str(exc)) from exc
+            return None  # committed already (by this node's key): the requester compares
         grace = self.client.deployment.grace_period_s
         self._update(
             row,
@@ -346,6 +359,13 @@ class Settlement:
             payment={"resultHash": commitment},
         )
         return commitment
+
+    async def _holds_a_commitment(self, escrow_id: str) -> bool:
+        try:
+            view = await self._chain(self.client.escrows.get, escrow_id)
+        except (LedgerError, OSError):
+            return False
+        return view.result_hash is not None
 
     def task_ended(self, task_id: str, completed: bool) -> None:
         """A task that will not be committed (failed, rejected, canceled) leaves its escrow to

@@ -60,7 +60,7 @@ from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
 from .metrics import NodeMetrics
 from .push import PushNotifier
-from .settlement import Admission, Settlement
+from .settlement import Admission, ResultNotCommitted, Settlement
 from .store import NodeStore, StoredTask
 
 log = structlog.get_logger("noosphere.tasks")
@@ -479,7 +479,10 @@ class TaskManager:
                     sink.closed = True
                     self._metrics.tasks_running.dec()
             if final.state == TaskState.COMPLETED and self._payments is not None:
-                await self._payments.before_completion(self._load(turn.task_id))
+                try:
+                    await self._payments.before_completion(self._load(turn.task_id))
+                except ResultNotCommitted as exc:  # unpaid work: the requester tries another
+                    final = TurnResult(TaskState.FAILED, str(exc), {"retryable": True})
         except asyncio.CancelledError:
             final = self._interrupted(turn.task_id)
         finally:

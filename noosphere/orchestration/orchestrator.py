@@ -42,6 +42,8 @@ from .autoscale import REASON_CODES, Autoscaler, Decision, ScalingPolicy, Worker
 from .scalers import KubernetesScaler, LocalScaler, MetricsReader, Scaler, worker_cards
 
 if TYPE_CHECKING:
+    import httpx
+
     from noosphere.node.a2a_client import A2AClient
     from noosphere.node.egress import EgressPolicy
 
@@ -287,7 +289,10 @@ class OrchestratorAgent:
         self._scaler = self._make_scaler()
         current = await self._scaler.current()
         if current < self.settings.policy.min_replicas:
-            await self._scaler.scale(self.settings.policy.min_replicas)
+            try:
+                await self._scaler.scale(self.settings.policy.min_replicas)
+            except Exception:  # e.g. a worker slow to start: the loop below scales again
+                log.exception("starting the pool's first workers failed")
         try:
             while True:
                 try:
@@ -377,13 +382,19 @@ class OrchestratorAgent:
         """One client per worker, kept: its connections are reused, and building an httpx
         client costs milliseconds of CPU (its TLS context), a lot per forwarded turn."""
         from noosphere.node.a2a_client import A2AClient
-        from noosphere.node.auth import PeerAuth
+        from noosphere.node.auth import TOKEN_FILENAME, BearerAuth, PeerAuth, read_token
 
         client = self._clients.get(url)
         if client is None:
+            auth: httpx.Auth = PeerAuth(self._key)
+            home = self._scaler.home_of(url) if isinstance(self._scaler, LocalScaler) else None
+            if home is not None:
+                # a worker process of this node: the orchestrator is its operator, so a priced
+                # worker agent (a node with a ledger) does not ask it for an escrow
+                auth = BearerAuth(read_token(home / TOKEN_FILENAME))
             client = A2AClient(
                 url,
-                auth=PeerAuth(self._key),
+                auth=auth,
                 timeout=self.settings.turn_timeout_s,
                 egress=self._egress,
             )

@@ -122,6 +122,7 @@ class LocalScaler:
         env: dict[str, str] | None = None,
         busy: Callable[[str], int] | None = None,
         drain_timeout_s: float = 60.0,
+        ready_timeout_s: float = 120.0,
     ) -> None:
         self.root = root
         self.agents = list(agents)
@@ -132,6 +133,9 @@ class LocalScaler:
         # taken out of endpoints(), then stopped once these are done (or after the timeout).
         self.busy = busy
         self.drain_timeout_s = drain_timeout_s
+        # a new worker imports torch and may load the model before it serves: tens of seconds
+        # on a busy 2-core machine or in a CPU-limited container
+        self.ready_timeout_s = ready_timeout_s
         self.workers: list[LocalNode] = []  # serving (or starting), oldest first
         self._spawned: list[LocalNode] = []  # every process ever started, for close()
         self._serial = 0
@@ -143,6 +147,10 @@ class LocalScaler:
     async def endpoints(self) -> list[str]:
         await self.current()
         return [w.rpc_url for w in self.workers if w.rpc_url]  # ready ones only
+
+    def home_of(self, url: str) -> Path | None:
+        """The home of the worker process serving ``url`` (it holds that node's operator token)."""
+        return next((w.home for w in self.workers if w.rpc_url == url), None)
 
     async def scale(self, replicas: int) -> None:
         await self.current()
@@ -163,7 +171,8 @@ class LocalScaler:
             started.append(worker)
         # The new processes start side by side; each serves as soon as it is ready.
         results = await asyncio.gather(
-            *(asyncio.to_thread(wait_ready, w) for w in started), return_exceptions=True
+            *(asyncio.to_thread(wait_ready, w, self.ready_timeout_s) for w in started),
+            return_exceptions=True,
         )
         failed = [r for r in results if isinstance(r, BaseException)]
         while len(self.workers) > replicas:
