@@ -1,11 +1,18 @@
 """Recruit, stage 1 (hybrid candidate generation): fuse the vector half (best skill cosine) and
 the lexical half (weighted BM25) into one score per agent. Every agent found by either half is a
-candidate; its lexical score is divided by the best lexical score of the query (an agent the
-lexical half did not return counts 0) and its cosine is taken as is (the vector index gives it
-for every candidate, also those found only by words). The fused score is a convex combination:
-``DENSE_SHARE * cosine + (1 - DENSE_SHARE) * lexical / best lexical``. The share was chosen on
-the tuning half of StableToolBench and checked on its report half and on mars-dev
-(docs/performance.md, "Recruit: quality")."""
+candidate. Both scores are divided by the query's best one (an agent the lexical half did not
+return counts 0; the vector index gives a cosine for every candidate, also those found only by
+words), and the fused score is a convex combination
+``share * cosine / best cosine + (1 - share) * bm25 / best bm25``.
+
+The dense share depends on how many distinct words (after stop words) the request has: a short
+request carries few words for BM25 to match and is better served by the vectors (paraphrases),
+a long one names things that words find. The share is ``SHARE_SHORT`` up to ``TERMS_SHORT``
+words, ``SHARE_LONG`` from ``TERMS_LONG`` words, linear in between. These four numbers were chosen
+on the tuning halves of StableToolBench (long requests, BM25 beats vectors) and mars-dev (short
+paraphrases, vectors beat BM25) and checked on the report halves (docs/performance.md, "Recruit:
+quality"): a fixed share could not serve both (0.5 lost 25 points of Recall@1 on mars-dev, 0.9
+lost 3 on StableToolBench)."""
 
 from __future__ import annotations
 
@@ -15,8 +22,21 @@ from dataclasses import dataclass
 from .index import Hit
 from .lexical import LexicalHit
 
-#: Weight of the cosine in the fused stage 1 score (the rest goes to normalized BM25).
-DENSE_SHARE = 0.5
+#: Weight of the normalized cosine in the fused score for short and for long requests.
+SHARE_SHORT = 0.9
+SHARE_LONG = 0.5
+TERMS_SHORT = 10
+TERMS_LONG = 20
+
+
+def dense_share(terms: int) -> float:
+    """The weight of the cosine for a request of ``terms`` distinct words."""
+    if terms <= TERMS_SHORT:
+        return SHARE_SHORT
+    if terms >= TERMS_LONG:
+        return SHARE_LONG
+    step = (terms - TERMS_SHORT) / (TERMS_LONG - TERMS_SHORT)
+    return SHARE_SHORT - (SHARE_SHORT - SHARE_LONG) * step
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +49,19 @@ class Candidate:
 
 
 def fuse(
-    dense: Mapping[str, Hit],
-    lexical: Sequence[LexicalHit],
-    *,
-    dense_share: float = DENSE_SHARE,
+    dense: Mapping[str, Hit], lexical: Sequence[LexicalHit], *, share: float
 ) -> list[Candidate]:
     """One candidate per agent in ``dense`` (which must hold every agent of ``lexical`` that the
-    vector index still has), best fused score first, ties by agent id."""
+    vector index still has), best fused score first, ties by agent id. ``share`` 1 with no
+    lexical hits: the fused score is the raw cosine (stage 1 on vectors alone)."""
     best = max((h.score for h in lexical), default=0.0)
     words = {h.agent_id: h.score / best for h in lexical} if best > 0 else {}
+    top = max((h.score for h in dense.values()), default=0.0)
+    scale = 1.0 if share >= 1.0 or top <= 0 else 1.0 / top
     out = []
     for agent_id, hit in dense.items():
         lex = words.get(agent_id, 0.0)
-        fused = dense_share * hit.score + (1.0 - dense_share) * lex
+        fused = share * hit.score * scale + (1.0 - share) * lex
         out.append(Candidate(agent_id, fused, hit.score, hit.skill, lex))
     out.sort(key=lambda c: (-c.fused, c.agent_id))
     return out

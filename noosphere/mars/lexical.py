@@ -206,7 +206,10 @@ class LexicalIndex:
     def search(self, text: str, k: int) -> list[LexicalHit]:
         """The ``k`` agents whose cards best match the words of ``text``, best first (agents
         sharing no word with it are not returned)."""
-        terms = self.terms(text)
+        return self.search_terms(self.terms(text), k)
+
+    def search_terms(self, terms: Mapping[str, int], k: int) -> list[LexicalHit]:
+        """``search`` for terms already analyzed by ``terms``."""
         query = self._query(terms) if terms and k > 0 else None
         if query is None:
             return []

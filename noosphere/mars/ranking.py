@@ -78,9 +78,10 @@ class Ranked:
 
 
 def scale_relevance(relevance: float) -> float:
-    """Stage 2 relevance lives in roughly [0.1, 0.8] (a cosine, or the fused score, which mixes a
-    cosine with normalized BM25): spread that over [0, 1]."""
-    return min(1.0, max(0.0, (relevance - 0.15) / 0.6))
+    """Stage 2 relevance lives in roughly [0.1, 1.3] (the fused stage 1 score, at most 1 for the
+    best candidate, plus re-scoring's bonuses for names and examples; a cosine when a bid's
+    relevance is ranked): spread that over [0, 1] without clipping the best candidates to ties."""
+    return min(1.0, max(0.0, (relevance - 0.1) / 1.2))
 
 
 def rank(

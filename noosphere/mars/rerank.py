@@ -8,7 +8,10 @@ and combine them linearly into the candidate's relevance:
 * ``name``: the request names the agent (its whole name, as words, at least three characters):
   people often ask for a tool by name;
 * ``skill_name``: the share of the agent's skill names (at least four characters) that the
-  request names.
+  request names;
+* ``example``: how much closer the request is to one of the agent's skill examples than to its
+  best skill text (``max(0, example cosine - skill cosine)``; examples are written like
+  requests, so a paraphrase often matches one better than the skill's description).
 
 The weights were fitted on the tuning half of StableToolBench (coordinate search on Recall@1 +
 nDCG@10) and checked on its report half and on mars-dev (docs/performance.md)."""
@@ -33,8 +36,9 @@ class RescoreWeights(BaseModel):
     fused: float = Field(1.0, ge=0)
     cosine: float = Field(0.0, ge=0)
     lexical: float = Field(0.0, ge=0)
-    name: float = Field(0.1, ge=0)
-    skill_name: float = Field(0.0, ge=0)
+    name: float = Field(0.2, ge=0)
+    skill_name: float = Field(0.2, ge=0)
+    example: float = Field(1.0, ge=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,26 +69,26 @@ def rescore(
     candidates: Sequence[Candidate],
     profiles: Mapping[str, AgentProfile],
     weights: RescoreWeights | None = None,
+    *,
+    examples: Mapping[str, float] | None = None,
 ) -> list[Rescored]:
-    """One re-scored candidate per input, in the input order."""
+    """One re-scored candidate per input, in the input order. ``examples``: agent id -> the
+    request's best cosine with one of its skill examples (agents without examples absent)."""
+    examples = examples or {}
     w = weights or RescoreWeights()
     task_words = words(task[:20_000])
     out = []
     for c in candidates:
         named, skill_named = mention_features(task_words, profiles[c.agent_id])
+        example = max(0.0, examples.get(c.agent_id, c.cosine) - c.cosine)
         features = {
             "fused": c.fused,
             "cosine": c.cosine,
             "lexical": c.lexical,
             "name": named,
             "skill_name": skill_named,
+            "example": example,
         }
-        relevance = (
-            w.fused * c.fused
-            + w.cosine * c.cosine
-            + w.lexical * c.lexical
-            + w.name * named
-            + w.skill_name * skill_named
-        )
+        relevance = sum(getattr(w, name) * value for name, value in features.items())
         out.append(Rescored(c.agent_id, relevance, features))
     return out
