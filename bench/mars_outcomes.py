@@ -133,8 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("rated | R@1 outcome | R@1 control | nDCG@10 outcome | nDCG@10 control |"
           " specialist@1 outcome | specialist@1 control")  # fmt: skip
     for a, b in zip(runs["outcome"], runs["control"], strict=True):
-        print(f"{a['rated']:5d} | {a['recall@1']:.3f} | {b['recall@1']:.3f} | {a['ndcg@10']:.3f} |"
-              f" {b['ndcg@10']:.3f} | {a['specialist@1']:.3f} | {b['specialist@1']:.3f}")  # fmt: skip
+        cells = [f"{a['rated']:5d}"]
+        for metric in ("recall@1", "ndcg@10", "specialist@1"):
+            cells += [f"{a[metric]:.3f}", f"{b[metric]:.3f}"]
+        print(" | ".join(cells))
     payload = {
         "benchmark": "bench/mars_outcomes.py",
         "machine": machine_info(["sentence-transformers", "tantivy", "faiss-cpu"]),

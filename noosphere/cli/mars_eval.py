@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .kit import JsonOption, err, fail, out, print_json
@@ -139,7 +140,7 @@ def _print_report(report: dict[str, Any]) -> None:
         cells.append(f"{row['ms_per_query']:.2f}")
         cells.append(" / ".join(f"{v:.2f}" for v in row.get("stage_ms", {}).values()))
         table.add_row(*cells)
-    out.print(table)
+    (out if out.is_terminal else Console(width=170)).print(table)  # piped: no cut columns
     notes = [
         f"{row['config']}: {row['rejected_relevant_per_query']:.2f} relevant agents rejected per"
         " query"

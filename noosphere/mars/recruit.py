@@ -222,8 +222,10 @@ class Recruiter:
         """Re-score, then hard constraints, the relevance floor and the LLM judge's vetoes."""
         profiles = [p for p, _ in pool]
         reasons = constraint_reasons(profiles, query.constraints, now_ms=now_ms)
-        examples = await asyncio.to_thread(
-            self.examples.score_agents, task_vector, [c.agent_id for c in candidates]
+        examples = (  # a read-back of at most a few hundred vectors: no worker thread
+            self.examples.score_agents(task_vector, [c.agent_id for c in candidates])
+            if len(self.examples)
+            else {}
         )
         scored = rescore(
             query.task, candidates, self.profiles, self.rescore_weights,

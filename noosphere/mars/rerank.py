@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,11 +55,17 @@ def words(text: str) -> str:
     return " " + " ".join(_WORDS.findall(text.lower())) + " "
 
 
+@lru_cache(maxsize=65_536)
+def _name_words(name: str) -> str:
+    """``words`` of an agent or skill name (names recur in every query: cached)."""
+    return words(name[:200])
+
+
 def mention_features(task_words: str, profile: AgentProfile) -> tuple[float, float]:
     """(name, skill_name) of ``profile`` for a request already passed through ``words``."""
-    name = words(profile.name)
+    name = _name_words(profile.name)
     named = 1.0 if len(name) >= 5 and name in task_words else 0.0  # 3+ characters of words
-    skills = [words(s.name) for s in profile.skills]
+    skills = [_name_words(s.name) for s in profile.skills]
     skills = [s for s in skills if len(s) >= 6]
     skill_named = sum(1 for s in skills if s in task_words) / len(skills) if skills else 0.0
     return named, skill_named
