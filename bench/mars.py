@@ -1,6 +1,7 @@
-"""Recruit benchmark: candidate search (stage 1) and ranking (stage 3) of MARS at 10k, 100k and 1M
-agent cards on this machine, with memory, index build and update time, and the recall of the
-approximate index against exact search.
+"""Recruit benchmark: candidate search (stage 1: vector and lexical halves), re-scoring (stage 2)
+and ranking (stage 3) of MARS at 1k, 10k, 100k and 1M agent cards on this machine, with memory,
+index build and update time, and the recall of the approximate vector index against exact
+search. The lexical half (``LexicalIndex``, tantivy BM25) indexes every card's text too.
 
 Cards (synthetic, with real embeddings): a pool of ``--pool`` distinct skill texts is generated
 from word lists in this file (domain, verb, object, qualifier, audience, e.g. "Invoice
@@ -27,10 +28,14 @@ For every card count (``--cards``), in this process, one after the other:
   profiles are created and while the index is built (freed memory of the previous card count is
   returned with malloc_trim first), and the faiss index's own bytes (codes, ids, centroids);
 * latency over the queries (garbage collection on, as in a node): ``search`` =
-  ``VectorIndex.search(q, 50)`` alone; ``rank`` = stage 3 (``ranking.rank`` with ``NoSignals``)
-  on those candidates alone; ``search+rank`` = ``Recruiter.recruit`` with the filter off
-  (``use_filter=False``, candidates 50, top 5) and an embedder stub returning the query's
-  precomputed vector, i.e. stages 1+3 through the real async path (``asyncio.to_thread``);
+  ``VectorIndex.search(q, 50)`` alone; ``lexical`` = ``LexicalIndex.search(text, 50)`` alone;
+  ``rank`` = stage 3 (``ranking.rank`` with ``NoSignals``) on those candidates alone;
+  ``vector+rank`` = ``Recruiter.recruit`` with stage 1 on vectors alone and the filter off
+  (``use_lexical=False, use_filter=False``, candidates 50, top 5) and an embedder stub
+  returning the query's precomputed vector, through the real async path
+  (``asyncio.to_thread``): the figure before stage 1 had a lexical half; ``search+rank`` = the
+  same with the hybrid stage 1; ``pipeline`` = all three stages (stage 2 re-scoring, hard
+  constraints, the examples' vectors read back);
   ``embed+search+rank`` = the same with the real embedder (its cache cleared, so one model
   forward pass per query); ``exact scan`` = a brute-force inner product scan over all vectors
   for one query (``faiss.knn``, what the exact index costs at that size);
@@ -45,8 +50,9 @@ For every card count (``--cards``), in this process, one after the other:
 * updates: ``upsert`` of 1000 existing cards with new vectors, then ``remove`` of 1000 others,
   one call per card, ms per card.
 
-Output: rich tables, the goal line (at 1M cards: search+rank p50 under 20 ms and recall@10 of
-the index at least 0.95, both with the default ``VectorIndex``), and JSON (``--json``, default
+Output: rich tables, the goal lines (at 1k cards: the full pipeline at most 5 ms per query on
+average; at 1M cards: the full pipeline p50 under 20 ms and recall@10 of the vector index at
+least 0.95, both with the default indexes), and JSON (``--json``, default
 bench/results/mars.json) with machine info and every figure.
 
 faiss runs single queries with one OpenMP thread per core by default; on a 2-core machine that
@@ -101,6 +107,8 @@ MIX = 0.3
 CANDIDATES = 50
 TOP = 5
 GOAL_CARDS = 1_000_000
+SMALL_GOAL_CARDS = 1_000
+SMALL_GOAL_MS = 5.0
 GOAL_P50_MS = 20.0
 GOAL_RECALL = 0.95
 NOW_MS = 1_800_000_000_000
@@ -547,11 +555,16 @@ class StubEmbedder:
         return np.stack([self._by_text[t] for t in texts])
 
 
-def recruit_latency(recruiter: Recruiter, texts: list[str]) -> list[float]:
+def recruit_latency(
+    recruiter: Recruiter, texts: list[str], *, use_filter: bool = False, use_lexical: bool = True
+) -> list[float]:
     async def run() -> list[float]:
         out = []
         for i, text in enumerate([*texts[:5], *texts]):
-            query = RecruitQuery(task=text, top=TOP, candidates=CANDIDATES, use_filter=False)
+            query = RecruitQuery(
+                task=text, top=TOP, candidates=CANDIDATES,
+                use_filter=use_filter, use_lexical=use_lexical,
+            )  # fmt: skip
             started = time.perf_counter()
             result = await recruiter.recruit(query, requester="bench", now_ms=NOW_MS)
             elapsed = (time.perf_counter() - started) * 1e3
@@ -700,6 +713,13 @@ def measure(
         index.upsert(Cards.agent_id(i), cards.card_vectors(i))
     build_s = time.perf_counter() - started
     after_index = rss()
+    progress(f"{n} cards: building the lexical index")
+    started = time.perf_counter()
+    for profile in profiles.values():
+        stub.lexical.upsert(profile)
+    stub.lexical.commit()
+    lexical_build_s = time.perf_counter() - started
+    after_lexical = rss()
     row: dict[str, Any] = {
         "cards": n,
         "vectors": len(cards.vectors),
@@ -711,6 +731,9 @@ def measure(
         "rss_profiles_mb": (after_profiles - before) / MB,
         "rss_index_mb": (after_index - after_profiles) / MB,
         "faiss_mb": faiss_bytes(index._index) / MB,
+        "lexical_build_s": lexical_build_s,
+        "lexical_build_us_per_card": lexical_build_s / n * 1e6,
+        "rss_lexical_mb": (after_lexical - after_index) / MB,
     }
     if index.approximate:
         row["nlist"] = index._index.nlist
@@ -737,8 +760,12 @@ def measure(
             len(queries),
         )
     )
+    row["lexical"] = stats(time_each(lambda i: stub.lexical.search(qtexts[i], CANDIDATES),
+                                     len(qtexts)))  # fmt: skip
+    row["vector_rank"] = stats(recruit_latency(stub, qtexts, use_lexical=False))
     row["search_rank"] = stats(recruit_latency(stub, qtexts))
-    real = Recruiter(embedder, index=index)
+    row["pipeline"] = stats(recruit_latency(stub, qtexts, use_filter=True))
+    real = Recruiter(embedder, index=index, lexical=stub.lexical)
     real.index, real.profiles = index, profiles
     embedder._cache.clear()
     row["embed_search_rank"] = stats(recruit_latency(real, qtexts))
@@ -785,6 +812,7 @@ def measure(
     def update(j: int) -> None:
         i = changed[j]
         index.upsert(Cards.agent_id(i), fresh[3 * j : 3 * j + int(cards.counts[i])])
+        stub.lexical.upsert(profiles[Cards.agent_id(i)])  # queued; committed by a search
 
     def remove(j: int) -> None:
         stub.remove(Cards.agent_id(removed[j]))
@@ -814,10 +842,23 @@ def console() -> Any:
 
 
 def goal(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    small = next((r for r in rows if r["cards"] == SMALL_GOAL_CARDS), None)
+    small_goal: dict[str, Any] = {"evaluated": small is not None}
+    if small is not None:
+        small_goal.update(
+            cards=SMALL_GOAL_CARDS,
+            pipeline_p50_ms=small["pipeline"]["p50_ms"],
+            pipeline_mean_ms=small["pipeline"]["mean_ms"],
+            pass_=small["pipeline"]["mean_ms"] <= SMALL_GOAL_MS,
+        )
     row = next((r for r in rows if r["cards"] == GOAL_CARDS), None)
     if row is None:
-        return {"evaluated": False, "reason": f"{GOAL_CARDS} cards were not measured"}
-    p50 = row["search_rank"]["p50_ms"]
+        return {
+            "evaluated": False,
+            "reason": f"{GOAL_CARDS} cards were not measured",
+            "small": small_goal,
+        }
+    p50 = row["pipeline"]["p50_ms"]
     latency_ok = p50 < GOAL_P50_MS
     recall_ok = row["recall_at_10"] >= GOAL_RECALL
     meeting = [
@@ -829,12 +870,15 @@ def goal(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "evaluated": True,
         "cards": GOAL_CARDS,
         "index": row["index"],
-        "search_rank_p50_ms": p50,
+        "pipeline_p50_ms": p50,
+        "search_rank_p50_ms": row["search_rank"]["p50_ms"],
+        "vector_rank_p50_ms": row["vector_rank"]["p50_ms"],
         "recall_at_10": row["recall_at_10"],
         "latency_pass": latency_ok,
         "recall_pass": recall_ok,
         "pass": latency_ok and recall_ok,
         "swept_configurations_meeting_goal": meeting,
+        "small": small_goal,
     }
 
 
@@ -855,24 +899,11 @@ def print_report(
         " p50 / p99 ms (VectorIndex defaults unless set)"
     )
     columns = [
-        "cards",
-        "vectors",
-        "index",
-        "build s",
-        "RSS prof MB",
-        "RSS idx MB",
-        "faiss MB",
-        "search",
-        "rank",
-        "search+rank",
-        "embed+search+rank",
-        "exact scan",
-        "recall@10",
-        "10@50",
-        "vec r@10",
-        "upsert ms",
-        "remove ms",
-    ]
+        "cards", "vectors", "index", "build s", "lex build s", "RSS prof MB", "RSS idx MB",
+        "RSS lex MB", "faiss MB", "search", "lexical", "rank", "vector+rank", "search+rank",
+        "pipeline", "embed+search+rank", "exact scan", "recall@10", "10@50", "vec r@10",
+        "upsert ms", "remove ms",
+    ]  # fmt: skip
     for name in columns:
         table.add_column(name, justify="left" if name == "index" else "right")
     for r in rows:
@@ -881,12 +912,17 @@ def print_report(
             f"{r['vectors']:,}",
             r["index"],
             f"{r['build_s']:.1f}",
+            f"{r['lexical_build_s']:.1f}",
             f"{r['rss_profiles_mb']:.0f}",
             f"{r['rss_index_mb']:.0f}",
+            f"{r['rss_lexical_mb']:.0f}",
             f"{r['faiss_mb']:.0f}",
             pair(r["search"]),
+            pair(r["lexical"]),
             pair(r["rank"]),
+            pair(r["vector_rank"]),
             pair(r["search_rank"]),
+            pair(r["pipeline"]),
             pair(r["embed_search_rank"]),
             pair(r["exact_scan"]),
             f"{r['recall_at_10']:.3f}",
@@ -898,9 +934,12 @@ def print_report(
     out.print(table)
     out.print(
         f"query embedding alone (encode_one, one forward pass): {pair(embed)} ms p50 / p99;"
-        " search+rank = Recruiter.recruit without filter, query vector precomputed;"
-        " embed+search+rank = the same with the real embedder; exact scan = brute-force scan of"
-        " all vectors for one query; upsert/remove = one card per call, existing cards"
+        " search = VectorIndex.search; lexical = LexicalIndex.search; vector+rank ="
+        " Recruiter.recruit with stage 1 on vectors alone, no stage 2, query vector precomputed"
+        " (the figure before the lexical half); search+rank = the same with hybrid stage 1;"
+        " pipeline = all three stages; embed+search+rank = search+rank with the real embedder;"
+        " exact scan = brute-force scan of all vectors for one query; upsert/remove = one card"
+        " per call, existing cards (upsert: vectors + a queued lexical document)"
     )
 
     sweeps = [(r["cards"], s) for r in rows for s in r["sweep"]]
@@ -946,12 +985,19 @@ def print_report(
             )
 
     g = goal(rows)
+    small = g["small"]
+    if small["evaluated"]:
+        out.print(
+            f"goal: at {SMALL_GOAL_CARDS:,} cards, the full pipeline (query embedding excluded)"
+            f" at most {SMALL_GOAL_MS:g} ms per query: mean {small['pipeline_mean_ms']:.2f} ms,"
+            f" p50 {small['pipeline_p50_ms']:.2f} ms => {'PASS' if small['pass_'] else 'FAIL'}"
+        )
     if g["evaluated"]:
         verdict = "PASS" if g["pass"] else "FAIL"
         out.print(
-            f"goal: at {GOAL_CARDS:,} cards on this machine, stages 1+3 p50 under"
+            f"goal: at {GOAL_CARDS:,} cards on this machine, the full pipeline p50 under"
             f" {GOAL_P50_MS:g} ms and recall@10 >= {GOAL_RECALL} ({g['index']}): p50"
-            f" {g['search_rank_p50_ms']:.2f} ms ({'PASS' if g['latency_pass'] else 'FAIL'}),"
+            f" {g['pipeline_p50_ms']:.2f} ms ({'PASS' if g['latency_pass'] else 'FAIL'}),"
             f" recall@10 {g['recall_at_10']:.3f} ({'PASS' if g['recall_pass'] else 'FAIL'})"
             f" => {verdict}"
         )
@@ -973,7 +1019,11 @@ def print_report(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = BenchParser("bench/mars.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument(
-        "--cards", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="card counts"
+        "--cards",
+        type=int,
+        nargs="+",
+        default=[1_000, 10_000, 100_000, 1_000_000],
+        help="card counts",
     )
     parser.add_argument("--queries", type=int, default=500, help="queries per card count")
     parser.add_argument("--pool", type=int, default=30_000, help="distinct embedded skill texts")

@@ -11,11 +11,23 @@ Configurations (each returns at most ``depth`` agents per query, best first):
 * ``bm25``: Okapi BM25 (``bm25s``) over one document per agent (name, description, skills with
   tags and examples), English stop words, no stemming. Baseline.
 * ``dense``: one all-MiniLM-L6-v2 vector per agent of that same text, cosine. Baseline.
-* ``vector``: MARS stage 1 as built (skill-level faiss index, an agent scores its best skill).
-* ``vector+filter``: + stage 2 (skill-by-skill re-scoring against descriptions and examples,
-  minimum relevance and hard constraints; rejected candidates are not returned).
-* ``vector+filter+rank``: + stage 3 with neutral signals (no reputation, history or latency
-  evidence; prices as the cards give them, 0 when absent).
+* ``dense-mpnet``: the same with all-mpnet-base-v2 (needs ``make models-mpnet``). Baseline.
+* ``lexical``: the lexical half of MARS stage 1 alone (field-weighted BM25, ``lexical.py``).
+* ``vector``: the vector half of stage 1 alone (skill-level faiss index, best skill cosine).
+* ``hybrid``: MARS stage 1 as built (both halves fused, ``fusion.py``).
+* ``hybrid+filter``: + stage 2 (re-scoring, ``rerank.py``; hard constraints and the relevance
+  floor; rejected candidates are not returned).
+* ``hybrid+filter+rank``: + stage 3 with neutral signals (no reputation, history, outcome or
+  latency evidence; prices as the cards give them, 0 when absent).
+
+The MARS configurations run through ``Recruiter.recruit`` one query at a time, so the time of each
+stage (``stage_ms``: ``vector`` = stage 1, ``filter`` = stage 2, ``rank`` = stage 3) is what a node
+pays per query; query vectors are computed before the clock starts (query embedding excluded).
+
+With ``split``, queries are also scored in two halves: each ``subset`` of the query file (one
+group if it has none) is ordered by query ``id`` (line number if none), shuffled with a fixed seed
+and cut in half; the first halves form the ``tune`` half (what constants were chosen on), the
+rest the ``report`` half.
 
 Metrics, averaged over queries (relevant = grade > 0):
 
@@ -32,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,15 +54,20 @@ from typing import Any
 import numpy as np
 
 from noosphere.errors import InvalidData
-from noosphere.models.embedding import Embedder
+from noosphere.models.embedding import MODEL_NAME, MPNET, Embedder
+from noosphere.models.text import instruction_of
 
-from .filter import _skill_texts  # the filter's own texts, to embed them all in one batch
+from .index import VectorIndex
+from .lexical import LexicalIndex
 from .profile import AgentProfile, profile_from_record
 from .recruit import Recruiter, RecruitQuery
 
-BASELINES = ("bm25", "dense")
-STAGES = ("vector", "vector+filter", "vector+filter+rank")
-CONFIGS = BASELINES + STAGES
+BASELINES = ("bm25", "dense", "dense-mpnet")
+HALVES = ("lexical", "vector")  # the two halves of stage 1, each alone
+STAGES = ("hybrid", "hybrid+filter", "hybrid+filter+rank")
+CONFIGS = BASELINES + HALVES + STAGES
+DEFAULT_CONFIGS = ("bm25", "dense", *HALVES, *STAGES)
+SPLIT_SEED = 16
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
 
@@ -61,6 +79,8 @@ class EvalError(InvalidData, ValueError):
 class EvalQuery:
     text: str
     relevant: dict[str, float]  # agent id -> grade (> 0 relevant, 0 judged not relevant)
+    id: str = ""
+    subset: str = ""
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -194,10 +214,35 @@ def load_queries(path: Path, known: Iterable[str] | None = None) -> list[EvalQue
                     raise ValueError("unknown agent id " + ", ".join(map(repr, unknown[:3])))
         except ValueError as exc:
             raise EvalError(f"{path}:{number}: {exc}") from exc
-        queries.append(EvalQuery(text.strip(), relevant))
+        queries.append(
+            EvalQuery(
+                text.strip(),
+                relevant,
+                id=str(record.get("id", number)),
+                subset=str(record.get("subset", "")),
+            )
+        )
     if not queries:
         raise EvalError(f"{path}: no queries")
     return queries
+
+
+def split_queries(
+    queries: Sequence[EvalQuery], seed: int = SPLIT_SEED
+) -> tuple[list[int], list[int]]:
+    """Positions of the tuning half and of the report half (see the module docstring)."""
+    groups: dict[str, list[int]] = {}
+    for i, query in enumerate(queries):
+        groups.setdefault(query.subset, []).append(i)
+    tune: list[int] = []
+    report: list[int] = []
+    for subset in sorted(groups):
+        members = sorted(groups[subset], key=lambda i: (queries[i].id, i))
+        random.Random(f"{seed}:{subset}").shuffle(members)
+        half = (len(members) + 1) // 2
+        tune += members[:half]
+        report += members[half:]
+    return sorted(tune), sorted(report)
 
 
 # ---- metrics ---------------------------------------------------------------------------------
@@ -297,14 +342,20 @@ class ConfigResult:
     seconds: float
     queries: int
     rejected_relevant: float | None = None  # filter configs: relevant agents rejected per query
+    halves: dict[str, dict[str, float]] = field(default_factory=dict)  # tune / report metrics
+    stage_ms: dict[str, float] = field(default_factory=dict)  # MARS: mean ms per query
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"config": self.config}
         out.update({k: round(v, 4) for k, v in self.metrics.items()})
         out["seconds"] = round(self.seconds, 2)
-        out["ms_per_query"] = round(1000 * self.seconds / max(self.queries, 1), 2)
+        out["ms_per_query"] = round(1000 * self.seconds / max(self.queries, 1), 3)
+        if self.stage_ms:
+            out["stage_ms"] = {k: round(v, 3) for k, v in self.stage_ms.items()}
         if self.rejected_relevant is not None:
             out["rejected_relevant_per_query"] = round(self.rejected_relevant, 3)
+        for half, metrics in self.halves.items():
+            out[half] = {k: round(v, 4) for k, v in metrics.items()}
         return out
 
 
@@ -315,19 +366,29 @@ class EvalReport:
     depth: int
     candidates: int
     setup_seconds: float
+    model: str = MODEL_NAME
+    name: str = ""
+    split: dict[str, int] | None = None  # seed and half sizes
     results: list[ConfigResult] = field(default_factory=list)
     total_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "cards": self.cards,
-            "queries": self.queries,
-            "depth": self.depth,
-            "candidates": self.candidates,
-            "setup_seconds": round(self.setup_seconds, 2),
-            "total_seconds": round(self.total_seconds, 2),
-            "configs": [r.as_dict() for r in self.results],
-        }
+        out: dict[str, Any] = {"name": self.name} if self.name else {}
+        out.update(
+            {
+                "cards": self.cards,
+                "queries": self.queries,
+                "depth": self.depth,
+                "candidates": self.candidates,
+                "model": self.model,
+            }
+        )
+        if self.split is not None:
+            out["split"] = self.split
+        out["setup_seconds"] = round(self.setup_seconds, 2)
+        out["total_seconds"] = round(self.total_seconds, 2)
+        out["configs"] = [r.as_dict() for r in self.results]
+        return out
 
 
 def parse_configs(text: str | Sequence[str]) -> list[str]:
@@ -345,12 +406,13 @@ def parse_configs(text: str | Sequence[str]) -> list[str]:
 async def run_eval(
     profiles: Sequence[AgentProfile],
     queries: Sequence[EvalQuery],
-    configs: Sequence[str] = CONFIGS,
+    configs: Sequence[str] = DEFAULT_CONFIGS,
     *,
     embedder: Embedder | None = None,
     depth: int = 10,
     candidates: int = 50,
-    concurrency: int = 8,
+    split: bool = False,
+    name: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Index the cards once, then answer every query under each configuration."""
@@ -360,54 +422,75 @@ async def run_eval(
     say = progress or (lambda _msg: None)
 
     # Everything any configuration embeds, in one batched pass: the cache then serves each
-    # query's vector and the filter's skill and example texts without further forward passes.
+    # query's vectors without further forward passes (query embedding is not timed).
     wanted: list[str] = [q.text for q in queries]
-    if "vector+filter" in configs or "vector+filter+rank" in configs:
-        for profile in profiles:
-            for skill_text, examples in _skill_texts(profile):
-                wanted.append(skill_text)
-                wanted.extend(examples)
+    wanted += [instruction_of(q.text) for q in queries]
     index_texts = sum(len(p.texts()) for p in profiles)
     embedder.cache_size = max(embedder.cache_size, len(wanted) + index_texts + len(profiles) + 64)
-    say(f"embedding {len(set(wanted)) + index_texts} texts")
+    say(f"embedding {len(set(wanted)) + index_texts} texts with {embedder.model_name}")
     await asyncio.to_thread(embedder.encode, list(dict.fromkeys(wanted)))
 
     recruiter: Recruiter | None = None
-    if any(c in STAGES for c in configs):
-        recruiter = Recruiter(embedder)
+    if any(c in STAGES or c == "vector" for c in configs):
+        recruiter = Recruiter(embedder, index=VectorIndex(dimension=embedder.dimension))
         await asyncio.to_thread(recruiter.upsert_many, list(profiles))
+        recruiter.lexical.commit()
+    lexical = None
+    if "lexical" in configs:
+        lexical = recruiter.lexical if recruiter is not None else LexicalIndex()
+        if recruiter is None:
+            for profile in profiles:
+                lexical.upsert(profile)
+            lexical.commit()
     bm25 = Bm25Baseline(profiles) if "bm25" in configs else None
     dense = (
         await asyncio.to_thread(DenseBaseline, profiles, embedder) if "dense" in configs else None
     )
+    mpnet = None
+    if "dense-mpnet" in configs:
+        say("embedding the cards and queries with all-mpnet-base-v2")
+        mpnet = await asyncio.to_thread(DenseBaseline, profiles, Embedder(model=MPNET))
+        await asyncio.to_thread(mpnet.embedder.encode, [q.text for q in queries])
+    halves = split_queries(queries) if split else None
     report = EvalReport(
-        len(profiles), len(queries), depth, candidates, time.perf_counter() - started
-    )
+        len(profiles), len(queries), depth, candidates, time.perf_counter() - started,
+        model=embedder.model_name, name=name,
+        split=None if halves is None
+        else {"seed": SPLIT_SEED, "tune": len(halves[0]), "report": len(halves[1])},
+    )  # fmt: skip
     now_ms = int(time.time() * 1000)
     for config in configs:
         say(f"running {config}")
         begun = time.perf_counter()
         rejected: float | None = None
+        stage_ms: dict[str, float] = {}
         if config == "bm25":
             assert bm25 is not None
             rankings = [bm25.search(q.text, depth) for q in queries]
         elif config == "dense":
             assert dense is not None
             rankings = [dense.search(q.text, depth) for q in queries]
+        elif config == "dense-mpnet":
+            assert mpnet is not None
+            rankings = [mpnet.search(q.text, depth) for q in queries]
+        elif config == "lexical":
+            assert lexical is not None
+            rankings = [[h.agent_id for h in lexical.search(q.text, depth)] for q in queries]
         else:
             assert recruiter is not None
-            rankings, rejected = await _run_stages(
-                recruiter, queries, config, depth, candidates, concurrency, now_ms
+            rankings, rejected, stage_ms = await _run_stages(
+                recruiter, queries, config, depth, candidates, now_ms
             )
-        report.results.append(
-            ConfigResult(
-                config,
-                score(rankings, queries),
-                time.perf_counter() - begun,
-                len(queries),
-                rejected,
-            )
+        seconds = time.perf_counter() - begun
+        result = ConfigResult(
+            config, score(rankings, queries), seconds, len(queries), rejected, stage_ms=stage_ms
         )
+        if halves is not None:
+            for label, members in zip(("tune", "report"), halves, strict=True):
+                result.halves[label] = score(
+                    [rankings[i] for i in members], [queries[i] for i in members]
+                )
+        report.results.append(result)
     report.total_seconds = time.perf_counter() - started
     return report
 
@@ -418,27 +501,23 @@ async def _run_stages(
     config: str,
     depth: int,
     candidates: int,
-    concurrency: int,
     now_ms: int,
-) -> tuple[list[list[str]], float | None]:
+) -> tuple[list[list[str]], float | None, dict[str, float]]:
     use_filter = "filter" in config
     use_ranking = config.endswith("rank")
-    gate = asyncio.Semaphore(max(1, concurrency))
     lost = 0
-
-    async def one(query: EvalQuery) -> list[str]:
-        nonlocal lost
+    totals: dict[str, float] = {}
+    rankings = []
+    for query in queries:  # one at a time: the stage times are a lone query's
         request = RecruitQuery(
-            task=query.text,
-            top=depth,
-            candidates=candidates,
-            use_filter=use_filter,
-            use_ranking=use_ranking,
-        )
-        async with gate:
-            result = await recruiter.recruit(request, requester="eval", now_ms=now_ms)
+            task=query.text, top=depth, candidates=candidates,
+            use_filter=use_filter, use_ranking=use_ranking, use_lexical=config != "vector",
+        )  # fmt: skip
+        result = await recruiter.recruit(request, requester="eval", now_ms=now_ms)
         lost += sum(1 for r in result.rejected if query.relevant.get(r.profile.agent_id, 0) > 0)
-        return [c.profile.agent_id for c in result.chosen]
-
-    rankings = await asyncio.gather(*(one(q) for q in queries))
-    return list(rankings), (lost / max(len(queries), 1) if use_filter else None)
+        for stage, ms in result.timings_ms.items():
+            totals[stage] = totals.get(stage, 0.0) + ms
+        rankings.append([c.profile.agent_id for c in result.chosen])
+    n = max(len(queries), 1)
+    stage_ms = {stage: total / n for stage, total in totals.items()}
+    return rankings, (lost / n if use_filter else None), stage_ms

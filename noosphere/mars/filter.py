@@ -240,3 +240,13 @@ def _strip_fences(text: str) -> str:
         text = text.split("\n", 1)[1] if "\n" in text else ""
         text = text.rsplit("```", 1)[0]
     return text
+
+
+def constraint_reasons(
+    candidates: Sequence[AgentProfile], constraints: Constraints, *, now_ms: int
+) -> list[str | None]:
+    """The hard constraints alone (no relevance), one reason or None per candidate, in order:
+    what the recruiter's stage 2 applies after its own re-scoring. Raises ValueError for a
+    malformed policy."""
+    policy = _parse(constraints.policy)
+    return [_hard_constraint(p, constraints, policy, now_ms) for p in candidates]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import faiss
@@ -148,6 +149,27 @@ class VectorIndex:
                 fetch = min(total, fetch * 4)
         ranked = sorted(best.values(), key=lambda h: (-h.score, h.agent_id))
         return ranked[:k]
+
+    def score_agents(self, query: np.ndarray, agent_ids: Iterable[str]) -> dict[str, Hit]:
+        """The best skill cosine of each listed agent that the index holds, whether or not a
+        search would return it (its vectors are read back from the index: exact for the flat
+        index, the 8-bit codes decoded for IVF-SQ8)."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dimension)
+        out: dict[str, Hit] = {}
+        with self._lock:
+            wanted = [(a, self._ids[a]) for a in dict.fromkeys(agent_ids) if a in self._ids]
+            if not wanted:
+                return out
+            flat = np.asarray([v for _, ids in wanted for v in ids], dtype=np.int64)
+            vectors = self._index.reconstruct_batch(flat)  # IDMap2 / hashtable direct map
+        sims = vectors @ query
+        at = 0
+        for agent_id, ids in wanted:
+            part = sims[at : at + len(ids)]
+            skill = int(np.argmax(part))
+            out[agent_id] = Hit(agent_id, float(part[skill]), skill)
+            at += len(ids)
+        return out
 
     def _best_per_agent(self, query: np.ndarray, fetch: int) -> dict[str, Hit]:
         scores, ids = self._index.search(query, fetch)

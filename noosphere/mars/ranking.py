@@ -1,11 +1,13 @@
 """Recruit, stage 3 (multi-feature ranking): relevance, reputation, observed latency, availability
-(card freshness), history with this requester and price, each scaled to [0, 1], combined by
+(card freshness), history with this requester, outcomes on similar requests (this node's rated
+tasks, ``outcomes.OutcomeMemory``) and price, each scaled to [0, 1], combined by
 configurable weights. Missing evidence counts as neutral (0.5), so a new agent is neither
 favoured nor buried. Ties break by agent id, so the same inputs always give the same order, and
 every score comes with its parts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +26,7 @@ class RankingWeights(BaseModel):
     latency: float = Field(0.05, ge=0)
     availability: float = Field(0.05, ge=0)
     history: float = Field(0.10, ge=0)
+    outcome: float = Field(0.15, ge=0)
     price: float = Field(0.15, ge=0)
 
     def normalized(self) -> dict[str, float]:
@@ -74,9 +77,11 @@ class Ranked:
         return ", ".join(f"{name} {self.features[name]:.2f}" for name, _ in parts)
 
 
-def scale_relevance(cosine: float) -> float:
-    """Cosine similarities of MiniLM live in roughly [0.1, 0.8]: spread that over [0, 1]."""
-    return min(1.0, max(0.0, (cosine - 0.15) / 0.6))
+def scale_relevance(relevance: float) -> float:
+    """Stage 2 relevance lives in roughly [0.1, 1.3] (the fused stage 1 score, at most 1 for the
+    best candidate, plus re-scoring's bonuses for names and examples; a cosine when a bid's
+    relevance is ranked): spread that over [0, 1] without clipping the best candidates to ties."""
+    return min(1.0, max(0.0, (relevance - 0.1) / 1.2))
 
 
 def rank(
@@ -87,8 +92,11 @@ def rank(
     weights: RankingWeights,
     now_ms: int,
     max_price: int | None = None,
+    outcomes: Mapping[str, float] | None = None,
 ) -> list[Ranked]:
-    """Order ``(profile, relevance cosine)`` pairs best first."""
+    """Order ``(profile, relevance)`` pairs best first. ``outcomes``: agent id -> how its tasks
+    on requests like this one went, in [0, 1] (absent: neutral)."""
+    outcomes = outcomes or {}
     w = weights.normalized()
     out: list[Ranked] = []
     for profile, relevance in candidates:
@@ -101,6 +109,7 @@ def rank(
             "latency": NEUTRAL if latency is None else 1.0 / (1.0 + latency / 1000.0),
             "availability": _freshness(profile, now_ms),
             "history": _or_neutral(signals.history(requester, profile.agent_id)),
+            "outcome": _or_neutral(outcomes.get(profile.agent_id)),
             "price": _price_feature(profile.price, max_price),
         }
         contributions = {name: w[name] * value for name, value in features.items()}

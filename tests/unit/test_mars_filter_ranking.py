@@ -300,17 +300,17 @@ def ranked_ids(candidates: list[tuple[AgentProfile, float]], **kwargs: Any) -> l
 
 
 def test_weights_normalize_and_reject_negatives() -> None:
-    w = RankingWeights(relevance=2, reputation=1, latency=1, availability=0, history=0, price=0)
+    w = RankingWeights(
+        relevance=2, reputation=1, latency=1, availability=0, history=0, outcome=0, price=0
+    )
     assert w.normalized() == {
-        "relevance": 0.5,
-        "reputation": 0.25,
-        "latency": 0.25,
-        "availability": 0.0,
-        "history": 0.0,
-        "price": 0.0,
-    }
+        "relevance": 0.5, "reputation": 0.25, "latency": 0.25,
+        "availability": 0.0, "history": 0.0, "outcome": 0.0, "price": 0.0,
+    }  # fmt: skip
     assert sum(RankingWeights().normalized().values()) == pytest.approx(1.0)
-    zero = RankingWeights(relevance=0, reputation=0, latency=0, availability=0, history=0, price=0)
+    zero = RankingWeights(
+        relevance=0, reputation=0, latency=0, availability=0, history=0, outcome=0, price=0
+    )
     assert set(zero.normalized().values()) == {0.0}
     with pytest.raises(ValueError):
         RankingWeights(relevance=-1)
@@ -320,21 +320,21 @@ def test_weights_normalize_and_reject_negatives() -> None:
 
 def test_neutral_signals_and_feature_ranges() -> None:
     p = profile(price=10, issued_at=NOW - 25_000, expires_at=NOW + 75_000)
-    [r] = rank(
-        [(p, 0.45)], requester="me", signals=NoSignals(), weights=RankingWeights(), now_ms=NOW
-    )
+    [r] = rank([(p, 0.7)], requester="me", signals=NoSignals(), weights=RankingWeights(),
+               now_ms=NOW)  # fmt: skip
     assert r.features == {
         "relevance": pytest.approx(0.5),
         "reputation": NEUTRAL,
         "latency": NEUTRAL,
         "availability": pytest.approx(0.75),
         "history": NEUTRAL,
+        "outcome": NEUTRAL,
         "price": pytest.approx(0.5),
     }
     assert r.score == pytest.approx(sum(r.contributions.values()))
     w = RankingWeights().normalized()
     assert r.contributions == {k: pytest.approx(w[k] * v) for k, v in r.features.items()}
-    assert scale_relevance(-0.3) == 0.0 and scale_relevance(0.99) == 1.0
+    assert scale_relevance(-0.3) == 0.0 and scale_relevance(1.31) == 1.0
     # Unknown freshness is neutral; a budget scales price against it.
     [r] = rank(
         [(replace(p, expires_at=0), 0.45)],
@@ -379,13 +379,16 @@ def test_signals_change_the_order() -> None:
     ) == ["p/a", "p/b"]
     # ...unless the weights say reputation is everything.
     only_trust = RankingWeights(
-        relevance=0, reputation=1, latency=0, availability=0, history=0, price=0
+        relevance=0, reputation=1, latency=0, availability=0, history=0, outcome=0, price=0
     )
     assert ranked_ids(
         [(a, 0.7), (b, 0.4)],
         signals=StubSignals(reputation={"p/a": 0.3, "p/b": 0.8}),
         weights=only_trust,
     ) == ["p/b", "p/a"]
+    # Outcomes on similar requests reorder equals.
+    assert ranked_ids(pair, outcomes={"p/b": 0.9}) == ["p/b", "p/a"]
+    assert ranked_ids(pair, outcomes={"p/a": 0.2}) == ["p/b", "p/a"]
     # Cheaper wins between equals; out-of-range signals are clamped.
     assert ranked_ids([(replace(a, price=20), 0.5), (replace(b, price=2), 0.5)]) == ["p/b", "p/a"]
     [r] = rank(
@@ -406,16 +409,11 @@ def test_ranking_is_deterministic_over_many_ties() -> None:
 
 
 def test_explanation_names_the_heaviest_features() -> None:
-    [r] = rank(
-        [(profile(price=0), 0.75)],
-        requester="me",
-        signals=NoSignals(),
-        weights=RankingWeights(),
-        now_ms=NOW,
-    )
+    [r] = rank([(profile(price=0), 1.3)], requester="me", signals=NoSignals(),
+               weights=RankingWeights(), now_ms=NOW)  # fmt: skip
     assert r.explain() == "relevance 1.00, price 1.00, reputation 0.50"
     assert r.explain(top=1) == "relevance 1.00"
-    assert len(r.explain(top=10).split(", ")) == 6
+    assert len(r.explain(top=10).split(", ")) == 7
 
 
 # ---- the LLM judge against a real local server ------------------------------------------------
