@@ -42,6 +42,7 @@ class LlmConfig(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # None: the server's limit
 
     @field_validator("base_url")
     @classmethod
@@ -120,15 +121,21 @@ class LlmBackend:
         *,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = "auto",
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The request body: ``tools`` given as {name, description, parameters} are wrapped into
         the OpenAI {"type": "function", "function": ...} shape. A ``tool_choice`` other than
-        auto/none/required names the one function the model must call."""
+        auto/none/required names the one function the model must call. ``extra`` adds fields
+        some servers understand (``response_format``, llama.cpp's ``grammar``); it cannot
+        replace the fields above."""
         payload: dict[str, Any] = {
+            **(extra or {}),
             "model": self.config.model,
             "messages": messages,
             "temperature": self.config.temperature,
         }
+        if self.config.max_tokens is not None:
+            payload["max_tokens"] = self.config.max_tokens
         if tools:
             payload["tools"] = [_wrap_tool(tool) for tool in tools]
             if tool_choice is not None:
@@ -145,10 +152,11 @@ class LlmBackend:
         *,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = "auto",
+        extra: Mapping[str, Any] | None = None,
     ) -> ChatReply:
         """One chat completion; raises ``LlmError`` when the endpoint fails or the reply is
         malformed (including tool arguments that are not a JSON object)."""
-        payload = self.build_payload(messages, tools=tools, tool_choice=tool_choice)
+        payload = self.build_payload(messages, tools=tools, tool_choice=tool_choice, extra=extra)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.config.api_key is not None:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
@@ -345,7 +353,8 @@ def llm_config_from_env(environ: Mapping[str, str] = os.environ) -> LlmConfig | 
 
     ``NOOSPHERE_LLM_BASE_URL`` / ``NOOSPHERE_LLM_MODEL`` / ``NOOSPHERE_LLM_API_KEY``, falling back
     to ``OPENAI_BASE_URL`` / ``OPENAI_MODEL`` / ``OPENAI_API_KEY``; optional
-    ``NOOSPHERE_LLM_TIMEOUT``. An invalid value raises ``LlmError`` naming the variable."""
+    ``NOOSPHERE_LLM_TIMEOUT`` and ``NOOSPHERE_LLM_MAX_TOKENS``. An invalid value raises
+    ``LlmError`` naming the variable."""
 
     def get(*names: str) -> str | None:
         for name in names:
@@ -368,6 +377,9 @@ def llm_config_from_env(environ: Mapping[str, str] = os.environ) -> LlmConfig | 
     timeout = get("NOOSPHERE_LLM_TIMEOUT")
     if timeout is not None:
         fields["timeout"] = timeout
+    max_tokens = get("NOOSPHERE_LLM_MAX_TOKENS")
+    if max_tokens is not None:
+        fields["max_tokens"] = max_tokens
     try:
         return LlmConfig(**fields)
     except ValidationError as exc:
