@@ -178,6 +178,19 @@ class EscrowEntry(EscrowView):
     opened_tx: str
 
 
+class FeedbackEntry(BaseModel):
+    """One ``AgentRegistry.FeedbackGiven`` event (the registry accepted it: the rater is the
+    requester of a settled escrow in which the agent committed a result)."""
+
+    agent_id: int
+    task_id: str  # the escrow id
+    client: str  # the rater (the escrow's requester)
+    score: int  # 0..100
+    uri: str
+    block: int
+    timestamp: int  # block time, unix seconds
+
+
 class ChannelView(BaseModel):
     """One ``PaymentChannel`` record."""
 
@@ -981,6 +994,43 @@ class LedgerClient:
         fn = self.registry.functions.giveFeedback(agent_id, to_bytes32(task_id), score, uri)
         return self.transact(fn)
 
+    def list_feedback(
+        self,
+        from_block: int | None = None,
+        to_block: int | None = None,
+        *,
+        chunk_blocks: int = 10_000,
+    ) -> list[FeedbackEntry]:
+        """Every ``FeedbackGiven`` event from ``from_block`` (default: the deployment block) to
+        ``to_block`` (default: the latest), oldest first, read in ``chunk_blocks`` ranges."""
+        event = self.registry.events.FeedbackGiven()
+        latest = self.w3.eth.block_number if to_block is None else to_block
+        start = self.deployment.block_number if from_block is None else from_block
+        topic0 = HexBytes(Web3.keccak(text=_FEEDBACK_GIVEN))
+        times: dict[int, int] = {}
+        found: list[FeedbackEntry] = []
+        while start <= latest:
+            end = min(start + chunk_blocks - 1, latest)
+            query = {"address": self.registry.address, "fromBlock": start, "toBlock": end}
+            for log in self.w3.eth.get_logs({**query, "topics": [topic0]}):  # type: ignore[typeddict-item]
+                args = event.process_log(log)["args"]
+                block = int(log["blockNumber"])
+                if block not in times:
+                    times[block] = int(self.w3.eth.get_block(block)["timestamp"])
+                found.append(
+                    FeedbackEntry(
+                        agent_id=int(args["agentId"]),
+                        task_id=_hex(bytes(args["taskId"])),
+                        client=str(args["client"]),
+                        score=int(args["score"]),
+                        uri=str(args["uri"]),
+                        block=block,
+                        timestamp=times[block],
+                    )
+                )
+            start = end + 1
+        return found
+
     def feedback_count(self, agent_id: int) -> int:
         return int(self.call(self.registry.functions.feedbackCount(agent_id)))
 
@@ -1005,6 +1055,7 @@ _PERMIT_TYPE = [
 ]
 _ESCROW_OPENED = "EscrowOpened(bytes32,address,address,address,uint256,uint64)"
 _ESCROW_DISPUTED = "EscrowDisputed(bytes32,address,bytes32,string)"
+_FEEDBACK_GIVEN = "FeedbackGiven(uint256,bytes32,address,uint8,string)"
 # Must match PaymentChannel.VOUCHER_TYPEHASH: Voucher(bytes32 channelId,uint256 cumulativeAmount)
 _VOUCHER_TYPE = [
     {"name": "channelId", "type": "bytes32"},
