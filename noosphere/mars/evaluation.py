@@ -16,6 +16,9 @@ Configurations (each returns at most ``depth`` agents per query, best first):
   minimum relevance and hard constraints; rejected candidates are not returned).
 * ``vector+filter+rank``: + stage 3 with neutral signals (no reputation, history or latency
   evidence; prices as the cards give them, 0 when absent).
+* ``vector+filter+llm`` (only when asked for, with an LLM endpoint): stage 2 with the LLM judge
+  vetoing candidates on top of the offline verdicts, one query at a time (a local server answers
+  one request at a time); the report counts the judge's failures and vetoes.
 
 Metrics, averaged over queries (relevant = grade > 0):
 
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from noosphere.models.embedding import Embedder
+from noosphere.models.llm import LlmBackend
 
 from .filter import _skill_texts  # the filter's own texts, to embed them all in one batch
 from .profile import AgentProfile, profile_from_record
@@ -49,6 +53,7 @@ from .recruit import Recruiter, RecruitQuery
 BASELINES = ("bm25", "dense")
 STAGES = ("vector", "vector+filter", "vector+filter+rank")
 CONFIGS = BASELINES + STAGES
+LLM_STAGE = "vector+filter+llm"  # needs an LLM endpoint; never run by default
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
 
@@ -295,6 +300,7 @@ class ConfigResult:
     seconds: float
     queries: int
     rejected_relevant: float | None = None  # filter configs: relevant agents rejected per query
+    judge: dict[str, float] | None = None  # the LLM stage: failures, vetoes, relevant vetoed
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"config": self.config}
@@ -303,6 +309,8 @@ class ConfigResult:
         out["ms_per_query"] = round(1000 * self.seconds / max(self.queries, 1), 2)
         if self.rejected_relevant is not None:
             out["rejected_relevant_per_query"] = round(self.rejected_relevant, 3)
+        if self.judge is not None:
+            out["judge"] = {k: round(v, 3) for k, v in self.judge.items()}
         return out
 
 
@@ -331,11 +339,11 @@ class EvalReport:
 def parse_configs(text: str | Sequence[str]) -> list[str]:
     names = text.split(",") if isinstance(text, str) else list(text)
     chosen = [n.strip() for n in names if n.strip()]
-    unknown = [n for n in chosen if n not in CONFIGS]
+    unknown = [n for n in chosen if n not in (*CONFIGS, LLM_STAGE)]
     if unknown or not chosen:
         raise EvalError(
             f"unknown configuration {', '.join(unknown) or '(none)'}; choose from "
-            + ", ".join(CONFIGS)
+            + ", ".join((*CONFIGS, LLM_STAGE))
         )
     return list(dict.fromkeys(chosen))
 
@@ -350,17 +358,21 @@ async def run_eval(
     candidates: int = 50,
     concurrency: int = 8,
     progress: Callable[[str], None] | None = None,
+    llm: LlmBackend | None = None,
 ) -> EvalReport:
-    """Index the cards once, then answer every query under each configuration."""
+    """Index the cards once, then answer every query under each configuration (``llm`` is
+    the endpoint the ``vector+filter+llm`` configuration's judge asks)."""
     started = time.perf_counter()
     configs = parse_configs(configs)
+    if LLM_STAGE in configs and llm is None:
+        raise EvalError(f"{LLM_STAGE} needs an LLM endpoint (NOOSPHERE_LLM_BASE_URL and _MODEL)")
     embedder = embedder or Embedder()
     say = progress or (lambda _msg: None)
 
     # Everything any configuration embeds, in one batched pass: the cache then serves each
     # query's vector and the filter's skill and example texts without further forward passes.
     wanted: list[str] = [q.text for q in queries]
-    if "vector+filter" in configs or "vector+filter+rank" in configs:
+    if any(c.startswith("vector+filter") for c in configs):
         for profile in profiles:
             for skill_text, examples in _skill_texts(profile):
                 wanted.append(skill_text)
@@ -371,7 +383,7 @@ async def run_eval(
     await asyncio.to_thread(embedder.encode, list(dict.fromkeys(wanted)))
 
     recruiter: Recruiter | None = None
-    if any(c in STAGES for c in configs):
+    if any(c in (*STAGES, LLM_STAGE) for c in configs):
         recruiter = Recruiter(embedder)
         await asyncio.to_thread(recruiter.upsert_many, list(profiles))
     bm25 = Bm25Baseline(profiles) if "bm25" in configs else None
@@ -386,7 +398,14 @@ async def run_eval(
         say(f"running {config}")
         begun = time.perf_counter()
         rejected: float | None = None
-        if config == "bm25":
+        judged: dict[str, float] | None = None
+        if config == LLM_STAGE:
+            assert recruiter is not None and llm is not None
+            rankings, rejected, judged = await _run_llm_stage(
+                recruiter, Recruiter(embedder, index=recruiter.index, llm=llm),
+                queries, depth, candidates, now_ms,
+            )  # fmt: skip
+        elif config == "bm25":
             assert bm25 is not None
             rankings = [bm25.search(q.text, depth) for q in queries]
         elif config == "dense":
@@ -399,7 +418,7 @@ async def run_eval(
             )
         report.results.append(
             ConfigResult(config, score(rankings, queries), time.perf_counter() - begun,
-                         len(queries), rejected)
+                         len(queries), rejected, judged)
         )  # fmt: skip
     report.total_seconds = time.perf_counter() - started
     return report
@@ -432,3 +451,37 @@ async def _run_stages(
 
     rankings = await asyncio.gather(*(one(q) for q in queries))
     return list(rankings), (lost / max(len(queries), 1) if use_filter else None)
+
+
+async def _run_llm_stage(
+    recruiter: Recruiter,
+    judged: Recruiter,
+    queries: Sequence[EvalQuery],
+    depth: int,
+    candidates: int,
+    now_ms: int,
+) -> tuple[list[list[str]], float, dict[str, float]]:
+    """Stage 1 + 2 with the LLM judge (``judged`` shares ``recruiter``'s index), one query at a
+    time; with the judge's record."""
+    judged.profiles = recruiter.profiles  # the same cards and index, no second build
+    rankings: list[list[str]] = []
+    lost = failures = vetoes = relevant_vetoed = 0
+    for query in queries:
+        request = RecruitQuery(task=query.text, top=depth, candidates=candidates,
+                               use_filter=True, use_ranking=False)  # fmt: skip
+        result = await judged.recruit(request, requester="eval", now_ms=now_ms)
+        failures += "failed" in result.filter_mode
+        for rejection in result.rejected:
+            relevant = query.relevant.get(rejection.profile.agent_id, 0) > 0
+            lost += relevant
+            if rejection.reason.startswith("llm judge"):
+                vetoes += 1
+                relevant_vetoed += relevant
+        rankings.append([c.profile.agent_id for c in result.chosen])
+    count = max(len(queries), 1)
+    record = {
+        "failed_share": failures / count,
+        "vetoes_per_query": vetoes / count,
+        "relevant_vetoed_per_query": relevant_vetoed / count,
+    }
+    return rankings, lost / count, record
