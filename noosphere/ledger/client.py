@@ -178,6 +178,17 @@ class EscrowEntry(EscrowView):
     opened_tx: str
 
 
+class EscrowOpenedEntry(BaseModel):
+    """One ``TaskEscrow.EscrowOpened`` event."""
+
+    task_id: str
+    requester: str
+    agent: str  # the payee
+    amount: int
+    deadline: int  # unix seconds
+    block: int
+
+
 class FeedbackEntry(BaseModel):
     """One ``AgentRegistry.FeedbackGiven`` event (the registry accepted it: the rater is the
     requester of a settled escrow in which the agent committed a result)."""
@@ -993,6 +1004,39 @@ class LedgerClient:
     ) -> TxReceipt:
         fn = self.registry.functions.giveFeedback(agent_id, to_bytes32(task_id), score, uri)
         return self.transact(fn)
+
+    def list_opened(
+        self,
+        from_block: int | None = None,
+        to_block: int | None = None,
+        *,
+        chunk_blocks: int = 10_000,
+    ) -> list[EscrowOpenedEntry]:
+        """Every ``EscrowOpened`` event from ``from_block`` (default: the deployment block) to
+        ``to_block`` (default: the latest), oldest first (the events as opened; ``get_escrow``
+        tells what became of one)."""
+        event = self.escrow.events.EscrowOpened()
+        latest = self.w3.eth.block_number if to_block is None else to_block
+        start = self.deployment.block_number if from_block is None else from_block
+        topic0 = HexBytes(Web3.keccak(text=_ESCROW_OPENED))
+        found: list[EscrowOpenedEntry] = []
+        while start <= latest:
+            end = min(start + chunk_blocks - 1, latest)
+            query = {"address": self.escrow.address, "fromBlock": start, "toBlock": end}
+            for log in self.w3.eth.get_logs({**query, "topics": [topic0]}):  # type: ignore[typeddict-item]
+                args = event.process_log(log)["args"]
+                found.append(
+                    EscrowOpenedEntry(
+                        task_id=_hex(bytes(args["taskId"])),
+                        requester=str(args["requester"]),
+                        agent=str(args["agent"]),
+                        amount=int(args["amount"]),
+                        deadline=int(args["deadline"]),
+                        block=int(log["blockNumber"]),
+                    )
+                )
+            start = end + 1
+        return found
 
     def list_feedback(
         self,

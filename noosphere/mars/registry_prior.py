@@ -12,13 +12,17 @@ hard it is to fake:
 * a rating counts in proportion to the escrow amount behind it (``amount / stake_unit``
   observations: one paid task at ``stake_unit`` is one observation), score 0..100 mapped to
   ``[0, 1]``; it fades with age like gossiped evidence;
-* one paying account contributes at most ``rater_cap`` observations about an agent, however
-  many escrows it pays: influence grows with the number of distinct paying accounts, not with
-  one account's volume;
 * a paying account that owns proven registry entries of a node (``registry_proof``) is that
   node: its ratings are discounted by this node's trust in it (EigenTrust, pre-trusted peers at
   full weight), exactly like its gossiped ratings - a colluding node gains nothing by paying
-  its partners' agents from its own account;
+  its partners' agents from its own account. The registry only takes ratings of settled,
+  committed escrows, so noosphere requesters rate only successes there; a known node's escrows
+  that expired without a rating (:class:`PaidEscrow`: refunded, disputed) are its failures,
+  shared among the payee's proven agents - without them a trusted node that had one lucky
+  success with a free-rider would vouch for it as much as for an agent that never failed;
+* an anonymous account contributes at most ``rater_cap`` observations about an agent, however
+  many escrows it pays: influence grows with the number of distinct paying accounts, not with
+  one account's volume (its unrated escrows count for nothing: failures are free to fake);
 * every other account (a requester-only node, or a sock puppet) is anonymous: their evidence
   about an agent is pooled and discounted as one source with belief ``anonymous_weight``
   (Jøsang-Ismail discounting), so all anonymous accounts together are worth at most
@@ -73,6 +77,28 @@ class PaidRating:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class PaidEscrow:
+    """An ``EscrowOpened`` whose deadline has passed (what became of it is told by whether a
+    rating names its escrow id)."""
+
+    rater: str  # the requester (payer), lower-case
+    owner: str  # the payee, lower-case
+    amount: int
+    deadline_ms: int
+    escrow_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySnapshot:
+    """What the settlement worker read from the chain for the trust model's registry prior."""
+
+    ratings: list[PaidRating]
+    linked: dict[str, str]  # account (lower-case) -> the node owning it (proven entries)
+    escrows: list[PaidEscrow]  # expired escrows
+    agents_of: dict[str, list[str]]  # payee account (lower-case) -> its proven agents' card ids
+
+
 def usable(rating: PaidRating, linked: dict[str, str]) -> bool:
     """Whether ``rating`` may count at all: not by the agent's owner, not by an account of the
     agent's own node, a score in 0..100 and a positive amount."""
@@ -83,17 +109,16 @@ def usable(rating: PaidRating, linked: dict[str, str]) -> bool:
 
 
 def capped(
-    ratings: list[tuple[float, float, int]], policy: RegistryPolicy, decay: Callable[[int], float]
+    ratings: list[tuple[float, float, int]], cap: float | None, decay: Callable[[int], float]
 ) -> tuple[float, float]:
     """Evidence ``(r, s)`` of one paying account about one agent from its ``(mass, score01,
-    at_ms)`` ratings, each weighted by ``decay(at_ms)``, scaled down to ``rater_cap``."""
+    at_ms)`` ratings, each weighted by ``decay(at_ms)``, scaled down to ``cap`` (None: no cap)."""
     r = s = 0.0
     for mass, score, at_ms in ratings:
         weight = mass * decay(at_ms)
         r += weight * score
         s += weight * (1.0 - score)
     total = r + s
-    if total > policy.rater_cap:
-        scale = policy.rater_cap / total
-        r, s = r * scale, s * scale
+    if cap is not None and total > cap:
+        r, s = r * cap / total, s * cap / total
     return r, s

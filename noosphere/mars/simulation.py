@@ -22,9 +22,11 @@ the observed requester comes online; it heard none of that gossip. What it can k
 its operator's pre-trusted peers (``trusted_peers`` honest nodes) and, with ``registry=True``,
 the on-chain registry (``noosphere.mars.registry_prior``), which recorded every paid rating:
 honest nodes rate completed paid tasks 100 (as noosphere does); colluders pay each other's
-agents and rate them 100, and ``puppets_per_colluder`` sock-puppet accounts (owned by no node)
-per colluder pay and praise the colluders' agents every round (self-dealing: the payment comes
-back to the colluders); colluders also pay honest agents for real and rate them 0 on chain.
+agents and rate them 100 (every paid task leaves an escrow on chain; one that was never rated
+is, for a known node's account, a failure), and ``puppets_per_colluder`` sock-puppet accounts
+(owned by no node) per colluder pay and praise the colluders' agents every round
+(self-dealing: the payment comes back to the colluders); colluders also pay honest agents for
+real and rate them 0 on chain.
 
 With ``sign=False`` (the default, fast) feedback objects are built unsigned and the receipt rule
 is enforced by construction (a receipt for an agent is only made by a task with it or by its own
@@ -49,7 +51,7 @@ from noosphere.protocol.feedback import (
 from noosphere.protocol.identity import NodeKey
 from noosphere.protocol.jws import sign_detached
 
-from .registry_prior import TASK_URI_PREFIX, PaidRating, RegistryPolicy
+from .registry_prior import TASK_URI_PREFIX, PaidEscrow, PaidRating, RegistryPolicy
 from .trust import TrustModel
 
 START_MS = 1_700_000_000_000
@@ -164,6 +166,11 @@ class _World:
     def price(self, agent: SimAgent) -> int:
         return self.config.honest_price if agent.honest else self.config.free_rider_price
 
+    def escrow(self, agent: SimAgent, account: str, now: int, task_id: str) -> PaidEscrow:
+        """The escrow ``account`` opened to pay ``agent``'s node for one task."""
+        owner = account_of(agent.node)
+        return PaidEscrow(account, owner, self.price(agent), now, f"escrow-{task_id}")
+
     def paid(self, agent: SimAgent, account: str, score: int, now: int, task_id: str) -> PaidRating:
         """A rating on the registry: ``account`` paid ``agent``'s node through an escrow."""
         return PaidRating(
@@ -234,6 +241,8 @@ def simulate(config: SimConfig | None = None) -> SimResult:
     result = SimResult(config, colluder_share=len(world.colluder_nodes) / raters)
     result.honest_ids = frozenset(a.agent_id for a in world.honest_agents)
     chain: list[PaidRating] = []
+    escrows: list[PaidEscrow] = []
+    agents_of = {account_of(n): [a.agent_id for a in held] for n, held in world.by_node.items()}
     # nodes hosting agents own proven registry entries: their accounts are linked to them
     linked = {account_of(node): node for node in world.by_node}
     puppets = {
@@ -263,6 +272,7 @@ def simulate(config: SimConfig | None = None) -> SimResult:
             agent = rng.choice([a for a in world.agents if a.node != peer])
             receipt, success = world.run_task(agent, peer, now)
             inbox.append(world.feedback(receipt, 1.0 if success else 0.0, now))
+            escrows.append(world.escrow(agent, account_of(peer), now, receipt.task_id))
             if success:  # only a released escrow can be rated on chain
                 chain.append(world.paid(agent, account_of(peer), 100, now, receipt.task_id))
         for colluder in world.colluder_nodes:
@@ -270,14 +280,18 @@ def simulate(config: SimConfig | None = None) -> SimResult:
                 agent = rng.choice(colluder_agents)  # may be its own: dropped as self-rating
                 receipt = world.receipt(agent, colluder, True, now)
                 inbox.append(world.feedback(receipt, 1.0, now))
+                escrows.append(world.escrow(agent, account_of(colluder), now, receipt.task_id))
                 chain.append(world.paid(agent, account_of(colluder), 100, now, receipt.task_id))
             for puppet in puppets[colluder]:
                 agent = rng.choice(colluder_agents)
-                chain.append(world.paid(agent, puppet, 100, now, f"puppet-{len(chain)}"))
+                task_id = f"puppet-{len(chain)}"
+                escrows.append(world.escrow(agent, puppet, now, task_id))
+                chain.append(world.paid(agent, puppet, 100, now, task_id))
             for _ in range(config.bash_tasks_per_colluder):
                 agent = rng.choice(world.honest_agents)
                 receipt, _ = world.run_task(agent, colluder, now)
                 inbox.append(world.feedback(receipt, 0.0, now))
+                escrows.append(world.escrow(agent, account_of(colluder), now, receipt.task_id))
                 chain.append(world.paid(agent, account_of(colluder), 0, now, receipt.task_id))
             if config.sign:
                 victim = rng.choice(world.honest_agents)
@@ -290,7 +304,7 @@ def simulate(config: SimConfig | None = None) -> SimResult:
             round_no == config.join_round
             or (round_no - config.join_round) % config.registry_refresh == 0
         ):
-            trust.set_registry(chain, linked)
+            trust.set_registry(chain, linked, escrows, agents_of)
         if round_no == config.join_round:
             result.chain_ratings = len(chain) if config.registry else 0
             for agent in world.agents:
@@ -304,6 +318,7 @@ def simulate(config: SimConfig | None = None) -> SimResult:
         receipt, success = world.run_task(chosen, world.self_peer, now)
         result.honest_picks.append(chosen.honest)
         deliver(world.feedback(receipt, 1.0 if success else 0.0, now), now)
+        escrows.append(world.escrow(chosen, account_of(world.self_peer), now, receipt.task_id))
         if success:
             chain.append(world.paid(chosen, account_of(world.self_peer), 100, now, receipt.task_id))
 

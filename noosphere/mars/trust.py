@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -48,7 +48,7 @@ import numpy as np
 
 from noosphere.protocol.feedback import Feedback, TaskReceipt
 
-from .registry_prior import PaidRating, RegistryPolicy, capped, usable
+from .registry_prior import PaidEscrow, PaidRating, RegistryPolicy, capped, usable
 
 DAY_MS = 86_400_000
 DEFAULT_HALF_LIFE_MS = 7 * DAY_MS
@@ -431,16 +431,39 @@ class TrustModel:
 
     # --- the registry prior -------------------------------------------------------------------
 
-    def set_registry(self, ratings: Iterable[PaidRating], linked: Mapping[str, str]) -> int:
+    def set_registry(
+        self,
+        ratings: Iterable[PaidRating],
+        linked: Mapping[str, str],
+        escrows: Iterable[PaidEscrow] = (),
+        agents_of: Mapping[str, Sequence[str]] | None = None,
+    ) -> int:
         """Replace the registry prior with ``ratings`` (already proof-checked, see
-        ``registry_prior``); ``linked`` maps paying accounts to the node owning them. Returns
-        how many ratings count."""
+        ``registry_prior``); ``linked`` maps paying accounts to the node owning them;
+        ``escrows`` are expired escrows, and those of known accounts that no rating names are
+        failures shared among ``agents_of[payee]`` (the payee's proven agents). Returns how
+        many ratings and failures count."""
         self._linked = {account.lower(): peer for account, peer in linked.items()}
         self._registry = {}
         self._registry_sums = {}
         self._registry_tasks = {}
         unit = self.registry_policy.stake_unit
         used = 0
+        ratings = list(ratings)
+        rated = {rating.escrow_id for rating in ratings}
+        for escrow in escrows:
+            rater, owner = escrow.rater.lower(), escrow.owner.lower()
+            node = self._linked.get(rater)
+            agents = (agents_of or {}).get(owner, ())
+            if escrow.escrow_id in rated or node is None or rater == owner or not agents:
+                continue
+            if node == self._linked.get(owner) or escrow.amount <= 0:
+                continue  # the node paying itself
+            for agent in agents:
+                self._registry.setdefault(agent, {}).setdefault(rater, []).append(
+                    (escrow.amount / unit / len(agents), 0.0, escrow.deadline_ms, None)
+                )
+            used += 1
         for rating in ratings:
             if not usable(rating, self._linked):
                 continue
@@ -477,7 +500,9 @@ class TrustModel:
             ]
             if fresh:
                 latest = max(at for _, _, at in fresh)
-                r, s = capped(fresh, self.registry_policy, partial(self._age_decay, latest))
+                # a known node is weighed by trust, not capped: the cap is for anonymous accounts
+                cap = None if account in self._linked else self.registry_policy.rater_cap
+                r, s = capped(fresh, cap, partial(self._age_decay, latest))
                 sums.append((account, r, s, latest))
         self._registry_sums[agent_id] = sums
         return sums

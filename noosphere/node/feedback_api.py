@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from noosphere.mars.registry_prior import PaidRating
+from noosphere.mars.registry_prior import RegistrySnapshot
 from noosphere.mars.trust import TrustModel
 from noosphere.protocol import Envelope, ErrorCode, NodeKey, RpcError, card_id
 from noosphere.protocol.a2a import TaskState
@@ -78,11 +78,13 @@ class FeedbackService:
             log.warning("stored trust records unreadable; starting afresh", error=str(exc))
             return TrustModel(self._key.peer_id, pretrusted=self._pretrusted)
 
-    def set_registry(self, ratings: list[PaidRating], linked: dict[str, str]) -> None:
-        """The registry's paid ratings (proof-checked by the settlement worker) as the trust
-        model's registry prior."""
-        used = self.trust.set_registry(ratings, linked)
-        log.debug("registry prior updated", ratings=len(ratings), counted=used)
+    def set_registry(self, snapshot: RegistrySnapshot) -> None:
+        """The registry's paid ratings and expired escrows (proof-checked by the settlement
+        worker) as the trust model's registry prior."""
+        used = self.trust.set_registry(
+            snapshot.ratings, snapshot.linked, snapshot.escrows, snapshot.agents_of
+        )
+        log.debug("registry prior updated", ratings=len(snapshot.ratings), counted=used)
 
     def save(self) -> None:
         if self._dirty:

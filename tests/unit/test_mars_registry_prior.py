@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noosphere.mars.registry_prior import TASK_URI_PREFIX, PaidRating, RegistryPolicy
+from noosphere.mars.registry_prior import (
+    TASK_URI_PREFIX,
+    PaidEscrow,
+    PaidRating,
+    RegistryPolicy,
+)
 from noosphere.mars.trust import DAY_MS, TrustModel, beta_mean, node_of
 from noosphere.protocol.a2a import TaskState
 from noosphere.protocol.feedback import Feedback, TaskReceipt
@@ -137,6 +142,27 @@ def test_accounts_of_known_nodes_count_by_trust_in_the_node() -> None:
     anonymous = model()
     anonymous.set_registry([paid("0xstranger")], {})
     assert 0.0 < anonymous.evidence(AGENT)[0] < 1.0  # type: ignore[index]
+
+
+def test_a_known_nodes_unrated_escrows_are_its_failures() -> None:
+    """Noosphere rates only successes on chain; a trusted node's escrows that expired without a
+    rating are failures, shared among the payee's agents. An anonymous account's are ignored
+    (opening and refunding an escrow costs nothing but gas)."""
+    rated = paid("0xfriend", task="ok")
+    escrows = [
+        PaidEscrow("0xfriend", OWNER, 10, T0, rated.escrow_id),  # the rated one: a success
+        *(PaidEscrow("0xfriend", OWNER, 10, T0, f"failed-{i}") for i in range(3)),
+        *(PaidEscrow("0xstranger", OWNER, 10, T0, f"grief-{i}") for i in range(50)),
+    ]
+    other = "host/other-agent"
+    trust = model(pretrusted=["friend"])
+    used = trust.set_registry([rated], {"0xfriend": "friend"}, escrows, {OWNER: [AGENT, other]})
+    assert used == 4
+    parts = trust.evidence_parts(AGENT)
+    assert parts is not None
+    assert parts.registry_known == pytest.approx((1.0, 1.5))  # 3 failures split over 2 agents
+    assert parts.registry_anonymous == (0.0, 0.0)
+    assert trust.reputation(other) == pytest.approx(beta_mean(0.0, 1.5))
 
 
 def test_a_task_known_from_gossip_counts_once() -> None:
