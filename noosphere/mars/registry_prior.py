@@ -28,8 +28,10 @@ hard it is to fake:
   (Jøsang-Ismail discounting), so all anonymous accounts together are worth at most
   ``2 w / (1 - w)`` observations (one, for w = 1/3), however many sock puppets pay;
 * ratings by the agent's own owner or by an account of the agent's node are dropped, and an
-  on-chain rating whose ``uri`` (``noosphere:task:<id>``) names a task this node already holds
-  signed gossip feedback for is not counted twice.
+  on-chain rating whose ``uri`` (``noosphere:task:<id>``) names a task this node holds signed
+  gossip feedback for from a pre-trusted rater (itself included) is not counted twice (from a
+  less trusted rater both copies count, each by its own rules: a rater nobody vouches for must
+  not silence the registry's copy).
 
 This module is pure: ``noosphere.node.settlement`` reads the chain (checking every entry's proof)
 and builds the :class:`PaidRating` list; ``TrustModel.set_registry`` applies it.

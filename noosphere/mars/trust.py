@@ -184,7 +184,9 @@ class TrustModel:
         # agent -> paying account -> [(observations, score in [0, 1], at_ms, A2A task id)]
         self._registry: dict[str, dict[str, list[tuple[float, float, int, str | None]]]] = {}
         self._linked: dict[str, str] = {}  # paying account -> the node (peer id) owning it
-        self._gossip_tasks: dict[tuple[str, str], int] = {}  # (agent, task id) -> ratings held
+        # (agent, task id) -> ratings held from pre-trusted raters (this node included): such a
+        # task counts once, from gossip, not again from the registry
+        self._gossip_tasks: dict[tuple[str, str], int] = {}
         self._registry_sums: dict[str, list[tuple[str, float, float, int]]] = {}
         self._registry_tasks: dict[str, set[str]] = {}  # agent -> A2A task ids rated on chain
 
@@ -270,19 +272,21 @@ class TrustModel:
         pair.s += weight * (1.0 - rating.rating)
         bisect.insort(pair.keys, key, key=lambda k: self._ratings[k].at_ms)
         self._counts[rating.agent] = self._counts.get(rating.agent, 0) + 1
-        seen = (rating.agent, rating.task_id)
-        self._gossip_tasks[seen] = self._gossip_tasks.get(seen, 0) + 1
-        self._forget_sums(rating.agent, rating.task_id)  # the task may be on the registry too
+        if rating.rater in self.pretrusted:
+            seen = (rating.agent, rating.task_id)
+            self._gossip_tasks[seen] = self._gossip_tasks.get(seen, 0) + 1
+            self._forget_sums(rating.agent, rating.task_id)  # the task may be on the registry
 
     def _remove(self, rating: _Rating) -> None:
         key = (rating.rater, rating.agent, rating.task_id)
         del self._ratings[key]
         seen = (rating.agent, rating.task_id)
-        self._forget_sums(rating.agent, rating.task_id)
-        if self._gossip_tasks.get(seen, 0) <= 1:
-            self._gossip_tasks.pop(seen, None)
-        else:
-            self._gossip_tasks[seen] -= 1
+        if rating.rater in self.pretrusted:
+            self._forget_sums(rating.agent, rating.task_id)
+            if self._gossip_tasks.get(seen, 0) <= 1:
+                self._gossip_tasks.pop(seen, None)
+            else:
+                self._gossip_tasks[seen] -= 1
         raters = self._pairs[rating.agent]
         pair = raters[rating.rater]
         pair.keys.remove(key)
@@ -492,7 +496,8 @@ class TrustModel:
             return cached
         sums = []
         for account, entries in self._registry.get(agent_id, {}).items():
-            # a task this node holds signed gossip feedback for is evidence once, not twice
+            # a task rated in gossip by a pre-trusted node (weight 1) is evidence once, from
+            # gossip; from any other rater both copies count, each by its own rules
             fresh = [
                 (mass, score, at)
                 for mass, score, at, task in entries

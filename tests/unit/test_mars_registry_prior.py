@@ -179,6 +179,16 @@ def test_a_task_known_from_gossip_counts_once() -> None:
     assert trust.evidence_parts(AGENT).registry == (0.0, 0.0)  # type: ignore[union-attr]
 
 
+def test_gossip_from_an_unvouched_rater_does_not_silence_the_registry() -> None:
+    """The requester's node hosts no agent, so nobody's EigenTrust vouches for its gossip here;
+    its paid on-chain copy of the same task still counts, as an anonymous payment."""
+    trust = model()
+    trust.record(gossip("requester", AGENT, 1.0, "task-1"), T0)
+    assert trust.reputation(AGENT) == 0.5
+    trust.set_registry([paid("0xrequester", task="task-1")], {})
+    assert trust.reputation(AGENT) > 0.5  # type: ignore[operator]
+
+
 def test_registry_evidence_fades_like_gossip() -> None:
     now = [T0]
     trust = TrustModel(ME, clock=lambda: now[0])
