@@ -43,6 +43,14 @@ def mars_eval(
     candidates: Annotated[
         int, typer.Option("--candidates", min=1, max=1000, help="Stage 1 candidate pool.")
     ] = 50,
+    judge_schema: Annotated[
+        bool,
+        typer.Option(
+            "--judge-schema",
+            help="Constrain the LLM judge's answer to its JSON schema (llama.cpp's"
+            " response_format dialect, e.g. `make llm-serve`).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Recall@1/5/10, MRR and nDCG@10 of each configuration (baselines and MARS stages)."""
@@ -78,8 +86,9 @@ def mars_eval(
         llm = LlmBackend(llm_config) if llm_config is not None else None
         try:
             return await run_eval(
-                profiles, judged, chosen, candidates=candidates, progress=progress, llm=llm
-            )
+                profiles, judged, chosen, candidates=candidates, progress=progress, llm=llm,
+                judge_schema=judge_schema,
+            )  # fmt: skip
         finally:
             if llm is not None:
                 await llm.aclose()

@@ -359,6 +359,7 @@ async def run_eval(
     concurrency: int = 8,
     progress: Callable[[str], None] | None = None,
     llm: LlmBackend | None = None,
+    judge_schema: bool = False,
 ) -> EvalReport:
     """Index the cards once, then answer every query under each configuration (``llm`` is
     the endpoint the ``vector+filter+llm`` configuration's judge asks)."""
@@ -403,7 +404,7 @@ async def run_eval(
             assert recruiter is not None and llm is not None
             rankings, rejected, judged = await _run_llm_stage(
                 recruiter, Recruiter(embedder, index=recruiter.index, llm=llm),
-                queries, depth, candidates, now_ms,
+                queries, depth, candidates, now_ms, judge_schema,
             )  # fmt: skip
         elif config == "bm25":
             assert bm25 is not None
@@ -460,10 +461,13 @@ async def _run_llm_stage(
     depth: int,
     candidates: int,
     now_ms: int,
+    judge_schema: bool,
 ) -> tuple[list[list[str]], float, dict[str, float]]:
     """Stage 1 + 2 with the LLM judge (``judged`` shares ``recruiter``'s index), one query at a
     time; with the judge's record."""
     judged.profiles = recruiter.profiles  # the same cards and index, no second build
+    if judge_schema and judged._judge is not None:  # the answer constrained to the judge's schema
+        judged._judge.json_schema = True
     rankings: list[list[str]] = []
     lost = failures = vetoes = relevant_vetoed = 0
     for query in queries:

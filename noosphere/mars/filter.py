@@ -212,11 +212,16 @@ class LlmJudge:
         timeout_s: float = JUDGE_TIMEOUT_S,
         max_candidates: int = JUDGE_MAX_CANDIDATES,
         extra: dict[str, object] | None = None,
+        json_schema: bool = False,
     ) -> None:
+        """``json_schema``: constrain the answer to the judge's schema (ids limited to the
+        candidates shown) in llama.cpp's ``response_format`` dialect - a small local model
+        then cannot answer anything else; other servers take plain JSON mode."""
         self._backend = backend
         self.timeout_s = timeout_s
         self.max_candidates = max_candidates
         self.extra = JSON_MODE if extra is None else extra  # request fields beyond the messages
+        self.json_schema = json_schema
 
     async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
         best = sorted(kept, key=lambda v: -v.relevance)[: self.max_candidates]
@@ -237,7 +242,9 @@ class LlmJudge:
         ]
         try:
             reply = await asyncio.wait_for(
-                self._backend.chat(messages, tools=None, tool_choice=None, extra=self.extra),
+                self._backend.chat(
+                    messages, tools=None, tool_choice=None, extra=self._extra(listing)
+                ),
                 self.timeout_s,
             )
             data = json.loads(_strip_fences(reply.content or "{}"))
@@ -250,6 +257,24 @@ class LlmJudge:
         except (LlmError, TimeoutError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return {}, f"llm judge failed ({type(exc).__name__}); offline verdicts kept"
         return rejected, f"llm judge ({self._backend.config.model})"
+
+    def _extra(self, listing: list[dict[str, object]]) -> dict[str, object]:
+        if not self.json_schema:
+            return self.extra
+        reject = {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "enum": [entry["id"] for entry in listing]},
+                "reason": {"type": "string", "maxLength": 60},
+            },
+            "required": ["id", "reason"],
+        }
+        schema = {
+            "type": "object",
+            "properties": {"reject": {"type": "array", "items": reject, "maxItems": len(listing)}},
+            "required": ["reject"],
+        }
+        return {**self.extra, "response_format": {"type": "json_object", "schema": schema}}
 
 
 def _strip_fences(text: str) -> str:

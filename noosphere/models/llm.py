@@ -337,15 +337,39 @@ def _server_message(response: httpx.Response) -> str:
 
 def _wrap_tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
-        return tool  # already in the OpenAI shape
+        return without_long_bounds(tool)  # already in the OpenAI shape
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError("every tool needs a name")
     function: dict[str, Any] = {"name": name}
     if tool.get("description"):
         function["description"] = tool["description"]
-    function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
+    function["parameters"] = without_long_bounds(
+        tool.get("parameters") or {"type": "object", "properties": {}}
+    )
     return {"type": "function", "function": function}
+
+
+#: Length bounds above this are left out of the schemas sent to the model.
+MAX_SENT_BOUND = 64
+_BOUNDS = ("maxLength", "maxItems")
+
+
+def without_long_bounds(schema: Any) -> Any:
+    """``schema`` without ``maxLength``/``maxItems`` above ``MAX_SENT_BOUND``. Servers that turn
+    a tool's schema into a grammar (llama.cpp) unroll a bounded repetition into one rule per
+    step: a 1,000-character bound exceeds llama.cpp's grammar limits, and llama-cpp-python
+    0.3.36's server crashed on it. Nothing is lost: the caller validates the arguments against
+    the tool's full schema (``Tool.validate``)."""
+    if isinstance(schema, dict):
+        return {
+            key: without_long_bounds(value)
+            for key, value in schema.items()
+            if not (key in _BOUNDS and isinstance(value, int) and value > MAX_SENT_BOUND)
+        }
+    if isinstance(schema, list):
+        return [without_long_bounds(item) for item in schema]
+    return schema
 
 
 def llm_config_from_env(environ: Mapping[str, str] = os.environ) -> LlmConfig | None:

@@ -153,6 +153,18 @@ class LocalLlmServer:
         self.stop()
         raise LocalLlmError(f"the local LLM server did not answer within {timeout_s:g} s")
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ensure_running(self) -> str:
+        """Start the server again if it exited (a crash on a request must not take the next
+        caller down with it); returns the base URL."""
+        if not self.running():
+            self.process = None
+            self.port = _free_port(self.host)
+            return self.start()
+        return self.base_url
+
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
