@@ -20,9 +20,11 @@ hard it is to fake:
   that expired without a rating (:class:`PaidEscrow`: refunded, disputed) are its failures,
   shared among the payee's proven agents - without them a trusted node that had one lucky
   success with a free-rider would vouch for it as much as for an agent that never failed;
-* an anonymous account contributes at most ``rater_cap`` observations about an agent, however
-  many escrows it pays: influence grows with the number of distinct paying accounts, not with
-  one account's volume (its unrated escrows count for nothing: failures are free to fake);
+* one paying account contributes at most ``rater_cap`` observations about an agent (its
+  successes and failures scaled down together), however many escrows it pays: influence grows
+  with the number of distinct paying accounts, not with one account's volume - a colluding
+  node's years of self-dealt praise weigh no more than one rating, discounted by its trust;
+* an anonymous account's unrated escrows count for nothing (failures are free to fake);
 * every other account (a requester-only node, or a sock puppet) is anonymous: their evidence
   about an agent is pooled and discounted as one source with belief ``anonymous_weight``
   (Jøsang-Ismail discounting), so all anonymous accounts together are worth at most

@@ -316,7 +316,10 @@ class TrustModel:
     # --- EigenTrust ---------------------------------------------------------------------------
 
     def local_trust(self, now_ms: int | None = None) -> dict[str, dict[str, float]]:
-        """Normalised local trust ``c_ij`` (rows of raters with some positive experience)."""
+        """Normalised local trust ``c_ij`` (rows of raters with some positive experience), from
+        gossiped ratings and from known nodes' paid history on the registry (so a node that
+        just joined starts from its pre-trusted peers' whole record, not from a few gossiped
+        ratings)."""
         now = self.now_ms() if now_ms is None else now_ms
         raw: dict[str, dict[str, float]] = {}
         for agent, raters in self._pairs.items():
@@ -327,6 +330,14 @@ class TrustModel:
                 net = (pair.r - pair.s) * self._decay(now - pair.at_ms)
                 row = raw.setdefault(rater, {})
                 row[node] = row.get(node, 0.0) + net
+        for agent in self._registry:
+            node = node_of(agent)
+            for account, r, s, at in self._registry_account_sums(agent):
+                rater = self._linked.get(account)
+                if rater is None or rater == node:
+                    continue
+                row = raw.setdefault(rater, {})
+                row[node] = row.get(node, 0.0) + (r - s) * self._decay(now - at)
         rows: dict[str, dict[str, float]] = {}
         for rater, row in raw.items():
             positive = {j: v for j, v in row.items() if v > 0.0}
@@ -358,6 +369,8 @@ class TrustModel:
         for agent, raters in self._pairs.items():
             names.add(node_of(agent))
             names.update(raters)
+        names.update(rows)  # raters known from the registry only
+        names.update(j for row in rows.values() for j in row)
         order = sorted(names)
         index = {n: k for k, n in enumerate(order)}
         size = len(order)
@@ -447,6 +460,7 @@ class TrustModel:
         ``escrows`` are expired escrows, and those of known accounts that no rating names are
         failures shared among ``agents_of[payee]`` (the payee's proven agents). Returns how
         many ratings and failures count."""
+        self._version += 1  # known nodes' paid history feeds the local trust
         self._linked = {account.lower(): peer for account, peer in linked.items()}
         self._registry = {}
         self._registry_sums = {}
@@ -505,8 +519,7 @@ class TrustModel:
             ]
             if fresh:
                 latest = max(at for _, _, at in fresh)
-                # a known node is weighed by trust, not capped: the cap is for anonymous accounts
-                cap = None if account in self._linked else self.registry_policy.rater_cap
+                cap = self.registry_policy.rater_cap
                 r, s = capped(fresh, cap, partial(self._age_decay, latest))
                 sums.append((account, r, s, latest))
         self._registry_sums[agent_id] = sums

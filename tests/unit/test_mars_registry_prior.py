@@ -160,9 +160,10 @@ def test_a_known_nodes_unrated_escrows_are_its_failures() -> None:
     assert used == 4
     parts = trust.evidence_parts(AGENT)
     assert parts is not None
-    assert parts.registry_known == pytest.approx((1.0, 1.5))  # 3 failures split over 2 agents
+    # 1 success, 3 failures split over 2 agents: (1, 1.5), scaled to the account's cap of 1
+    assert parts.registry_known == pytest.approx((0.4, 0.6))
     assert parts.registry_anonymous == (0.0, 0.0)
-    assert trust.reputation(other) == pytest.approx(beta_mean(0.0, 1.5))
+    assert trust.reputation(other) == pytest.approx(beta_mean(0.0, 1.0))
 
 
 def test_a_task_known_from_gossip_counts_once() -> None:
