@@ -4,10 +4,11 @@ then Publish (signed cards, agents registered on chain), Discover (gossip until 
 every card), and for each demo task, through the requester's node: Recruit (MARS ranking),
 Execute (A2A streaming, one task sealed with CP-ABE), Settle (escrow released, balances moved)
 and Feedback (ratings gossiped and on the registry; reputations as every node sees them, before
-and after the tasks: node-1 pre-trusts the requester, the other agent nodes weigh it by
-EigenTrust and the registry's paid ratings, and a newcomer node that joins after the tasks - it
-heard none of the gossip - sees the registry prior alone). Ends with a summary and stops
-everything unless ``--keep``."""
+and after the tasks: node-1 pre-trusts the requester, every other node pre-trusts node-1, the
+bootstrap node it joined through; gossip counts by EigenTrust, the registry's paid ratings by
+the payer's standing - the requester's account counts because it paid node-1 - and a newcomer
+node that joins after the tasks, having heard none of the gossip, sees the registry prior).
+Ends with a summary and stops everything unless ``--keep``."""
 
 from __future__ import annotations
 
@@ -313,9 +314,10 @@ def _reputations(report: DemoReport) -> Table:
     table = Table(
         title="Feedback: each agent's reputation as every node sees it, before → after the tasks",
         caption="node-1 pre-trusts the requester (trusted_peers): its gossiped ratings count in"
-        " full there; the other nodes weigh them by EigenTrust (nobody vouches for a node that"
-        " hosts no agent yet) and add the registry's paid ratings, capped per paying account;"
-        " the newcomer joined after the tasks and sees the registry prior alone",
+        " full there. The others pre-trust node-1 and weigh the requester's gossip by EigenTrust"
+        " (nobody vouches for a node that hosts no agent yet); they count its paid ratings on the"
+        " registry, because it paid node-1 (capped per paying account). The newcomer joined"
+        " after the tasks, heard none of the gossip and sees the registry prior",
     )
     table.add_column("agent")
     nodes = sorted(report.reputation, key=lambda n: int(n.split("-")[1]))
@@ -355,11 +357,12 @@ def _prior_applied(node: LocalNode, agents: set[str]) -> bool:
 def _join_newcomer(
     workdir: Path, first: LocalNode, env: dict[str, str], report: DemoReport, console: Console
 ) -> None:
-    """Start a node that heard none of the demo's gossip and read its reputation view."""
+    """Start a node that heard none of the demo's gossip (pre-trusting node-1, the bootstrap
+    node it joins through) and read its reputation view."""
     newcomer = spawn_node(
         workdir / "nodes" / "newcomer",
         bootstrap=[first.multiaddr],
-        env={**env, "NOOSPHERE_PRELOAD_MODELS": "false"},
+        env={**env, "NOOSPHERE_PRELOAD_MODELS": "false", "NOOSPHERE_TRUSTED_PEERS": first.peer_id},
     )
     try:
         expected = len(report.names)
@@ -505,7 +508,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
 def _start_nodes(
     workdir: Path, assignment: list[list[Path]], env: dict[str, str], *, trusts: str
 ) -> list[LocalNode]:
-    """Node-1 pre-trusts ``trusts`` (the requester); the others trust only themselves."""
+    """Node-1 pre-trusts ``trusts`` (the requester); the others pre-trust node-1."""
     running: list[LocalNode] = []
     unreliable = {"FLAKY_FAILURE_RATE": "1.0"}
     try:
@@ -519,7 +522,8 @@ def _start_nodes(
             node_env = {**env, **(unreliable if i == 1 else {})}
             running.append(spawn_node(
                 workdir / "nodes" / f"node-{i + 1}", agents=assignment[i],
-                bootstrap=[first.multiaddr], env=node_env, wait=False,
+                bootstrap=[first.multiaddr], wait=False,
+                env={**node_env, "NOOSPHERE_TRUSTED_PEERS": first.peer_id},
             ))  # fmt: skip
         for node in running[1:]:
             wait_ready(node)

@@ -25,10 +25,13 @@ hard it is to fake:
   with the number of distinct paying accounts, not with one account's volume - a colluding
   node's years of self-dealt praise weigh no more than one rating, discounted by its trust;
 * an anonymous account's unrated escrows count for nothing (failures are free to fake);
-* every other account (a requester-only node, or a sock puppet) is anonymous: their evidence
-  about an agent is pooled and discounted as one source with belief ``anonymous_weight``
-  (Jøsang-Ismail discounting), so all anonymous accounts together are worth at most
-  ``2 w / (1 - w)`` observations (one, for w = 1/3), however many sock puppets pay;
+* every other account (a requester-only node, or a sock puppet) is anonymous. It counts only
+  as far as it has paid nodes this node believes in: its credibility is the amount it paid
+  them (times the belief in each) in ``stake_unit``s, at most 1 - money that went to strangers
+  this node trusts, not back to the colluders. Anonymous evidence about an agent, each account
+  scaled by its credibility, is pooled and discounted as one source with belief
+  ``anonymous_weight`` (Jøsang-Ismail discounting), so all anonymous accounts together are
+  worth at most ``2 w / (1 - w)`` observations (one, for w = 1/3), however many pay;
 * ratings by the agent's own owner or by an account of the agent's node are dropped, and an
   on-chain rating whose ``uri`` (``noosphere:task:<id>``) names a task this node holds signed
   gossip feedback for from a pre-trusted rater (itself included) is not counted twice (from a

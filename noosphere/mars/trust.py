@@ -189,6 +189,7 @@ class TrustModel:
         self._gossip_tasks: dict[tuple[str, str], int] = {}
         self._registry_sums: dict[str, list[tuple[str, float, float, int]]] = {}
         self._registry_tasks: dict[str, set[str]] = {}  # agent -> A2A task ids rated on chain
+        self._spent: dict[str, dict[str, int]] = {}  # anonymous account -> node paid -> amount
 
     # --- time -------------------------------------------------------------------------------
 
@@ -468,7 +469,18 @@ class TrustModel:
         unit = self.registry_policy.stake_unit
         used = 0
         ratings = list(ratings)
+        escrows = list(escrows)
         rated = {rating.escrow_id for rating in ratings}
+        self._spent = {}
+        paid: dict[str, tuple[str, str, int]] = {
+            e.escrow_id: (e.rater, e.owner, e.amount) for e in escrows
+        }
+        paid.update({r.escrow_id: (r.rater, r.owner, r.amount) for r in ratings})
+        for rater, owner, amount in paid.values():
+            node = self._linked.get(owner.lower())
+            if node is not None and rater.lower() not in self._linked and amount > 0:
+                spent = self._spent.setdefault(rater.lower(), {})
+                spent[node] = spent.get(node, 0) + amount
         for escrow in escrows:
             rater, owner = escrow.rater.lower(), escrow.owner.lower()
             node = self._linked.get(rater)
@@ -525,18 +537,30 @@ class TrustModel:
         self._registry_sums[agent_id] = sums
         return sums
 
+    def _credibility(self, account: str, now: int) -> float:
+        """How much an anonymous account counts, in [0, 1]: what it paid nodes this node
+        believes in (amount x belief), in ``stake_unit``s. Paying its own colluders buys a
+        sock puppet nothing; it must first pay trusted nodes for real."""
+        unit = self.registry_policy.stake_unit
+        spent = self._spent.get(account, {})
+        return min(
+            1.0, sum(amount * self._weight(node, now) for node, amount in spent.items()) / unit
+        )
+
     def _registry_evidence(
         self, agent_id: str, now: int
     ) -> tuple[tuple[float, float], tuple[float, float]]:
         """(evidence from accounts of known nodes, by this node's belief in each node; the
-        pool of accounts no node is known to own, at the anonymous weight)."""
+        pool of accounts no node is known to own, each by its credibility, at the anonymous
+        weight)."""
         known_r = known_s = pool_r = pool_s = 0.0
         for account, r, s, at in self._registry_account_sums(agent_id):
             factor = self._decay(now - at)
             r, s = r * factor, s * factor
             peer = self._linked.get(account)
             if peer is None:
-                pool_r, pool_s = pool_r + r, pool_s + s
+                credit = self._credibility(account, now) if self.weigh_raters else 1.0
+                pool_r, pool_s = pool_r + credit * r, pool_s + credit * s
                 continue
             r, s = discount(r, s, self._weight(peer, now))
             known_r, known_s = known_r + r, known_s + s

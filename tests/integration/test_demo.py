@@ -113,8 +113,9 @@ def test_other_nodes_views_move_and_a_newcomer_starts_from_the_registry(
 ) -> None:
     """Before the tasks nobody has an opinion; after them every agent node sees the paid winners
     above the neutral 0.5 - node-1 because it pre-trusts the requester, the others through the
-    registry's paid ratings - and so does a node that joined after the tasks and heard none of
-    the gossip. The unreliable agent's failure was never paid, so it is not on the registry."""
+    registry's paid ratings (the requester's account paid node-1, which they pre-trust) - and so
+    does a node that joined after the tasks and heard none of the gossip. The unreliable agent's
+    failure was never paid, so it is not on the registry."""
     report, _, output = demo
     assert all(v is None for view in report.reputation_before.values() for v in view.values())
     paid = {s.winner for s in report.submissions if s.winner and int(s.paid) > 0}
