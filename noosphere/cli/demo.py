@@ -41,7 +41,7 @@ from noosphere.protocol.api import CardEntry, Submission, SubmitParams
 
 from .submit import follow_submission, print_summary
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 90.0
 PRIOR_TIMEOUT_S = 30.0  # the settlement worker reads the registry every 2 s
 REQUESTER_FUNDS = 1_000  # NOOS units minted to the requester's node
