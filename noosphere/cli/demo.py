@@ -3,7 +3,11 @@ attribute authority, and node processes running the example agents (one delibera
 then Publish (signed cards, agents registered on chain), Discover (gossip until every node sees
 every card), and for each demo task, through the requester's node: Recruit (MARS ranking),
 Execute (A2A streaming, one task sealed with CP-ABE), Settle (escrow released, balances moved)
-and Feedback (ratings gossiped and on the registry; reputations as every node sees them).
+and Feedback (ratings gossiped and on the registry; reputations as every node sees them, before
+and after the tasks: node-1 pre-trusts the requester, every other node pre-trusts node-1, the
+bootstrap node it joined through; gossip counts by EigenTrust, the registry's paid ratings by
+the payer's standing - the requester's account counts because it paid node-1 - and a newcomer
+node that joins after the tasks, having heard none of the gossip, sees the registry prior).
 Ends with a summary and stops everything unless ``--keep``."""
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .submit import follow_submission, print_summary
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 CONVERGENCE_TIMEOUT_S = 90.0
+PRIOR_TIMEOUT_S = 30.0  # the settlement worker reads the registry every 2 s
 REQUESTER_FUNDS = 1_000  # NOOS units minted to the requester's node
 GAS_WEI = 10**20
 GRACE_PERIOD_S = 120
@@ -86,6 +91,8 @@ class DemoReport:
     balances_before: dict[str, int] = field(default_factory=dict)  # node -> NOOS units
     balances_after: dict[str, int] = field(default_factory=dict)
     reputation: dict[str, dict[str, float | None]] = field(default_factory=dict)  # node->card->r
+    reputation_before: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    newcomer_reputation: dict[str, float | None] = field(default_factory=dict)  # card -> r
     timings_s: dict[str, float] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # card id -> agent name
     addresses: dict[str, str] = field(default_factory=dict)  # node -> EVM address
@@ -294,25 +301,87 @@ def _balances(setup: _Setup, report: DemoReport) -> dict[str, int]:
     return balances
 
 
-def _reputations(nodes: list[LocalNode], report: DemoReport) -> Table:
-    table = Table(
-        title="Feedback: each agent's reputation as every node sees it (gossip)",
-        caption="a node weighs a gossiped rating by its trust in the rater (EigenTrust),"
-        " so the requester's own view moves most",
-    )
-    table.add_column("agent")
-    for i in range(1, len(nodes) + 1):
-        table.add_column(f"node-{i}", justify="right")
+def _reputation_views(nodes: list[LocalNode]) -> dict[str, dict[str, float | None]]:
+    views = {}
     for i, node in enumerate(nodes, 1):
         with node.client() as client:
-            report.reputation[f"node-{i}"] = {c.card_id: c.reputation for c in client.cards()}
+            views[f"node-{i}"] = {c.card_id: c.reputation for c in client.cards()}
+    return views
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _reputations(report: DemoReport) -> Table:
+    table = Table(
+        title="Feedback: each agent's reputation as every node sees it, before → after the tasks",
+        caption="node-1 pre-trusts the requester (trusted_peers): its gossiped ratings count in"
+        " full there. The others pre-trust node-1 and weigh the requester's gossip by EigenTrust"
+        " (nobody vouches for a node that hosts no agent yet); they count its paid ratings on the"
+        " registry, because it paid node-1 (capped per paying account). The newcomer joined"
+        " after the tasks, heard none of the gossip and sees the registry prior",
+    )
+    table.add_column("agent")
+    nodes = sorted(report.reputation, key=lambda n: int(n.split("-")[1]))
+    for node in nodes:
+        table.add_column(node, justify="right")
+    table.add_column("newcomer", justify="right")
     for card_id, name in sorted(report.names.items(), key=lambda kv: kv[1]):
         cells = []
-        for i in range(1, len(nodes) + 1):
-            value = report.reputation[f"node-{i}"].get(card_id)
-            cells.append("-" if value is None else f"{value:.3f}")
+        for node in nodes:
+            before = report.reputation_before.get(node, {}).get(card_id)
+            after = report.reputation[node].get(card_id)
+            cell = f"{_shown(before)} → {_shown(after)}"
+            cells.append(f"[bold]{cell}[/]" if before != after else cell)
+        cells.append(_shown(report.newcomer_reputation.get(card_id)))
         table.add_row(name, *cells)
     return table
+
+
+def _card_count(node: LocalNode) -> int:
+    with node.client() as client:
+        return len(client.cards())
+
+
+def _paid_winners(report: DemoReport) -> set[str]:
+    """Agents paid for a task in the demo (rated on the registry)."""
+    return {s.winner for s in report.submissions if s.winner and int(s.paid) > 0}
+
+
+def _prior_applied(node: LocalNode, agents: set[str]) -> bool:
+    """Whether ``node`` holds every agent in ``agents`` above the neutral 0.5 (the registry's
+    paid ratings have reached its trust model)."""
+    with node.client() as client:
+        seen = {c.card_id: c.reputation for c in client.cards()}
+    return all((seen.get(agent) or 0.0) > 0.5 for agent in agents)
+
+
+def _join_newcomer(
+    workdir: Path, first: LocalNode, env: dict[str, str], report: DemoReport, console: Console
+) -> None:
+    """Start a node that heard none of the demo's gossip (pre-trusting node-1, the bootstrap
+    node it joins through) and read its reputation view."""
+    newcomer = spawn_node(
+        workdir / "nodes" / "newcomer",
+        bootstrap=[first.multiaddr],
+        env={**env, "NOOSPHERE_PRELOAD_MODELS": "false", "NOOSPHERE_TRUSTED_PEERS": first.peer_id},
+    )
+    try:
+        expected = len(report.names)
+        _wait_for("the newcomer to learn every card",
+                  lambda: _card_count(newcomer) == expected, CONVERGENCE_TIMEOUT_S)  # fmt: skip
+        paid = _paid_winners(report)
+        with contextlib.suppress(DemoError):
+            _wait_for("the registry prior", lambda: _prior_applied(newcomer, paid), PRIOR_TIMEOUT_S)
+        with newcomer.client() as client:
+            report.newcomer_reputation = {c.card_id: c.reputation for c in client.cards()}
+        console.print(
+            f"  a newcomer node joined after the tasks ({newcomer.peer_id[-8:]}): it learned the"
+            " cards by sync and its reputations from the registry"
+        )
+    finally:
+        newcomer.stop(timeout=10)
 
 
 def _balance_table(report: DemoReport) -> Table:
@@ -382,6 +451,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
             funds = REQUESTER_FUNDS if i == nodes else 0
             home = workdir / "nodes" / f"node-{i}"
             report.addresses[f"node-{i}"] = setup.prepare_home(home, attributes, funds)
+        requester_peer = load_or_create_node_key(workdir / "nodes" / f"node-{nodes}")[0].peer_id
         report.balances_before = _balances(setup, report)
 
         console.rule("[bold]1 publish + 2 discover[/]: signed cards spread by gossip")
@@ -390,7 +460,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
             f" node-{nodes} is the requester, node-2 runs the unreliable agent."
         )
         publish_started = time.monotonic()
-        running += _start_nodes(workdir, assignment, setup.node_env)
+        running += _start_nodes(workdir, assignment, setup.node_env, trusts=requester_peer)
         for i, node in enumerate(running, 1):
             report.peers[f"node-{i}"] = node.peer_id
             report.rpc_urls[f"node-{i}"] = node.rpc_url
@@ -410,6 +480,7 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
             for node in running:
                 _wait_for("the embedding model", lambda n=node: _models_loaded(n), 120)
         requester = running[-1]
+        report.reputation_before = _reputation_views(running)
         for task in DEMO_TASKS:
             report.submissions.append(_submit(requester, task, console))
         for submission in report.submissions:
@@ -418,7 +489,16 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
         time.sleep(1.0)  # the last rating's gossip
         report.balances_after = _balances(setup, report)
         console.print(_balance_table(report))
-        console.print(_reputations(running, report))
+        with console.status("agent nodes are reading the registry's paid ratings"):
+            paid = _paid_winners(report)
+            with contextlib.suppress(DemoError):
+                _wait_for("the registry prior",
+                          lambda: all(_prior_applied(n, paid) for n in running[1:-1]),
+                          PRIOR_TIMEOUT_S)  # fmt: skip
+            report.reputation = _reputation_views(running)
+        with console.status("a newcomer node joins"):
+            _join_newcomer(workdir, running[0], setup.node_env, report, console)
+        console.print(_reputations(report))
         console.print(_summary_table(report))
         console.print(f"Total {time.monotonic() - started:.1f} s.")
         if keep:
@@ -437,24 +517,25 @@ def run_demo(*, nodes: int, keep: bool, workdir: Path, console: Console) -> Demo
 
 
 def _start_nodes(
-    workdir: Path, assignment: list[list[Path]], env: dict[str, str]
+    workdir: Path, assignment: list[list[Path]], env: dict[str, str], *, trusts: str
 ) -> list[LocalNode]:
+    """Node-1 pre-trusts ``trusts`` (the requester); the others pre-trust node-1."""
     running: list[LocalNode] = []
     unreliable = {"FLAKY_FAILURE_RATE": "1.0"}
     try:
-        first = spawn_node(workdir / "nodes" / "node-1", agents=assignment[0], env=env)
+        first = spawn_node(
+            workdir / "nodes" / "node-1",
+            agents=assignment[0],
+            env={**env, "NOOSPHERE_TRUSTED_PEERS": trusts},
+        )
         running.append(first)
         for i in range(1, len(assignment)):
             node_env = {**env, **(unreliable if i == 1 else {})}
-            running.append(
-                spawn_node(
-                    workdir / "nodes" / f"node-{i + 1}",
-                    agents=assignment[i],
-                    bootstrap=[first.multiaddr],
-                    env=node_env,
-                    wait=False,
-                )
-            )
+            running.append(spawn_node(
+                workdir / "nodes" / f"node-{i + 1}", agents=assignment[i],
+                bootstrap=[first.multiaddr], wait=False,
+                env={**node_env, "NOOSPHERE_TRUSTED_PEERS": first.peer_id},
+            ))  # fmt: skip
         for node in running[1:]:
             wait_ready(node)
     except LaunchError:

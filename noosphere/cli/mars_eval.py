@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from noosphere.mars.evaluation import EvalReport
 
 from .kit import JsonOption, err, fail, out, print_json
 
@@ -21,6 +24,7 @@ mars_app = typer.Typer(
 
 ALL_CONFIGS = "bm25,dense,dense-mpnet,lexical,vector,hybrid,hybrid+filter,hybrid+filter+rank"
 DEFAULT_CONFIGS = "bm25,dense,lexical,vector,hybrid,hybrid+filter,hybrid+filter+rank"
+LLM_CONFIG = "hybrid+filter+llm"
 _METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
 
@@ -45,7 +49,12 @@ def mars_eval(
         int | None, typer.Option("--limit", min=1, help="Use only the first N queries.")
     ] = None,
     configs: Annotated[
-        str, typer.Option("--configs", help=f"Comma list of {ALL_CONFIGS}.")
+        str,
+        typer.Option(
+            "--configs",
+            help=f"Comma list of {ALL_CONFIGS}; {LLM_CONFIG} adds the LLM judge"
+            " (endpoint from NOOSPHERE_LLM_BASE_URL / NOOSPHERE_LLM_MODEL).",
+        ),
     ] = DEFAULT_CONFIGS,
     candidates: Annotated[
         int, typer.Option("--candidates", min=1, max=1000, help="Stage 1 candidate pool.")
@@ -59,10 +68,19 @@ def mars_eval(
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Also write the JSON report to this file.")
     ] = None,
+    judge_schema: Annotated[
+        bool,
+        typer.Option(
+            "--judge-schema",
+            help="Constrain the LLM judge's answer to its JSON schema (llama.cpp's"
+            " response_format dialect, e.g. `make llm-serve`).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Recall@1/5/10, MRR and nDCG@10 of each configuration (baselines and MARS stages)."""
     from noosphere.mars.evaluation import (
+        LLM_STAGE,
         EvalError,
         load_cards,
         load_queries,
@@ -70,6 +88,7 @@ def mars_eval(
         run_eval,
     )
     from noosphere.models.embedding import DIMENSIONS, Embedder
+    from noosphere.models.llm import LlmBackend, LlmError, llm_config_from_env
 
     if data and (cards or queries):
         fail("give either --data or --cards and --queries, not both")
@@ -88,8 +107,13 @@ def mars_eval(
             profiles = load_cards(card_path)
             judged = load_queries(query_path, known=[p.agent_id for p in profiles])
             loaded.append((name, profiles, judged[:limit] if limit else judged))
-    except EvalError as exc:
+        llm_config = llm_config_from_env() if LLM_STAGE in chosen else None
+    except (EvalError, LlmError) as exc:
         fail(str(exc))
+    if LLM_STAGE in chosen and llm_config is None:
+        fail(
+            f"{LLM_STAGE} needs an LLM endpoint: set NOOSPHERE_LLM_BASE_URL and NOOSPHERE_LLM_MODEL"
+        )
 
     def progress(message: str) -> None:
         if not as_json:
@@ -100,13 +124,19 @@ def mars_eval(
     for name, profiles, judged in loaded:
         if name:
             progress(f"{name}: {len(profiles)} cards, {len(judged)} queries")
-        result = asyncio.run(
-            run_eval(
-                profiles, judged, chosen, embedder=embedder, candidates=candidates,
-                split=split, name=name, progress=progress,
-            )
-        )  # fmt: skip
-        reports.append(result.as_dict())
+
+        async def evaluate(profiles: list[Any], judged: list[Any], name: str) -> EvalReport:
+            llm = LlmBackend(llm_config) if llm_config is not None else None
+            try:
+                return await run_eval(
+                    profiles, judged, chosen, embedder=embedder, candidates=candidates,
+                    split=split, name=name, progress=progress, llm=llm, judge_schema=judge_schema,
+                )  # fmt: skip
+            finally:
+                if llm is not None:
+                    await llm.aclose()
+
+        reports.append(asyncio.run(evaluate(profiles, judged, name)).as_dict())
     document: dict[str, Any] = reports[0] if len(reports) == 1 else {"datasets": reports}
     if out_path is not None:
         try:
@@ -146,6 +176,13 @@ def _print_report(report: dict[str, Any]) -> None:
         " query"
         for row in report["configs"]
         if "rejected_relevant_per_query" in row
+    ]
+    notes += [
+        f"LLM judge: failed on {row['judge']['failed_share']:.0%} of queries, vetoed"
+        f" {row['judge']['vetoes_per_query']:.2f} agents per query"
+        f" ({row['judge']['relevant_vetoed_per_query']:.2f} relevant)"
+        for row in report["configs"]
+        if "judge" in row
     ]
     split = report.get("split")
     out.print(

@@ -19,10 +19,11 @@ if TYPE_CHECKING:
         DisputeView,
         EscrowClient,
         EscrowEntry,
+        EscrowOpenedEntry,
         EscrowStatus,
         EscrowView,
     )
-    from .registry import RegistryClient
+    from .registry import FeedbackEntry, RegistryClient
     from .registry_proof import RegistryEntry
     from .token import Permit, TokenClient
 
@@ -43,8 +44,10 @@ _EXPORTS = {
     "DisputeView": "escrow",
     "EscrowClient": "escrow",
     "EscrowEntry": "escrow",
+    "EscrowOpenedEntry": "escrow",
     "EscrowStatus": "escrow",
     "EscrowView": "escrow",
+    "FeedbackEntry": "registry",
     "RegistryClient": "registry",
     "RegistryEntry": "registry_proof",
     "Permit": "token",
@@ -62,8 +65,10 @@ __all__ = [
     "DisputeView",
     "EscrowClient",
     "EscrowEntry",
+    "EscrowOpenedEntry",
     "EscrowStatus",
     "EscrowView",
+    "FeedbackEntry",
     "LedgerClient",
     "LedgerError",
     "Permit",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
-from web3.types import TxReceipt
+from web3.types import LogReceipt, TxReceipt
 
 from noosphere.errors import LedgerError
 
@@ -152,6 +153,27 @@ def to_bytes32(value: str | bytes) -> bytes:
     if value.startswith("0x") and len(value) == 66:
         return bytes.fromhex(value[2:])
     return bytes(Web3.keccak(text=value))
+
+
+def logs_in_ranges(
+    w3: Web3,
+    address: str,
+    topics: Sequence[HexBytes | None],
+    start: int,
+    end: int | None = None,
+    *,
+    chunk_blocks: int = 10_000,
+) -> Iterator[list[LogReceipt]]:
+    """A contract's logs matching ``topics`` from block ``start`` to ``end`` (default: the
+    latest), one ``chunk_blocks`` range at a time (public endpoints cap ``eth_getLogs`` ranges; a
+    generator, so a caller that found what it wants stops the search)."""
+    latest = w3.eth.block_number if end is None else end
+    while start <= latest:
+        stop = min(start + chunk_blocks - 1, latest)
+        query = {"address": address, "fromBlock": start, "toBlock": stop}
+        # web3's FilterParams cannot type a dict built from parts (checked by the node)
+        yield w3.eth.get_logs({**query, "topics": list(topics)})  # type: ignore[typeddict-item]
+        start = stop + 1
 
 
 def hex0x(value: bytes) -> str:

@@ -113,7 +113,9 @@ class LedgerClient:
                 tokens,
                 since_block=deployment.block_number,
             ),
-            registry=RegistryClient(self.transactor, contracts["AgentRegistry"]),
+            registry=RegistryClient(
+                self.transactor, contracts["AgentRegistry"], since_block=deployment.block_number
+            ),
             channels=ChannelClient(self.transactor, contracts["PaymentChannel"], tokens),
         )
 

@@ -15,7 +15,14 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import LogReceipt, TxReceipt
 
-from ._transactions import ZERO_ADDRESS, Transactor, checksum, hex0x, to_bytes32
+from ._transactions import (
+    ZERO_ADDRESS,
+    Transactor,
+    checksum,
+    hex0x,
+    logs_in_ranges,
+    to_bytes32,
+)
 from .token import TokenClient
 
 #: Gas limit for time-gated calls (refund, claim) sent without estimation: estimates run against
@@ -80,6 +87,17 @@ class EscrowEntry(EscrowView):
     role: str
     opened_block: int
     opened_tx: str
+
+
+class EscrowOpenedEntry(BaseModel):
+    """One ``TaskEscrow.EscrowOpened`` event."""
+
+    task_id: str
+    requester: str
+    agent: str  # the payee
+    amount: int
+    deadline: int  # unix seconds
+    block: int
 
 
 class EscrowClient:
@@ -253,16 +271,35 @@ class EscrowClient:
             )
         return entries
 
+    def opened(
+        self, from_block: int | None = None, to_block: int | None = None
+    ) -> list[EscrowOpenedEntry]:
+        """Every ``EscrowOpened`` event from ``from_block`` (default: the deployment block) to
+        ``to_block`` (default: the latest), oldest first: the escrows as opened (``get`` tells
+        what became of one)."""
+        event = self.contract.events.EscrowOpened()
+        topic0 = HexBytes(Web3.keccak(text=_ESCROW_OPENED))
+        start = self.since_block if from_block is None else from_block
+        found: list[EscrowOpenedEntry] = []
+        for logs in logs_in_ranges(self.tx.w3, self.address, [topic0], start, to_block):
+            for log in logs:
+                args = event.process_log(log)["args"]
+                found.append(
+                    EscrowOpenedEntry(
+                        task_id=hex0x(bytes(args["taskId"])),
+                        requester=str(args["requester"]),
+                        agent=str(args["agent"]),
+                        amount=int(args["amount"]),
+                        deadline=int(args["deadline"]),
+                        block=int(log["blockNumber"]),
+                    )
+                )
+        return found
+
     def _logs(
         self, topics: Sequence[HexBytes | None], chunk_blocks: int
     ) -> Iterator[list[LogReceipt]]:
-        """The escrow's logs matching ``topics``, one ``chunk_blocks`` range at a time (a
-        generator: a caller that found what it wants stops the search)."""
-        latest = self.tx.w3.eth.block_number
-        start = self.since_block
-        while start <= latest:
-            end = min(start + chunk_blocks - 1, latest)
-            query = {"address": self.address, "fromBlock": start, "toBlock": end}
-            # web3's FilterParams cannot type a dict built from parts (checked by the node)
-            yield self.tx.w3.eth.get_logs({**query, "topics": list(topics)})  # type: ignore[typeddict-item]
-            start = end + 1
+        """The escrow's logs matching ``topics`` since the deployment block, chunk by chunk."""
+        return logs_in_ranges(
+            self.tx.w3, self.address, topics, self.since_block, chunk_blocks=chunk_blocks
+        )

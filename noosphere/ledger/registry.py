@@ -5,20 +5,40 @@ is the proven identity of the agent it names."""
 
 from __future__ import annotations
 
+from hexbytes import HexBytes
+from pydantic import BaseModel
+from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ._transactions import LedgerError, Transactor, hex0x, to_bytes32
+from ._transactions import LedgerError, Transactor, hex0x, logs_in_ranges, to_bytes32
 from .registry_proof import RegistryEntry, binding_problem
+
+_FEEDBACK_GIVEN = "FeedbackGiven(uint256,bytes32,address,uint8,string)"
+
+
+class FeedbackEntry(BaseModel):
+    """One ``AgentRegistry.FeedbackGiven`` event (the registry accepted it: the rater is the
+    requester of a settled escrow in which the agent committed a result)."""
+
+    agent_id: int
+    task_id: str  # the escrow id
+    client: str  # the rater (the escrow's requester)
+    score: int  # 0..100
+    uri: str
+    block: int
+    timestamp: int  # block time, unix seconds
 
 
 class RegistryClient:
-    """``AgentRegistry`` calls signed by the transactor's account."""
+    """``AgentRegistry`` calls signed by the transactor's account; events are read from
+    ``since_block`` (the deployment's first block) on."""
 
-    def __init__(self, tx: Transactor, contract: Contract) -> None:
+    def __init__(self, tx: Transactor, contract: Contract, *, since_block: int = 0) -> None:
         self.tx = tx
         self.contract = contract
+        self.since_block = since_block
 
     @property
     def address(self) -> str:
@@ -99,3 +119,32 @@ class RegistryClient:
 
     def average_score_x100(self, agent_id: int) -> int:
         return int(self.tx.call(self.contract.functions.averageScoreX100(agent_id)))
+
+    def feedback_given(
+        self, from_block: int | None = None, to_block: int | None = None
+    ) -> list[FeedbackEntry]:
+        """Every ``FeedbackGiven`` event from ``from_block`` (default: the deployment block) to
+        ``to_block`` (default: the latest), oldest first, with its block's time."""
+        event = self.contract.events.FeedbackGiven()
+        topic0 = HexBytes(Web3.keccak(text=_FEEDBACK_GIVEN))
+        start = self.since_block if from_block is None else from_block
+        times: dict[int, int] = {}
+        found: list[FeedbackEntry] = []
+        for logs in logs_in_ranges(self.tx.w3, self.address, [topic0], start, to_block):
+            for log in logs:
+                args = event.process_log(log)["args"]
+                block = int(log["blockNumber"])
+                if block not in times:
+                    times[block] = int(self.tx.w3.eth.get_block(block)["timestamp"])
+                found.append(
+                    FeedbackEntry(
+                        agent_id=int(args["agentId"]),
+                        task_id=hex0x(bytes(args["taskId"])),
+                        client=str(args["client"]),
+                        score=int(args["score"]),
+                        uri=str(args["uri"]),
+                        block=block,
+                        timestamp=times[block],
+                    )
+                )
+        return found

@@ -19,6 +19,8 @@ Configurations (each returns at most ``depth`` agents per query, best first):
   floor; rejected candidates are not returned).
 * ``hybrid+filter+rank``: + stage 3 with neutral signals (no reputation, history, outcome or
   latency evidence; prices as the cards give them, 0 when absent).
+* ``hybrid+filter+llm`` (only when asked for, with an LLM endpoint): stage 2 with the LLM judge
+  vetoing candidates on top of the re-scoring; the report counts the judge's failures and vetoes.
 
 The MARS configurations run through ``Recruiter.recruit`` one query at a time, so the time of each
 stage (``stage_ms``: ``vector`` = stage 1, ``filter`` = stage 2, ``rank`` = stage 3) is what a node
@@ -55,6 +57,7 @@ import numpy as np
 
 from noosphere.errors import InvalidData
 from noosphere.models.embedding import MODEL_NAME, MPNET, Embedder
+from noosphere.models.llm import LlmBackend
 from noosphere.models.text import instruction_of
 
 from .index import VectorIndex
@@ -67,6 +70,7 @@ HALVES = ("lexical", "vector")  # the two halves of stage 1, each alone
 STAGES = ("hybrid", "hybrid+filter", "hybrid+filter+rank")
 CONFIGS = BASELINES + HALVES + STAGES
 DEFAULT_CONFIGS = ("bm25", "dense", *HALVES, *STAGES)
+LLM_STAGE = "hybrid+filter+llm"  # needs an LLM endpoint; never run by default
 SPLIT_SEED = 16
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
@@ -344,6 +348,7 @@ class ConfigResult:
     rejected_relevant: float | None = None  # filter configs: relevant agents rejected per query
     halves: dict[str, dict[str, float]] = field(default_factory=dict)  # tune / report metrics
     stage_ms: dict[str, float] = field(default_factory=dict)  # MARS: mean ms per query
+    judge: dict[str, float] | None = None  # the LLM stage: failures, vetoes, relevant vetoed
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"config": self.config}
@@ -354,6 +359,8 @@ class ConfigResult:
             out["stage_ms"] = {k: round(v, 3) for k, v in self.stage_ms.items()}
         if self.rejected_relevant is not None:
             out["rejected_relevant_per_query"] = round(self.rejected_relevant, 3)
+        if self.judge is not None:
+            out["judge"] = {k: round(v, 3) for k, v in self.judge.items()}
         for half, metrics in self.halves.items():
             out[half] = {k: round(v, 4) for k, v in metrics.items()}
         return out
@@ -394,11 +401,11 @@ class EvalReport:
 def parse_configs(text: str | Sequence[str]) -> list[str]:
     names = text.split(",") if isinstance(text, str) else list(text)
     chosen = [n.strip() for n in names if n.strip()]
-    unknown = [n for n in chosen if n not in CONFIGS]
+    unknown = [n for n in chosen if n not in (*CONFIGS, LLM_STAGE)]
     if unknown or not chosen:
         raise EvalError(
             f"unknown configuration {', '.join(unknown) or '(none)'}; choose from "
-            + ", ".join(CONFIGS)
+            + ", ".join((*CONFIGS, LLM_STAGE))
         )
     return list(dict.fromkeys(chosen))
 
@@ -414,10 +421,15 @@ async def run_eval(
     split: bool = False,
     name: str = "",
     progress: Callable[[str], None] | None = None,
+    llm: LlmBackend | None = None,
+    judge_schema: bool = False,
 ) -> EvalReport:
-    """Index the cards once, then answer every query under each configuration."""
+    """Index the cards once, then answer every query under each configuration (``llm`` is
+    the endpoint the ``hybrid+filter+llm`` configuration's judge asks)."""
     started = time.perf_counter()
     configs = parse_configs(configs)
+    if LLM_STAGE in configs and llm is None:
+        raise EvalError(f"{LLM_STAGE} needs an LLM endpoint (NOOSPHERE_LLM_BASE_URL and _MODEL)")
     embedder = embedder or Embedder()
     say = progress or (lambda _msg: None)
 
@@ -431,7 +443,7 @@ async def run_eval(
     await asyncio.to_thread(embedder.encode, list(dict.fromkeys(wanted)))
 
     recruiter: Recruiter | None = None
-    if any(c in STAGES or c == "vector" for c in configs):
+    if any(c in (*STAGES, LLM_STAGE) or c == "vector" for c in configs):
         recruiter = Recruiter(embedder, index=VectorIndex(dimension=embedder.dimension))
         await asyncio.to_thread(recruiter.upsert_many, list(profiles))
         recruiter.lexical.commit()
@@ -464,7 +476,14 @@ async def run_eval(
         begun = time.perf_counter()
         rejected: float | None = None
         stage_ms: dict[str, float] = {}
-        if config == "bm25":
+        judged: dict[str, float] | None = None
+        if config == LLM_STAGE:
+            assert recruiter is not None and llm is not None
+            rankings, rejected, judged = await _run_llm_stage(
+                recruiter.with_judge(llm, json_schema=judge_schema),
+                queries, depth, candidates, now_ms,
+            )  # fmt: skip
+        elif config == "bm25":
             assert bm25 is not None
             rankings = [bm25.search(q.text, depth) for q in queries]
         elif config == "dense":
@@ -483,8 +502,9 @@ async def run_eval(
             )
         seconds = time.perf_counter() - begun
         result = ConfigResult(
-            config, score(rankings, queries), seconds, len(queries), rejected, stage_ms=stage_ms
-        )
+            config, score(rankings, queries), seconds, len(queries), rejected,
+            stage_ms=stage_ms, judge=judged,
+        )  # fmt: skip
         if halves is not None:
             for label, members in zip(("tune", "report"), halves, strict=True):
                 result.halves[label] = score(
@@ -521,3 +541,35 @@ async def _run_stages(
     n = max(len(queries), 1)
     stage_ms = {stage: total / n for stage, total in totals.items()}
     return rankings, (lost / n if use_filter else None), stage_ms
+
+
+async def _run_llm_stage(
+    judged: Recruiter,
+    queries: Sequence[EvalQuery],
+    depth: int,
+    candidates: int,
+    now_ms: int,
+) -> tuple[list[list[str]], float, dict[str, float]]:
+    """Stages 1 + 2 with the LLM judge, one query at a time (a local server answers one request
+    at a time); with the judge's record."""
+    rankings: list[list[str]] = []
+    lost = failures = vetoes = relevant_vetoed = 0
+    for query in queries:
+        request = RecruitQuery(task=query.text, top=depth, candidates=candidates,
+                               use_filter=True, use_ranking=False)  # fmt: skip
+        result = await judged.recruit(request, requester="eval", now_ms=now_ms)
+        failures += "failed" in result.filter_mode
+        for rejection in result.rejected:
+            relevant = query.relevant.get(rejection.profile.agent_id, 0) > 0
+            lost += relevant
+            if rejection.reason.startswith("llm judge"):
+                vetoes += 1
+                relevant_vetoed += relevant
+        rankings.append([c.profile.agent_id for c in result.chosen])
+    count = max(len(queries), 1)
+    record = {
+        "failed_share": failures / count,
+        "vetoes_per_query": vetoes / count,
+        "relevant_vetoed_per_query": relevant_vetoed / count,
+    }
+    return rankings, lost / count, record

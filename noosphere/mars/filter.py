@@ -192,23 +192,44 @@ def _policy_reason(
     return None
 
 
+#: Ask for a JSON object (OpenAI's JSON mode; llama.cpp turns it into a grammar, so even a small
+#: local model answers with parseable JSON).
+JSON_MODE: dict[str, object] = {"response_format": {"type": "json_object"}}
+#: Candidates the judge reads at most (the best by stage 2 relevance): the listing must fit a
+#: small model's context, and its cost grows with every candidate.
+JUDGE_MAX_CANDIDATES = 20
+
+
 class LlmJudge:
     """Asks an OpenAI-compatible model which kept candidates can do the task (one batched
-    request); returns the ids it rejects with its reasons. Any failure: no vetoes."""
+    request over the best ``max_candidates``); returns the ids it rejects with its reasons.
+    Any failure (endpoint, timeout, an answer that is not the JSON asked for): no vetoes."""
 
-    def __init__(self, backend: LlmBackend, *, timeout_s: float = JUDGE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        backend: LlmBackend,
+        *,
+        timeout_s: float = JUDGE_TIMEOUT_S,
+        max_candidates: int = JUDGE_MAX_CANDIDATES,
+        extra: dict[str, object] | None = None,
+        json_schema: bool = False,
+    ) -> None:
+        """``json_schema``: constrain the answer to the judge's schema (ids limited to the
+        candidates shown) in llama.cpp's ``response_format`` dialect - a small local model
+        then cannot answer anything else; other servers take plain JSON mode."""
         self._backend = backend
         self.timeout_s = timeout_s
+        self.max_candidates = max_candidates
+        self.extra: dict[str, object] = JSON_MODE if extra is None else extra  # beyond messages
+        self.json_schema = json_schema
 
     async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
-        listing = [
-            {
-                "id": v.profile.agent_id,
-                "name": v.profile.name,
-                "skills": [s.name + ": " + s.description for s in v.profile.skills],
-            }
-            for v in kept
-        ]
+        best = sorted(kept, key=lambda v: -v.relevance)[: self.max_candidates]
+        listing: list[dict[str, object]] = [
+            {"id": v.profile.agent_id, "name": v.profile.name,
+             "skills": [s.name + ": " + s.description for s in v.profile.skills]}
+            for v in best
+        ]  # fmt: skip
         if not listing:
             return {}, "llm judge: nothing to judge"
         messages = [
@@ -221,16 +242,41 @@ class LlmJudge:
         ]
         try:
             reply = await asyncio.wait_for(
-                self._backend.chat(messages, tools=None, tool_choice=None), self.timeout_s
+                self._backend.chat(
+                    messages, tools=None, tool_choice=None, extra=self._extra(listing)
+                ),
+                self.timeout_s,
             )
             data = json.loads(_strip_fences(reply.content or "{}"))
+            shown = {entry["id"] for entry in listing}
             rejected = {
                 str(item["id"]): "llm judge: " + str(item.get("reason") or "judged unable")
                 for item in data.get("reject", [])
+                if str(item["id"]) in shown  # a made-up id vetoes nothing
             }
         except (LlmError, TimeoutError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return {}, f"llm judge failed ({type(exc).__name__}); offline verdicts kept"
         return rejected, f"llm judge ({self._backend.config.model})"
+
+    def _extra(self, listing: list[dict[str, object]]) -> dict[str, object]:
+        if not self.json_schema:
+            return self.extra
+        reject = {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "enum": [entry["id"] for entry in listing]},
+                "reason": {"type": "string", "maxLength": 60},
+            },
+            "required": ["id", "reason"],
+        }
+        schema = {
+            "type": "object",
+            "properties": {"reject": {"type": "array", "items": reject, "maxItems": len(listing)}},
+            "required": ["reject"],
+        }
+        extra: dict[str, object] = {**self.extra}
+        extra["response_format"] = {"type": "json_object", "schema": schema}
+        return extra
 
 
 def _strip_fences(text: str) -> str:

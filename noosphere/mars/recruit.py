@@ -9,6 +9,7 @@ and stage 1 can run on vectors alone (the evaluation compares them all)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -99,6 +100,13 @@ class Recruiter:
         self.rescore_weights = rescore_weights or RescoreWeights()
         self.outcomes = outcomes if outcomes is not None else OutcomeMemory()
         self._judge = LlmJudge(llm) if llm is not None else None
+
+    def with_judge(self, llm: LlmBackend, *, json_schema: bool = False) -> Recruiter:
+        """This recruiter with an LLM judge in stage 2: the same cards, indexes and signals
+        (shared, not copied). ``json_schema`` constrains the judge's answer to its schema."""
+        judged = copy.copy(self)
+        judged._judge = LlmJudge(llm, json_schema=json_schema)
+        return judged
 
     # ---- keeping the index in step with the cards (blocking: embeds) --------------------
 

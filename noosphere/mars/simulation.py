@@ -17,6 +17,17 @@ optionally by lone nodes that do not rate. Every round:
   epsilon exploration or by Thompson sampling on the Beta, runs the task (success with the
   agent's quality), rates it honestly and records everything it received.
 
+A node that just joined (``join_round`` > 0): the network runs for ``join_round`` rounds before
+the observed requester comes online; it heard none of that gossip. What it can know at once is
+its operator's pre-trusted peers (``trusted_peers`` honest nodes) and, with ``registry=True``,
+the on-chain registry (``noosphere.mars.registry_prior``), which recorded every paid rating:
+honest nodes rate completed paid tasks 100 (as noosphere does); colluders pay each other's
+agents and rate them 100 (every paid task leaves an escrow on chain; one that was never rated
+is, for a known node's account, a failure), and ``puppets_per_colluder`` sock-puppet accounts
+(owned by no node) per colluder pay and praise the colluders' agents every round
+(self-dealing: the payment comes back to the colluders); colluders also pay honest agents for
+real and rate them 0 on chain.
+
 With ``sign=False`` (the default, fast) feedback objects are built unsigned and the receipt rule
 is enforced by construction (a receipt for an agent is only made by a task with it or by its own
 node); ``sign=True`` signs and verifies every object for real (≈0.7 ms per feedback).
@@ -40,6 +51,7 @@ from noosphere.protocol.feedback import (
 from noosphere.protocol.identity import NodeKey
 from noosphere.protocol.jws import sign_detached
 
+from .registry_prior import TASK_URI_PREFIX, PaidEscrow, PaidRating, RegistryPolicy
 from .trust import TrustModel
 
 START_MS = 1_700_000_000_000
@@ -65,6 +77,14 @@ class SimConfig:
     sign: bool = False
     curve_every: int = 50
     trust_options: tuple[tuple[str, float], ...] = ()
+    join_round: int = 0  # rounds the network runs before the observed requester comes online
+    trusted_peers: int = 0  # honest nodes the observed requester's operator pre-trusts
+    registry: bool = False  # the observed requester reads the on-chain registry prior
+    registry_refresh: int = 10  # rounds between registry reads after joining
+    puppets_per_colluder: int = 0  # sock-puppet requester accounts per colluder
+    honest_price: int = 10
+    free_rider_price: int = 5
+    registry_policy: RegistryPolicy = field(default_factory=RegistryPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +108,8 @@ class SimResult:
     honest_ids: frozenset[str] = frozenset()
     colluder_trust: float = 0.0  # EigenTrust mass of the colluding nodes at the end
     max_colluder_weight: float = 0.0  # the highest rater weight any colluder reached at the end
+    chain_ratings: int = 0  # paid ratings on the registry when the observed requester joined
+    first_reputation: dict[str, float] = field(default_factory=dict)  # at joining, rated agents
 
     def honest_rate(self, start: int = 0, end: int | None = None) -> float:
         """Share of tasks ``start + 1 .. end`` (1-based, inclusive) given to honest agents."""
@@ -141,6 +163,27 @@ class _World:
         latency = self.rng.randint(800, 3000) if honest else self.rng.randint(100, 600)
         return SimAgent(f"{node}/agent-{index}", node, self.rng.uniform(low, high), honest, latency)
 
+    def price(self, agent: SimAgent) -> int:
+        return self.config.honest_price if agent.honest else self.config.free_rider_price
+
+    def escrow(self, agent: SimAgent, account: str, now: int, task_id: str) -> PaidEscrow:
+        """The escrow ``account`` opened to pay ``agent``'s node for one task."""
+        owner = account_of(agent.node)
+        return PaidEscrow(account, owner, self.price(agent), now, f"escrow-{task_id}")
+
+    def paid(self, agent: SimAgent, account: str, score: int, now: int, task_id: str) -> PaidRating:
+        """A rating on the registry: ``account`` paid ``agent``'s node through an escrow."""
+        return PaidRating(
+            agent=agent.agent_id,
+            rater=account,
+            owner=account_of(agent.node),
+            score=score,
+            amount=self.price(agent),
+            at_ms=now,
+            escrow_id=f"escrow-{task_id}",
+            uri=TASK_URI_PREFIX + task_id,
+        )
+
     def receipt(self, agent: SimAgent, requester: str, success: bool, now: int) -> TaskReceipt:
         """Only ever called for a task that ran, or by the agent's own node (colluders)."""
         self.task_seq += 1
@@ -181,16 +224,33 @@ class _World:
         return self.receipt(agent, requester, success, now), success
 
 
+def account_of(node: str) -> str:
+    """The ledger account of a simulated node (it owns its agents' registry entries)."""
+    return f"acct-{node}".lower()
+
+
 def simulate(config: SimConfig | None = None) -> SimResult:
     """Run the scenario; the result holds which recruitments went to honest agents."""
     config = config or SimConfig()
     world = _World(config)
     rng = world.rng
+    pretrusted = world.honest_nodes[: config.trusted_peers]
     options: dict[str, Any] = dict(config.trust_options)  # checked by TrustModel's signature
-    trust = TrustModel(world.self_peer, **options)
+    trust = TrustModel(
+        world.self_peer, pretrusted=pretrusted, registry_policy=config.registry_policy, **options
+    )
     raters = 1 + len(world.honest_nodes) + len(world.colluder_nodes)
     result = SimResult(config, colluder_share=len(world.colluder_nodes) / raters)
     result.honest_ids = frozenset(a.agent_id for a in world.honest_agents)
+    chain: list[PaidRating] = []
+    escrows: list[PaidEscrow] = []
+    agents_of = {account_of(n): [a.agent_id for a in held] for n, held in world.by_node.items()}
+    # nodes hosting agents own proven registry entries: their accounts are linked to them
+    linked = {account_of(node): node for node in world.by_node}
+    puppets = {
+        colluder: [f"puppet-{colluder}-{i}".lower() for i in range(config.puppets_per_colluder)]
+        for colluder in world.colluder_nodes
+    }
 
     def deliver(feedback: Feedback, now: int) -> None:
         if config.sign:
@@ -205,28 +265,54 @@ def simulate(config: SimConfig | None = None) -> SimResult:
             result.ignored += 1
 
     colluder_agents = [a for a in world.agents if a.node in set(world.colluder_nodes)]
-    for round_no in range(config.tasks):
+    for round_no in range(config.join_round + config.tasks):
         now = START_MS + round_no * config.step_ms
+        online = round_no >= config.join_round
         inbox: list[Feedback] = []
         for _ in range(config.honest_peer_tasks):
             peer = rng.choice(world.honest_nodes)
             agent = rng.choice([a for a in world.agents if a.node != peer])
             receipt, success = world.run_task(agent, peer, now)
             inbox.append(world.feedback(receipt, 1.0 if success else 0.0, now))
+            escrows.append(world.escrow(agent, account_of(peer), now, receipt.task_id))
+            if success:  # only a released escrow can be rated on chain
+                chain.append(world.paid(agent, account_of(peer), 100, now, receipt.task_id))
         for colluder in world.colluder_nodes:
             for _ in range(config.praise_per_colluder):
                 agent = rng.choice(colluder_agents)  # may be its own: dropped as self-rating
                 receipt = world.receipt(agent, colluder, True, now)
                 inbox.append(world.feedback(receipt, 1.0, now))
+                escrows.append(world.escrow(agent, account_of(colluder), now, receipt.task_id))
+                chain.append(world.paid(agent, account_of(colluder), 100, now, receipt.task_id))
+            for puppet in puppets[colluder]:
+                agent = rng.choice(colluder_agents)
+                task_id = f"puppet-{len(chain)}"
+                escrows.append(world.escrow(agent, puppet, now, task_id))
+                chain.append(world.paid(agent, puppet, 100, now, task_id))
             for _ in range(config.bash_tasks_per_colluder):
                 agent = rng.choice(world.honest_agents)
                 receipt, _ = world.run_task(agent, colluder, now)
                 inbox.append(world.feedback(receipt, 0.0, now))
+                escrows.append(world.escrow(agent, account_of(colluder), now, receipt.task_id))
+                chain.append(world.paid(agent, account_of(colluder), 0, now, receipt.task_id))
             if config.sign:
                 victim = rng.choice(world.honest_agents)
                 forged = world.forged_receipt(victim, colluder, now)
                 inbox.append(world.feedback(forged, 0.0, now))
         rng.shuffle(inbox)
+        if not online:
+            continue
+        if config.registry and (
+            round_no == config.join_round
+            or (round_no - config.join_round) % config.registry_refresh == 0
+        ):
+            trust.set_registry(chain, linked, escrows, agents_of)
+        if round_no == config.join_round:
+            result.chain_ratings = len(chain) if config.registry else 0
+            for agent in world.agents:
+                value = trust.reputation_at(agent.agent_id, now)
+                if value is not None:
+                    result.first_reputation[agent.agent_id] = value
         for feedback in inbox:
             deliver(feedback, now)
 
@@ -234,8 +320,11 @@ def simulate(config: SimConfig | None = None) -> SimResult:
         receipt, success = world.run_task(chosen, world.self_peer, now)
         result.honest_picks.append(chosen.honest)
         deliver(world.feedback(receipt, 1.0 if success else 0.0, now), now)
+        escrows.append(world.escrow(chosen, account_of(world.self_peer), now, receipt.task_id))
+        if success:
+            chain.append(world.paid(chosen, account_of(world.self_peer), 100, now, receipt.task_id))
 
-    end = START_MS + config.tasks * config.step_ms
+    end = START_MS + (config.join_round + config.tasks) * config.step_ms
     for agent in world.agents:
         value = trust.reputation_at(agent.agent_id, end)
         if value is not None:

@@ -23,6 +23,11 @@ is evidence about an agent from a rater node. Three constructions turn it into s
   influence is bounded by ``2 w / (1 - w)`` however many ratings it issues, so a flood of ratings
   (or of sybil raters) with no trust flowing to them moves nothing.
 
+* A registry prior (``noosphere.mars.registry_prior``): paid on-chain ratings that a node which
+  just joined can read although it heard none of the gossip, weighted by the escrow amount,
+  capped per paying account, discounted by this node's trust in the paying account's node, and
+  pooled at a fixed low belief for accounts no node is known to own (sock puppets).
+
 The result is exact for given inputs (no sampling). ``record`` takes feedback that already passed
 ``verify_feedback``: it drops self-ratings (receipt signed by the rater's own node) and keeps
 one rating per (rater, task) - a later-issued one replaces it, anything else is ignored.
@@ -34,13 +39,16 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from noosphere.protocol.feedback import Feedback, TaskReceipt
+
+from .registry_prior import PaidEscrow, PaidRating, RegistryPolicy, capped, usable
 
 DAY_MS = 86_400_000
 DEFAULT_HALF_LIFE_MS = 7 * DAY_MS
@@ -90,6 +98,30 @@ class _Pair:
     keys: list[tuple[str, str, str]] = field(default_factory=list)  # oldest first
 
 
+@dataclass(frozen=True, slots=True)
+class EvidenceParts:
+    """Where an agent's discounted evidence ``(r, s)`` comes from: this node's own ratings,
+    other nodes' gossiped ratings, the registry's paid ratings by accounts of known nodes, and
+    the pooled anonymous accounts."""
+
+    own: tuple[float, float] = (0.0, 0.0)
+    peers: tuple[float, float] = (0.0, 0.0)
+    registry_known: tuple[float, float] = (0.0, 0.0)
+    registry_anonymous: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def total(self) -> tuple[float, float]:
+        parts = (self.own, self.peers, self.registry_known, self.registry_anonymous)
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    @property
+    def registry(self) -> tuple[float, float]:
+        return (
+            self.registry_known[0] + self.registry_anonymous[0],
+            self.registry_known[1] + self.registry_anonymous[1],
+        )
+
+
 @dataclass(slots=True)
 class _Latency:
     mean: float
@@ -113,6 +145,7 @@ class TrustModel:
         trust_refresh_ms: int = 60_000,
         local_trust_prior: float = 3.0,
         weigh_raters: bool = True,
+        registry_policy: RegistryPolicy | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
         if half_life_ms <= 0:
@@ -147,6 +180,16 @@ class TrustModel:
         self._trust: dict[str, float] = {}
         self._trust_top = 0.0
         self._trust_key: tuple[int, int] | None = None
+        self.registry_policy = registry_policy or RegistryPolicy()
+        # agent -> paying account -> [(observations, score in [0, 1], at_ms, A2A task id)]
+        self._registry: dict[str, dict[str, list[tuple[float, float, int, str | None]]]] = {}
+        self._linked: dict[str, str] = {}  # paying account -> the node (peer id) owning it
+        # (agent, task id) -> ratings held from pre-trusted raters (this node included): such a
+        # task counts once, from gossip, not again from the registry
+        self._gossip_tasks: dict[tuple[str, str], int] = {}
+        self._registry_sums: dict[str, list[tuple[str, float, float, int]]] = {}
+        self._registry_tasks: dict[str, set[str]] = {}  # agent -> A2A task ids rated on chain
+        self._spent: dict[str, dict[str, int]] = {}  # anonymous account -> node paid -> amount
 
     # --- time -------------------------------------------------------------------------------
 
@@ -156,6 +199,9 @@ class TrustModel:
 
     def _decay(self, age_ms: float) -> float:
         return 0.5 ** (max(0.0, age_ms) / self.half_life_ms)
+
+    def _age_decay(self, now_ms: int, at_ms: int) -> float:
+        return self._decay(now_ms - at_ms)
 
     # --- recording --------------------------------------------------------------------------
 
@@ -227,10 +273,21 @@ class TrustModel:
         pair.s += weight * (1.0 - rating.rating)
         bisect.insort(pair.keys, key, key=lambda k: self._ratings[k].at_ms)
         self._counts[rating.agent] = self._counts.get(rating.agent, 0) + 1
+        if rating.rater in self.pretrusted:
+            seen = (rating.agent, rating.task_id)
+            self._gossip_tasks[seen] = self._gossip_tasks.get(seen, 0) + 1
+            self._forget_sums(rating.agent, rating.task_id)  # the task may be on the registry
 
     def _remove(self, rating: _Rating) -> None:
         key = (rating.rater, rating.agent, rating.task_id)
         del self._ratings[key]
+        seen = (rating.agent, rating.task_id)
+        if rating.rater in self.pretrusted:
+            self._forget_sums(rating.agent, rating.task_id)
+            if self._gossip_tasks.get(seen, 0) <= 1:
+                self._gossip_tasks.pop(seen, None)
+            else:
+                self._gossip_tasks[seen] -= 1
         raters = self._pairs[rating.agent]
         pair = raters[rating.rater]
         pair.keys.remove(key)
@@ -260,7 +317,10 @@ class TrustModel:
     # --- EigenTrust ---------------------------------------------------------------------------
 
     def local_trust(self, now_ms: int | None = None) -> dict[str, dict[str, float]]:
-        """Normalised local trust ``c_ij`` (rows of raters with some positive experience)."""
+        """Normalised local trust ``c_ij`` (rows of raters with some positive experience), from
+        gossiped ratings and from known nodes' paid history on the registry (so a node that
+        just joined starts from its pre-trusted peers' whole record, not from a few gossiped
+        ratings)."""
         now = self.now_ms() if now_ms is None else now_ms
         raw: dict[str, dict[str, float]] = {}
         for agent, raters in self._pairs.items():
@@ -271,6 +331,14 @@ class TrustModel:
                 net = (pair.r - pair.s) * self._decay(now - pair.at_ms)
                 row = raw.setdefault(rater, {})
                 row[node] = row.get(node, 0.0) + net
+        for agent in self._registry:
+            node = node_of(agent)
+            for account, r, s, at in self._registry_account_sums(agent):
+                owner = self._linked.get(account)
+                if owner is None or owner == node:
+                    continue
+                row = raw.setdefault(owner, {})
+                row[node] = row.get(node, 0.0) + (r - s) * self._decay(now - at)
         rows: dict[str, dict[str, float]] = {}
         for rater, row in raw.items():
             positive = {j: v for j, v in row.items() if v > 0.0}
@@ -302,6 +370,8 @@ class TrustModel:
         for agent, raters in self._pairs.items():
             names.add(node_of(agent))
             names.update(raters)
+        names.update(rows)  # raters known from the registry only
+        names.update(j for row in rows.values() for j in row)
         order = sorted(names)
         index = {n: k for k, n in enumerate(order)}
         size = len(order)
@@ -340,35 +410,163 @@ class TrustModel:
     def rater_weight(self, rater: str, now_ms: int | None = None) -> float:
         """Belief in a rater, in [0, 1]: 1 for this node, else its global trust over the
         highest global trust."""
-        if rater == self.self_peer or not self.weigh_raters:
-            return 1.0
-        trust = self._global_trust(self.now_ms() if now_ms is None else now_ms)
-        top = self._trust_top
-        if top <= 0.0:
-            return 0.0
-        return min(1.0, trust.get(rater, 0.0) / top)
+        return self._weight(rater, self.now_ms() if now_ms is None else now_ms)
 
     # --- signals ------------------------------------------------------------------------------
 
     def evidence(self, agent_id: str, now_ms: int | None = None) -> tuple[float, float] | None:
-        """Trust-discounted, decayed evidence ``(r, s)`` about an agent (None: no ratings)."""
+        """Trust-discounted, decayed evidence ``(r, s)`` about an agent (None: no ratings, on
+        gossip or on the registry)."""
+        parts = self.evidence_parts(agent_id, now_ms)
+        return None if parts is None else parts.total
+
+    def evidence_parts(self, agent_id: str, now_ms: int | None = None) -> EvidenceParts | None:
+        """The evidence about an agent split by source (None: no ratings at all)."""
         raters = self._pairs.get(agent_id)
-        if not raters:
+        paid = self._registry.get(agent_id)
+        if not raters and not paid:
             return None
         now = self.now_ms() if now_ms is None else now_ms
+        own = peers = (0.0, 0.0)
+        for rater, pair in (raters or {}).items():
+            factor = self._decay(now - pair.at_ms)
+            w = self._weight(rater, now)
+            r, s = discount(pair.r * factor, pair.s * factor, w)
+            if rater == self.self_peer:
+                own = (own[0] + r, own[1] + s)
+            else:
+                peers = (peers[0] + r, peers[1] + s)
+        known, anonymous = self._registry_evidence(agent_id, now) if paid else ((0.0, 0.0),) * 2
+        return EvidenceParts(own, peers, known, anonymous)
+
+    def _weight(self, rater: str, now: int) -> float:
+        """The belief in a rater node at ``now`` (1 for this node or without rater weighting)."""
+        if rater == self.self_peer or not self.weigh_raters:
+            return 1.0
         trust = self._global_trust(now)
         top = self._trust_top
-        r_total = s_total = 0.0
-        for rater, pair in raters.items():
-            factor = self._decay(now - pair.at_ms)
-            if rater == self.self_peer or not self.weigh_raters:
-                w = 1.0
-            else:
-                w = min(1.0, trust.get(rater, 0.0) / top) if top > 0.0 else 0.0
-            r, s = discount(pair.r * factor, pair.s * factor, w)
-            r_total += r
-            s_total += s
-        return r_total, s_total
+        return min(1.0, trust.get(rater, 0.0) / top) if top > 0.0 else 0.0
+
+    # --- the registry prior -------------------------------------------------------------------
+
+    def set_registry(
+        self,
+        ratings: Iterable[PaidRating],
+        linked: Mapping[str, str],
+        escrows: Iterable[PaidEscrow] = (),
+        agents_of: Mapping[str, Sequence[str]] | None = None,
+    ) -> int:
+        """Replace the registry prior with ``ratings`` (already proof-checked, see
+        ``registry_prior``); ``linked`` maps paying accounts to the node owning them;
+        ``escrows`` are expired escrows, and those of known accounts that no rating names are
+        failures shared among ``agents_of[payee]`` (the payee's proven agents). Returns how
+        many ratings and failures count."""
+        self._version += 1  # known nodes' paid history feeds the local trust
+        self._linked = {account.lower(): peer for account, peer in linked.items()}
+        self._registry = {}
+        self._registry_sums = {}
+        self._registry_tasks = {}
+        unit = self.registry_policy.stake_unit
+        used = 0
+        ratings = list(ratings)
+        escrows = list(escrows)
+        rated = {rating.escrow_id for rating in ratings}
+        self._spent = {}
+        paid: dict[str, tuple[str, str, int]] = {
+            e.escrow_id: (e.rater, e.owner, e.amount) for e in escrows
+        }
+        paid.update({r.escrow_id: (r.rater, r.owner, r.amount) for r in ratings})
+        for rater, owner, amount in paid.values():
+            node = self._linked.get(owner.lower())
+            if node is not None and rater.lower() not in self._linked and amount > 0:
+                spent = self._spent.setdefault(rater.lower(), {})
+                spent[node] = spent.get(node, 0) + amount
+        for escrow in escrows:
+            rater, owner = escrow.rater.lower(), escrow.owner.lower()
+            node = self._linked.get(rater)
+            agents = (agents_of or {}).get(owner, ())
+            if escrow.escrow_id in rated or node is None or rater == owner or not agents:
+                continue
+            if node == self._linked.get(owner) or escrow.amount <= 0:
+                continue  # the node paying itself
+            for agent in agents:
+                self._registry.setdefault(agent, {}).setdefault(rater, []).append(
+                    (escrow.amount / unit / len(agents), 0.0, escrow.deadline_ms, None)
+                )
+            used += 1
+        for rating in ratings:
+            if not usable(rating, self._linked):
+                continue
+            per_agent = self._registry.setdefault(rating.agent, {})
+            per_agent.setdefault(rating.rater.lower(), []).append(
+                (rating.amount / unit, rating.score / 100.0, rating.at_ms, rating.task_id)
+            )
+            if rating.task_id is not None:
+                self._registry_tasks.setdefault(rating.agent, set()).add(rating.task_id)
+            used += 1
+        return used
+
+    def _forget_sums(self, agent_id: str, task_id: str) -> None:
+        if task_id in self._registry_tasks.get(agent_id, ()):
+            self._registry_sums.pop(agent_id, None)
+
+    def registry_agents(self) -> list[str]:
+        """Agents the registry prior holds paid ratings for."""
+        return sorted(self._registry)
+
+    def _registry_account_sums(self, agent_id: str) -> list[tuple[str, float, float, int]]:
+        """Per paying account: capped evidence ``(r, s)`` decayed to the time of its latest
+        rating, and that time; cached until the registry or the agent's gossip changes."""
+        cached = self._registry_sums.get(agent_id)
+        if cached is not None:
+            return cached
+        sums = []
+        for account, entries in self._registry.get(agent_id, {}).items():
+            # a task rated in gossip by a pre-trusted node (weight 1) is evidence once, from
+            # gossip; from any other rater both copies count, each by its own rules
+            fresh = [
+                (mass, score, at)
+                for mass, score, at, task in entries
+                if task is None or (agent_id, task) not in self._gossip_tasks
+            ]
+            if fresh:
+                latest = max(at for _, _, at in fresh)
+                cap = self.registry_policy.rater_cap
+                r, s = capped(fresh, cap, partial(self._age_decay, latest))
+                sums.append((account, r, s, latest))
+        self._registry_sums[agent_id] = sums
+        return sums
+
+    def _credibility(self, account: str, now: int) -> float:
+        """How much an anonymous account counts, in [0, 1]: what it paid nodes this node
+        believes in (amount x belief), in ``stake_unit``s. Paying its own colluders buys a
+        sock puppet nothing; it must first pay trusted nodes for real."""
+        unit = self.registry_policy.stake_unit
+        spent = self._spent.get(account, {})
+        return min(
+            1.0, sum(amount * self._weight(node, now) for node, amount in spent.items()) / unit
+        )
+
+    def _registry_evidence(
+        self, agent_id: str, now: int
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(evidence from accounts of known nodes, by this node's belief in each node; the
+        pool of accounts no node is known to own, each by its credibility, at the anonymous
+        weight)."""
+        known_r = known_s = pool_r = pool_s = 0.0
+        for account, r, s, at in self._registry_account_sums(agent_id):
+            factor = self._decay(now - at)
+            r, s = r * factor, s * factor
+            peer = self._linked.get(account)
+            if peer is None:
+                credit = self._credibility(account, now) if self.weigh_raters else 1.0
+                pool_r, pool_s = pool_r + credit * r, pool_s + credit * s
+                continue
+            r, s = discount(r, s, self._weight(peer, now))
+            known_r, known_s = known_r + r, known_s + s
+        w_pool = self.registry_policy.anonymous_weight if self.weigh_raters else 1.0
+        pooled = discount(pool_r, pool_s, w_pool) if pool_r + pool_s > 0.0 else (0.0, 0.0)
+        return (known_r, known_s), pooled
 
     def raters(self, agent_id: str, now_ms: int | None = None) -> list[tuple[str, int, float]]:
         """Who rated an agent and how much each counts: ``(rater, ratings held, weight)``, the

@@ -43,6 +43,7 @@ class LlmConfig(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # None: the server's limit
 
     @field_validator("base_url")
     @classmethod
@@ -121,15 +122,21 @@ class LlmBackend:
         *,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = "auto",
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The request body: ``tools`` given as {name, description, parameters} are wrapped into
         the OpenAI {"type": "function", "function": ...} shape. A ``tool_choice`` other than
-        auto/none/required names the one function the model must call."""
+        auto/none/required names the one function the model must call. ``extra`` adds fields
+        some servers understand (``response_format``, llama.cpp's ``grammar``); it cannot
+        replace the fields above."""
         payload: dict[str, Any] = {
+            **(extra or {}),
             "model": self.config.model,
             "messages": messages,
             "temperature": self.config.temperature,
         }
+        if self.config.max_tokens is not None:
+            payload["max_tokens"] = self.config.max_tokens
         if tools:
             payload["tools"] = [_wrap_tool(tool) for tool in tools]
             if tool_choice is not None:
@@ -146,10 +153,11 @@ class LlmBackend:
         *,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = "auto",
+        extra: Mapping[str, Any] | None = None,
     ) -> ChatReply:
         """One chat completion; raises ``LlmError`` when the endpoint fails or the reply is
         malformed (including tool arguments that are not a JSON object)."""
-        payload = self.build_payload(messages, tools=tools, tool_choice=tool_choice)
+        payload = self.build_payload(messages, tools=tools, tool_choice=tool_choice, extra=extra)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.config.api_key is not None:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
@@ -330,15 +338,39 @@ def _server_message(response: httpx.Response) -> str:
 
 def _wrap_tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
-        return tool  # already in the OpenAI shape
+        return without_long_bounds(tool)  # already in the OpenAI shape
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError("every tool needs a name")
     function: dict[str, Any] = {"name": name}
     if tool.get("description"):
         function["description"] = tool["description"]
-    function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
+    function["parameters"] = without_long_bounds(
+        tool.get("parameters") or {"type": "object", "properties": {}}
+    )
     return {"type": "function", "function": function}
+
+
+#: Length bounds above this are left out of the schemas sent to the model.
+MAX_SENT_BOUND = 64
+_BOUNDS = ("maxLength", "maxItems")
+
+
+def without_long_bounds(schema: Any) -> Any:
+    """``schema`` without ``maxLength``/``maxItems`` above ``MAX_SENT_BOUND``. Servers that turn
+    a tool's schema into a grammar (llama.cpp) unroll a bounded repetition into one rule per
+    step: a 1,000-character bound exceeds llama.cpp's grammar limits, and llama-cpp-python
+    0.3.36's server crashed on it. Nothing is lost: the caller validates the arguments against
+    the tool's full schema (``Tool.validate``)."""
+    if isinstance(schema, dict):
+        return {
+            key: without_long_bounds(value)
+            for key, value in schema.items()
+            if not (key in _BOUNDS and isinstance(value, int) and value > MAX_SENT_BOUND)
+        }
+    if isinstance(schema, list):
+        return [without_long_bounds(item) for item in schema]
+    return schema
 
 
 def llm_config_from_env(environ: Mapping[str, str] = os.environ) -> LlmConfig | None:
@@ -346,7 +378,8 @@ def llm_config_from_env(environ: Mapping[str, str] = os.environ) -> LlmConfig | 
 
     ``NOOSPHERE_LLM_BASE_URL`` / ``NOOSPHERE_LLM_MODEL`` / ``NOOSPHERE_LLM_API_KEY``, falling back
     to ``OPENAI_BASE_URL`` / ``OPENAI_MODEL`` / ``OPENAI_API_KEY``; optional
-    ``NOOSPHERE_LLM_TIMEOUT``. An invalid value raises ``LlmError`` naming the variable."""
+    ``NOOSPHERE_LLM_TIMEOUT`` and ``NOOSPHERE_LLM_MAX_TOKENS``. An invalid value raises
+    ``LlmError`` naming the variable."""
 
     def get(*names: str) -> str | None:
         for name in names:
@@ -369,6 +402,9 @@ def llm_config_from_env(environ: Mapping[str, str] = os.environ) -> LlmConfig | 
     timeout = get("NOOSPHERE_LLM_TIMEOUT")
     if timeout is not None:
         fields["timeout"] = timeout
+    max_tokens = get("NOOSPHERE_LLM_MAX_TOKENS")
+    if max_tokens is not None:
+        fields["max_tokens"] = max_tokens
     try:
         return LlmConfig(**fields)
     except ValidationError as exc:

@@ -116,6 +116,11 @@ class NodeConfig(BaseModel):
         default_factory=list,
         description="attribute authority public keys (or homes) whose attestations MARS trusts",
     )
+    trusted_peers: list[str] = Field(
+        default_factory=list,
+        description="peer ids this node pre-trusts (EigenTrust's pre-trusted set): their ratings"
+        " count in full from the start, and trust flows from them to the nodes they rate well",
+    )
     chain_rpc: str = Field(
         "", description="EVM JSON-RPC URL of the ledger (default: the chain running in chain_home)"
     )
@@ -160,6 +165,18 @@ class NodeConfig(BaseModel):
                 raise ValueError(
                     f"bootstrap address {addr!r} must be a multiaddr ending in /p2p/<id>"
                 )
+        return value
+
+    @field_validator("trusted_peers")
+    @classmethod
+    def _peer_ids(cls, value: list[str]) -> list[str]:
+        from noosphere.protocol.identity import InvalidPeerId, public_key_from_peer_id
+
+        for peer_id in value:
+            try:
+                public_key_from_peer_id(peer_id)
+            except InvalidPeerId:
+                raise ValueError(f"trusted peer {peer_id!r} is not a peer id") from None
         return value
 
     @field_validator("arbiter")

@@ -238,7 +238,10 @@ class RunningNode:
         except (ToolError, AgentMemoryError, AuthorityError, ValidationError) as exc:
             raise NodeStartError(one_line(str(exc))) from exc
         self.feedback = FeedbackService(
-            self.key, self.store, lambda body: self.gossip.publish(EnvelopeKind.FEEDBACK, body)
+            self.key,
+            self.store,
+            lambda body: self.gossip.publish(EnvelopeKind.FEEDBACK, body),
+            pretrusted=self.config.trusted_peers,
         )
         self.push = PushNotifier(self.metrics, allow_private_targets=cfg.push_private_targets)
         closing.push_async_callback(self.push.aclose)
@@ -371,7 +374,9 @@ class RunningNode:
             self._spawn(self._connect_loop(), "connect")
             if self.settlement is not None:
                 self._spawn(
-                    self.settlement.run(self._registrations, self._announce_soon.set),
+                    self.settlement.run(
+                        self._registrations, self._announce_soon.set, self.feedback.set_registry
+                    ),
                     "settlement",
                 )
             for agent_id, agent in self.agents.items():  # agents with a life of their own

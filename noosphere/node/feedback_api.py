@@ -5,18 +5,21 @@ latency) into the task's metadata. The requester's operator rates it with
 ``noosphere.feedback``: the node signs the rating around that receipt, records it in its own
 trust model and gossips it on the feedback topic; every node verifies gossiped feedback (a
 rating without the agent node's receipt for that requester and task is refused) and records
-it. The trust model feeds MARS's ranking, and its state is kept in the store across restarts."""
+it. The trust model feeds MARS's ranking, and its state is kept in the store across restarts.
+A node's prior before it heard any gossip: its operator's pre-trusted peers (``trusted_peers``)
+and the registry's paid ratings (``set_registry``, read by the settlement worker)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 
 from noosphere.errors import InvalidParams, Unauthorized
+from noosphere.mars.registry_prior import RegistrySnapshot
 from noosphere.mars.trust import TrustModel
 from noosphere.protocol import Envelope, NodeKey, card_id
 from noosphere.protocol.a2a import TaskState
@@ -50,23 +53,39 @@ def _now_ms() -> int:
 
 class FeedbackService:
     def __init__(
-        self, key: NodeKey, store: NodeStore, publish: Callable[[dict[str, Any]], object]
+        self,
+        key: NodeKey,
+        store: NodeStore,
+        publish: Callable[[dict[str, Any]], object],
+        *,
+        pretrusted: Sequence[str] = (),
     ) -> None:
         self._key = key
         self._store = store
         self._publish = publish
+        self._pretrusted = tuple(pretrusted)
         self.trust = self._load()
         self._dirty = False
 
     def _load(self) -> TrustModel:
         raw = self._store.get_meta(TRUST_META_KEY)
         if raw is None:
-            return TrustModel(self._key.peer_id)
+            return TrustModel(self._key.peer_id, pretrusted=self._pretrusted)
         try:
-            return TrustModel.from_records(json.loads(raw), self._key.peer_id)
+            return TrustModel.from_records(
+                json.loads(raw), self._key.peer_id, pretrusted=self._pretrusted
+            )
         except ValueError as exc:
             log.warning("stored trust records unreadable; starting afresh", error=str(exc))
-            return TrustModel(self._key.peer_id)
+            return TrustModel(self._key.peer_id, pretrusted=self._pretrusted)
+
+    def set_registry(self, snapshot: RegistrySnapshot) -> None:
+        """The registry's paid ratings and expired escrows (proof-checked by the settlement
+        worker) as the trust model's registry prior."""
+        used = self.trust.set_registry(
+            snapshot.ratings, snapshot.linked, snapshot.escrows, snapshot.agents_of
+        )
+        log.debug("registry prior updated", ratings=len(snapshot.ratings), counted=used)
 
     def save(self) -> None:
         if self._dirty:

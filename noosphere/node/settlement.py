@@ -10,7 +10,9 @@ opens escrows naming its arbiter (one EIP-2612 permit plus one call), authorizes
 releases an escrow when the result matches the agent's commitment, disputes it when it does not (or
 when its operator rejects the result), refunds escrows whose agent failed once their deadline
 passed and disputes the arbiter left unanswered, and rates agents on the registry only through
-entries whose peer-key proof holds. It registers its own agents with such a proof.
+entries whose peer-key proof holds. It registers its own agents with such a proof. It also reads
+the registry's paid ratings for the trust model's registry prior (``mars.registry_prior``): only
+ratings of entries whose proof holds, with the escrow amount behind each.
 
 Chain calls run in worker threads (web3 is synchronous); store writes stay on the event loop.
 Every step is written to the ``payments`` table first, so a restarted node resumes its refunds and
@@ -36,8 +38,9 @@ from pydantic import ValidationError
 
 from noosphere.errors import InvalidParams, PaymentRequired, ServerError
 from noosphere.ledger import EscrowStatus, EscrowView, LedgerClient, LedgerError
-from noosphere.ledger.registry_proof import sign_registration
-from noosphere.protocol import NodeKey
+from noosphere.ledger.registry_proof import RegistryEntry, proof_problem, sign_registration
+from noosphere.mars.registry_prior import PaidEscrow, PaidRating, RegistrySnapshot
+from noosphere.protocol import NodeKey, card_id
 from noosphere.protocol.a2a import Message, Task
 from noosphere.protocol.base import describe_validation_error
 from noosphere.protocol.canonical import canonical_json
@@ -63,6 +66,8 @@ RETRY_AFTER_S = 10
 #: node, or anyone, refunds it then; until it does the agent cannot be paid, so no hurry).
 SILENT_ARBITER_RECHECK_S = 60
 PAID_TO_AGENT = {EscrowStatus.RELEASED, EscrowStatus.CLAIMED, EscrowStatus.RESOLVED_FOR_AGENT}
+#: Seconds between re-reads of registry entries (an entry's owner or proof can change).
+REGISTRY_ENTRY_TTL_S = 300
 #: Arbiter settings: the deployment's default arbiter, and "no arbiter" (as a name or accepted).
 DEFAULT_ARBITER = "default"
 NO_ARBITER = "none"
@@ -159,6 +164,12 @@ class Settlement:
         self.registry_ids: dict[str, int] = {}
         self._registry_checked = False
         self._register_warned = False
+        # the registry prior: FeedbackGiven events read so far, and entries checked
+        self._feedback_next_block: int | None = None
+        self._paid: list[tuple[int, str, str, int, int, int, str]] = []  # per FeedbackGiven
+        self._opened: list[PaidEscrow] = []  # per EscrowOpened
+        self._expired = 0
+        self._entries: dict[int, tuple[RegistryEntry | None, float]] = {}  # id -> (proven, read)
         for agent_id in self._prices:
             saved = store.get_meta(self._registry_key(agent_id))
             if saved is not None:
@@ -524,6 +535,79 @@ class Settlement:
             raise LedgerError(f"not rated on chain: {problem}")
         await self._chain(self.client.registry.give_feedback, registry_id, escrow_id, score, uri)
 
+    # ---- the registry prior (reading scores only) ---------------------------------------------
+
+    async def registry_ratings(self) -> RegistrySnapshot | None:
+        """The registry's paid ratings whose entry's proof holds, the expired escrows, and which
+        account belongs to which node (owners of proven entries); None when nothing changed
+        since the last call. Events are read incrementally; entries are re-read every few
+        minutes (a transfer or an update may change their owner or proof)."""
+        return await self._chain(self._read_registry)
+
+    def _read_registry(self) -> RegistrySnapshot | None:
+        client = self.client
+        latest = client.w3.eth.block_number
+        start = self._feedback_next_block
+        if start is None:
+            start = client.deployment.block_number
+        changed = start <= latest
+        if changed:
+            for event in client.registry.feedback_given(start, latest):
+                amount = client.escrows.get(event.task_id).amount
+                self._paid.append(
+                    (event.agent_id, event.client.lower(), event.task_id, event.score, amount,
+                     event.timestamp * 1000, event.uri)
+                )  # fmt: skip
+            self._opened += [
+                PaidEscrow(e.requester.lower(), e.agent.lower(), e.amount, e.deadline * 1000,
+                           e.task_id)
+                for e in client.escrows.opened(start, latest)
+            ]  # fmt: skip
+        self._feedback_next_block = latest + 1
+        chain_now_ms = client.timestamp() * 1000
+        expired = [e for e in self._opened if e.deadline_ms < chain_now_ms]
+        changed |= len(expired) != self._expired
+        self._expired = len(expired)
+        now = time.monotonic()
+        stale = [i for i, (_, at) in self._entries.items() if now - at > REGISTRY_ENTRY_TTL_S]
+        wanted = set(range(1, client.registry.total() + 1))  # every entry: owners link to nodes
+        for registry_id in sorted(set(stale) | (wanted - self._entries.keys())):
+            self._entries[registry_id] = (self._proven_entry(registry_id), now)
+            changed = True
+        if not changed:
+            return None
+        linked: dict[str, str] = {}
+        agents_of: dict[str, list[str]] = {}
+        for entry, _ in self._entries.values():
+            if entry is not None:
+                linked.setdefault(entry.owner.lower(), entry.peer_id)
+                agent = card_id(entry.peer_id, entry.agent_name)
+                agents_of.setdefault(entry.owner.lower(), []).append(agent)
+        ratings = []
+        for registry_id, rater, escrow_id, score, amount, at_ms, uri in self._paid:
+            entry = self._entries.get(registry_id, (None, 0.0))[0]
+            if entry is None:
+                continue  # the entry's proof fails: not the peer's agent
+            ratings.append(PaidRating(
+                agent=card_id(entry.peer_id, entry.agent_name), rater=rater,
+                owner=entry.owner.lower(), score=score, amount=amount, at_ms=at_ms,
+                escrow_id=escrow_id, uri=uri,
+            ))  # fmt: skip
+        return RegistrySnapshot(ratings, linked, expired, agents_of)
+
+    def _proven_entry(self, registry_id: int) -> RegistryEntry | None:
+        """The entry if its peer-key proof holds, else None (logged once per read)."""
+        try:
+            entry = self.client.registry.get(registry_id)
+        except LedgerError:
+            return None
+        deployment = self.client.deployment
+        problem = proof_problem(entry, deployment.chain_id, deployment.registry)
+        if problem is not None:
+            log.info("registry entry ignored", registry_id=registry_id, problem=problem)
+            return None
+        return entry
+
     def refund_later(self, escrow_id: str) -> None:
         """The agent failed: refund once the escrow's deadline has passed."""
         row = self._row(escrow_id)
@@ -543,15 +627,21 @@ class Settlement:
         self,
         register: Callable[[], list[tuple[str, str, bytes, str]]],
         registered: Callable[[], None],
+        on_registry: Callable[[RegistrySnapshot], None] | None = None,
     ) -> None:
         """Register this node's agents on the registry (``registered`` is called when one got its
-        id, so cards can carry it), then refund, claim and settle what is due, every few
-        seconds; chain errors are logged and retried, never fatal."""
+        id, so cards can carry it), then refund, claim and settle what is due, and hand new
+        registry ratings to ``on_registry``, every few seconds; chain errors are logged and
+        retried, never fatal."""
         while True:
             try:
                 if await self._register(register):
                     registered()
                 await self._settle_due()
+                if on_registry is not None:
+                    fresh = await self.registry_ratings()
+                    if fresh is not None:
+                        on_registry(fresh)
             except Exception:  # the ledger may be down; never stop the node for it
                 log.exception("settlement worker round failed")
             self._wake.clear()

@@ -120,6 +120,31 @@ def test_reputation_changed_on_every_node(demo: tuple[DemoReport, Path, str]) ->
     assert requester[bargain] < 0.5 < requester[exact]
 
 
+def test_other_nodes_views_move_and_a_newcomer_starts_from_the_registry(
+    demo: tuple[DemoReport, Path, str],
+) -> None:
+    """Before the tasks nobody has an opinion; after them every agent node sees the paid winners
+    above the neutral 0.5 - node-1 because it pre-trusts the requester, the others through the
+    registry's paid ratings (the requester's account paid node-1, which they pre-trust) - and so
+    does a node that joined after the tasks. The unreliable agent's failure was never paid, so
+    it is not on the registry and nothing lifts it."""
+    report, _, output = demo
+    assert all(v is None for view in report.reputation_before.values() for v in view.values())
+    paid = {s.winner for s in report.submissions if s.winner and int(s.paid) > 0}
+    assert len(paid) == 4
+    for node in ("node-1", "node-2", "node-3", "node-4"):
+        for agent in paid:
+            assert (report.reputation[node][agent] or 0.0) > 0.5, (node, report.names[agent])
+    bargain = next(c for c, n in report.names.items() if n == "Bargain Calculator")
+    assert (report.reputation["node-1"][bargain] or 1.0) < 0.5  # the requester's 0 counts there
+    assert (report.reputation["node-3"][bargain] or 0.5) >= 0.5  # nobody vouches for its rater
+    for agent in paid:
+        assert (report.newcomer_reputation[agent] or 0.0) > 0.5, report.names[agent]
+    # never paid, so not on the registry (the requester's gossip may reach it, at weight 0)
+    assert (report.newcomer_reputation[bargain] or 0.5) <= 0.5
+    assert "newcomer" in output and "before → after" in output
+
+
 def test_sealed_payload_is_unreadable_outside_the_policy(
     demo: tuple[DemoReport, Path, str],
 ) -> None:

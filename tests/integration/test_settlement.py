@@ -117,6 +117,11 @@ def own_card(node: LocalNode) -> str:
     return agent.card_id
 
 
+def reputation(node: LocalNode, card_id: str) -> float | None:
+    with node.client() as client:
+        return next((c.reputation for c in client.cards() if c.card_id == card_id), None)
+
+
 def registered(node: LocalNode, card_id: str) -> dict[str, Any] | None:
     """The card as ``node`` knows it, once it carries the agent's registry id."""
     card = card_of(node, card_id)
@@ -615,7 +620,9 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
     forged proof (and with the worker's real proof copied), then rates the fake entry from a
     sock-puppet requester through self-dealt escrows. The worker's own registration is
     unaffected; `ledger agents` flags the fakes; the requester's node rates only the entry that
-    proves the card's node; and a node's settlement refuses to rate an entry that does not."""
+    proves the card's node; a node's settlement refuses to rate an entry that does not, and its
+    registry prior counts only the proven entry's paid rating - which is what a node that joins
+    afterwards sees."""
     requester_addr = chain.fund(cluster.root / "requester")
     chain.fund(cluster.root / "worker")
     worker = cluster.start("worker", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
@@ -694,16 +701,27 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
                 )
             )
         with pytest.raises(LedgerError, match="names peer"):
-            asyncio.run(
-                reader.rate_on_chain(
-                    real_id,
-                    "0x" + "00" * 32,
-                    100,
-                    "",
-                    peer_id=impostor.peer_id,
-                    agent_name=agent_name,
-                    owner=ext["evmAddress"],
-                )
-            )
+            asyncio.run(reader.rate_on_chain(
+                real_id, "0x" + "00" * 32, 100, "", peer_id=impostor.peer_id,
+                agent_name=agent_name, owner=ext["evmAddress"],
+            ))  # fmt: skip
+        # the registry prior reads only the proven entry's paid rating, with its amount; the
+        # squatter's self-dealt ratings of the fakes are not there
+        read = asyncio.run(reader.registry_ratings())
+        assert read is not None
+        ratings, linked = read.ratings, read.linked
+        assert [(r.agent, r.rater, r.score, r.amount) for r in ratings] == [
+            (card_id, requester_addr.lower(), 100, 5)
+        ]
+        assert ratings[0].uri.startswith("noosphere:task:") and ratings[0].task_id
+        assert linked[ext["evmAddress"].lower()] == worker.peer_id
+        assert squatter.ledger.address.lower() not in linked
+        assert read.agents_of[ext["evmAddress"].lower()] == [card_id]
+        assert read.escrows == []  # every escrow so far is still before its deadline
+        assert asyncio.run(reader.registry_ratings()) is None  # nothing new on chain
     finally:
         store.close()
+
+    # a node that joins now heard none of the gossip: its view comes from the registry prior
+    newcomer = cluster.start("newcomer", bootstrap=[worker.multiaddr], env=chain.env())
+    assert wait_until(lambda: (reputation(newcomer, card_id) or 0.0) > 0.5, timeout=60)

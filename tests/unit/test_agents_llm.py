@@ -270,3 +270,35 @@ def test_config_from_env() -> None:
                 "NOOSPHERE_LLM_TIMEOUT": "soon",
             }
         )
+
+
+async def test_long_length_bounds_are_not_sent_but_max_tokens_and_extras_are(
+    server: FakeOpenAI,
+) -> None:
+    """Grammar-constrained servers (llama.cpp) unroll a bounded repetition into one rule per
+    step; a 1,000-character bound crashed llama-cpp-python's server, so the model is sent
+    the schema without long bounds (the caller validates the arguments in full)."""
+    server.then(tool_reply("get_weather", '{"city": "Paris"}'))
+    properties = {
+        "city": {"type": "string", "maxLength": 1000},
+        "code": {"type": "string", "maxLength": 3},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 500},
+    }
+    tool = {**WEATHER_TOOL, "parameters": {"type": "object", "properties": properties}}
+    async with backend_for(server, max_tokens=7) as llm:
+        await llm.chat(MESSAGES, tools=[tool], extra={"grammar": "root ::= x", "model": "no"})
+    body = server.requests[0]["body"]
+    sent = body["tools"][0]["function"]["parameters"]["properties"]
+    assert "maxLength" not in sent["city"] and sent["code"]["maxLength"] == 3
+    assert "maxItems" not in sent["tags"]
+    assert properties["city"]["maxLength"] == 1000  # the caller's schema is untouched
+    assert body["max_tokens"] == 7 and body["grammar"] == "root ::= x"
+    assert body["model"] == "test-model"  # extras never replace the request's own fields
+
+
+def test_max_tokens_from_env() -> None:
+    env = {"NOOSPHERE_LLM_BASE_URL": "http://127.0.0.1:1/v1", "NOOSPHERE_LLM_MODEL": "m"}
+    config = llm_config_from_env({**env, "NOOSPHERE_LLM_MAX_TOKENS": "12"})
+    assert config is not None and config.max_tokens == 12
+    with pytest.raises(LlmError, match="max_tokens"):
+        llm_config_from_env({**env, "NOOSPHERE_LLM_MAX_TOKENS": "0"})

@@ -432,11 +432,12 @@ async def test_llm_judge_vetoes_the_ids_it_returns(server: FakeOpenAI) -> None:
     answer = {"reject": [{"id": "p/b", "reason": "cannot do units"}, {"id": "p/zzz"}]}
     server.then(content_reply(json.dumps(answer)))
     vetoes, mode = await judge_for(server).vetoes("convert 5 miles", kept("p/a", "p/b"))
-    assert vetoes == {"p/b": "llm judge: cannot do units", "p/zzz": "llm judge: judged unable"}
+    assert vetoes == {"p/b": "llm judge: cannot do units"}  # p/zzz was not shown to it
     assert mode == "llm judge (judge-model)"
     [request] = server.requests
     body = request["body"]
     assert body["model"] == "judge-model" and "tools" not in body
+    assert body["response_format"] == {"type": "json_object"}
     asked = json.loads(body["messages"][1]["content"])
     assert asked["task"] == "convert 5 miles"
     assert [a["id"] for a in asked["agents"]] == ["p/a", "p/b"]
@@ -447,6 +448,17 @@ async def test_llm_judge_reads_json_in_a_code_fence(server: FakeOpenAI) -> None:
     server.then(content_reply('```json\n{"reject": [{"id": "p/a", "reason": "no"}]}\n```'))
     vetoes, mode = await judge_for(server).vetoes("t", kept("p/a"))
     assert vetoes == {"p/a": "llm judge: no"} and mode == "llm judge (judge-model)"
+
+
+async def test_llm_judge_reads_only_the_most_relevant_candidates(server: FakeOpenAI) -> None:
+    server.then(content_reply('{"reject": [{"id": "p/c", "reason": "no"}]}'))
+    verdicts = [Verdict(profile(i), score, 0) for i, score in [("p/a", 0.2), ("p/b", 0.9),
+                                                               ("p/c", 0.5)]]  # fmt: skip
+    vetoes, _ = await judge_for(server, max_candidates=2, extra={}).vetoes("t", verdicts)
+    assert vetoes == {"p/c": "llm judge: no"}
+    body = server.requests[0]["body"]
+    assert [a["id"] for a in json.loads(body["messages"][1]["content"])["agents"]] == ["p/b", "p/c"]
+    assert "response_format" not in body
 
 
 async def test_llm_judge_with_nothing_to_judge_asks_nobody(server: FakeOpenAI) -> None:

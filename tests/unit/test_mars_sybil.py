@@ -1,6 +1,9 @@
 """Sybil and collusion resistance of the trust model, by simulation (noosphere.mars.simulation):
 30% of the raters collude, praising their own free-riding agents and bashing honest ones, and
-the honest requester must still recruit honest agents. Run with ``-s`` to see the curves."""
+the honest requester must still recruit honest agents - also a requester that joins after the
+network ran for a while (it heard none of that gossip) and starts from its pre-trusted peer and
+the registry's paid history, while sock-puppet accounts pay and praise the colluders' agents on
+the registry. Run with ``-s`` to see the curves."""
 
 from __future__ import annotations
 
@@ -45,6 +48,28 @@ def test_other_seeds_loosely(seed: int, policy: str) -> None:
     assert result.honest_rate(250, 500) >= 0.90
     assert result.colluder_trust < 0.2
     assert _honest_above_free_riders(result)
+
+
+JOINED = {"join_round": 250, "registry": True, "puppets_per_colluder": 3}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_node_that_just_joined_recruits_honest_agents(seed: int) -> None:
+    result = simulate(SimConfig(seed=seed, trusted_peers=1, **JOINED))  # type: ignore[arg-type]
+    _report(f"seed {seed}, joined at round 250 with 1 pre-trusted peer + registry", result)
+    assert result.colluder_share >= 0.30
+    assert result.chain_ratings > 10_000  # the history the node did not hear
+    assert result.honest_rate(250, 500) >= 0.95
+    assert result.honest_rate() >= 0.95
+    assert _honest_above_free_riders(result)
+
+
+def test_sock_puppets_buy_nothing_from_a_node_that_trusts_nobody_yet() -> None:
+    """Without a pre-trusted peer the newcomer believes in no node, so no paying account has
+    paid anyone it trusts: the puppets' praise lifts no free-rider above the neutral 0.5."""
+    result = simulate(SimConfig(seed=1, tasks=1, **JOINED))  # type: ignore[arg-type]
+    free_riders = [v for a, v in result.first_reputation.items() if a not in result.honest_ids]
+    assert free_riders and max(free_riders) <= 0.5
 
 
 def test_without_rater_weighting_the_colluders_win() -> None:

@@ -177,3 +177,11 @@ def test_ledger_settings_are_optional_and_round_trip(tmp_path: Path) -> None:
     assert config.chain_home == chain
     again, created = load_config(other, environ={})
     assert not created and again.chain_home == chain
+
+
+def test_trusted_peers_from_env_and_bad_ids_refused(tmp_path: Path) -> None:
+    a, b = NodeKey.generate().peer_id, NodeKey.generate().peer_id
+    config, _ = load_config(tmp_path, environ={"NOOSPHERE_TRUSTED_PEERS": f"{a},{b}"}, write=False)
+    assert config.trusted_peers == [a, b]
+    message = config_error(tmp_path, environ={"NOOSPHERE_TRUSTED_PEERS": "not-a-peer"}, write=False)
+    assert "trusted peer 'not-a-peer' is not a peer id" in message
