@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed-stamp
 # EVM tools (solc-js, OpenZeppelin, anvil) pinned in package.json / package-lock.json.
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
+# make test runs the suite in this many pytest-xdist worker processes, whole files per worker
+# (module fixtures such as a chain or a cluster stay in one process); 0 runs it in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast compose-test install node-tools contracts contracts-check lint fmt plots browser llm llm-serve bench-gossip bench-rpc bench-abe bench-ledger bench-mars bench-mars-eval bench-outcomes models-mpnet bench-scaling bench-smoke clean
 
@@ -43,7 +46,7 @@ demo: $(STAMP) $(NODE_STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	@$(PY) -m ruff check noosphere tests bench
 	@$(PY) -m mypy
-	@$(PY) -m pytest -q $(PYTEST_ARGS)
+	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations 15 $(PYTEST_ARGS)
 
 # The unit tests only (no node processes, no chain): under 2 minutes on 2 cores.
 test-fast: $(STAMP)

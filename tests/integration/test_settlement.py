@@ -54,12 +54,14 @@ class Chain:
     owner: LedgerClient
     deployment: Deployment
 
-    def fund(self, home: Path) -> str:
+    def fund(self, home: Path, *, gas: bool = True, tokens: int = FUNDS) -> str:
         """Create the node's ledger key before it starts, give it gas and tokens."""
         home.mkdir(parents=True, exist_ok=True)
         account, _ = load_or_create_evm_account(home)
-        set_gas_balance(self.url, account.address, 10**20)
-        self.owner.tokens.mint(account.address, FUNDS)
+        if gas:
+            set_gas_balance(self.url, account.address, 10**20)
+        if tokens:
+            self.owner.tokens.mint(account.address, tokens)
         return str(account.address)
 
     def env(self, window_s: int = 5) -> dict[str, str]:
@@ -132,8 +134,10 @@ def registered(node: LocalNode, card_id: str) -> dict[str, Any] | None:
 def test_submit_pays_the_agent_exactly_once_and_rates_it_on_chain(
     cluster: Cluster, chain: Chain
 ) -> None:
-    agent_addr = chain.fund(cluster.root / "agent")
-    requester_addr = chain.fund(cluster.root / "requester")
+    # as the README's steps: the agent's node gets nothing (it gives itself gas on the dev
+    # chain when it starts), the requester only tokens
+    agent_addr = chain.fund(cluster.root / "agent", gas=False, tokens=0)
+    requester_addr = chain.fund(cluster.root / "requester", gas=False)
     agent = cluster.start("agent", agents=[EXAMPLES / "calculator.yaml"], env=chain.env())
     requester = cluster.start("requester", bootstrap=[agent.multiaddr], env=chain.env())
     calculator = own_card(agent)
@@ -152,7 +156,7 @@ def test_submit_pays_the_agent_exactly_once_and_rates_it_on_chain(
     (attempt,) = done.attempts
     assert attempt.payment == "released" and attempt.escrow_id is not None
     # balances moved by exactly the price, once
-    assert chain.owner.tokens.balance_of(agent_addr) == FUNDS + 5
+    assert chain.owner.tokens.balance_of(agent_addr) == 5
     assert chain.owner.tokens.balance_of(requester_addr) == FUNDS - 5
     view = chain.owner.escrows.get(attempt.escrow_id)
     assert view.status == EscrowStatus.RELEASED and view.result_hash is not None
