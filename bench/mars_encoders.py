@@ -39,7 +39,7 @@ SMOKE = {"queries": 5, "cards": 16}
 CHILD = r"""
 import json, os, sys, time
 import numpy as np, psutil
-spec = json.loads(sys.argv[1])
+spec = json.load(sys.stdin)
 started = time.perf_counter()
 unpack = None
 if spec["model"] != "all-MiniLM-L6-v2":
@@ -104,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for model in args.models:
         spec = {"model": model, "queries": queries, "cards": cards[: args.cards]}
         print(f"[mars-encoders] {model}", file=sys.stderr, flush=True)
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, json.dumps(spec)],
+        done = subprocess.run(  # the texts on stdin: too long for an argument list
+            [sys.executable, "-c", CHILD], input=json.dumps(spec),
             capture_output=True, text=True, check=False, cwd=REPO,
         )  # fmt: skip
         if done.returncode != 0:

@@ -59,6 +59,7 @@ def test_recruit_ranks_remote_agents_and_follows_card_expiry(cluster: Cluster) -
         "latency",
         "availability",
         "history",
+        "outcome",
         "price",
     }
     everyone = [c["cardId"] for c in reply["chosen"]] + [r["cardId"] for r in reply["rejected"]]

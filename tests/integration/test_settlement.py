@@ -711,21 +711,31 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
             ))  # fmt: skip
         # the registry prior reads only the proven entry's paid rating, with its amount; the
         # squatter's self-dealt ratings of the fakes are not there
+        # (the chain is the module's: earlier tests' ratings of their own agents are there too)
         read = asyncio.run(reader.registry_ratings())
         assert read is not None
-        ratings, linked = read.ratings, read.linked
-        assert [(r.agent, r.rater, r.score, r.amount) for r in ratings] == [
-            (card_id, requester_addr.lower(), 100, 5)
+        worker_account = ext["evmAddress"].lower()
+        ratings = [r for r in read.ratings if r.agent.startswith(worker.peer_id)]
+        assert [(r.agent, r.rater, r.owner, r.score, r.amount) for r in ratings] == [
+            (card_id, requester_addr.lower(), worker_account, 100, 5)
         ]
+        assert not [r for r in read.ratings if r.owner == squatter.ledger.address.lower()]
         assert ratings[0].uri.startswith("noosphere:task:") and ratings[0].task_id
-        assert linked[ext["evmAddress"].lower()] == worker.peer_id
-        assert squatter.ledger.address.lower() not in linked
-        assert read.agents_of[ext["evmAddress"].lower()] == [card_id]
-        assert read.escrows == []  # every escrow so far is still before its deadline
+        assert read.linked[worker_account] == worker.peer_id
+        assert squatter.ledger.address.lower() not in read.linked
+        assert read.agents_of[worker_account] == [card_id]
+        # the worker's escrows are all before their deadline: none counts as a failure
+        assert not [e for e in read.escrows if e.owner == worker_account]
         assert asyncio.run(reader.registry_ratings()) is None  # nothing new on chain
     finally:
         store.close()
 
-    # a node that joins now heard none of the gossip: its view comes from the registry prior
-    newcomer = cluster.start("newcomer", bootstrap=[worker.multiaddr], env=chain.env())
+    # a node that joins now heard none of the gossip: its view comes from the registry prior.
+    # It pre-trusts the worker's node, so the requester's account, which paid that node, is
+    # credible (an account that paid only nodes the newcomer does not know would count nothing)
+    newcomer = cluster.start(
+        "newcomer",
+        bootstrap=[worker.multiaddr],
+        env={**chain.env(), "NOOSPHERE_TRUSTED_PEERS": worker.peer_id},
+    )
     assert wait_until(lambda: (reputation(newcomer, card_id) or 0.0) > 0.5, timeout=60)
