@@ -562,9 +562,12 @@ def recruit_latency(
         out = []
         for i, text in enumerate([*texts[:5], *texts]):
             query = RecruitQuery(
-                task=text, top=TOP, candidates=CANDIDATES,
-                use_filter=use_filter, use_lexical=use_lexical,
-            )  # fmt: skip
+                task=text,
+                top=TOP,
+                candidates=CANDIDATES,
+                use_filter=use_filter,
+                use_lexical=use_lexical,
+            )
             started = time.perf_counter()
             result = await recruiter.recruit(query, requester="bench", now_ms=NOW_MS)
             elapsed = (time.perf_counter() - started) * 1e3
@@ -760,8 +763,9 @@ def measure(
             len(queries),
         )
     )
-    row["lexical"] = stats(time_each(lambda i: stub.lexical.search(qtexts[i], CANDIDATES),
-                                     len(qtexts)))  # fmt: skip
+    row["lexical"] = stats(
+        time_each(lambda i: stub.lexical.search(qtexts[i], CANDIDATES), len(qtexts))
+    )
     row["vector_rank"] = stats(recruit_latency(stub, qtexts, use_lexical=False))
     row["search_rank"] = stats(recruit_latency(stub, qtexts))
     row["pipeline"] = stats(recruit_latency(stub, qtexts, use_filter=True))
@@ -899,11 +903,29 @@ def print_report(
         " p50 / p99 ms (VectorIndex defaults unless set)"
     )
     columns = [
-        "cards", "vectors", "index", "build s", "lex build s", "RSS prof MB", "RSS idx MB",
-        "RSS lex MB", "faiss MB", "search", "lexical", "rank", "vector+rank", "search+rank",
-        "pipeline", "embed+search+rank", "exact scan", "recall@10", "10@50", "vec r@10",
-        "upsert ms", "remove ms",
-    ]  # fmt: skip
+        "cards",
+        "vectors",
+        "index",
+        "build s",
+        "lex build s",
+        "RSS prof MB",
+        "RSS idx MB",
+        "RSS lex MB",
+        "faiss MB",
+        "search",
+        "lexical",
+        "rank",
+        "vector+rank",
+        "search+rank",
+        "pipeline",
+        "embed+search+rank",
+        "exact scan",
+        "recall@10",
+        "10@50",
+        "vec r@10",
+        "upsert ms",
+        "remove ms",
+    ]
     for name in columns:
         table.add_column(name, justify="left" if name == "index" else "right")
     for r in rows:

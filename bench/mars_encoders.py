@@ -76,8 +76,10 @@ def texts(folder: Path, count: int) -> tuple[list[str], list[str]]:
         card = json.loads(line)
         for skill in card.get("skills", []):
             if isinstance(skill, dict):
-                cards.append(f"{card['name']}: {card.get('description', '')}\n{skill['name']}:"
-                             f" {skill.get('description', '')}")  # fmt: skip
+                cards.append(
+                    f"{card['name']}: {card.get('description', '')}\n{skill['name']}:"
+                    f" {skill.get('description', '')}"
+                )
     return queries, cards
 
 
@@ -87,9 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cards", type=int, default=512, help="card texts embedded in batches")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument(
-        "--stabletoolbench", type=Path, default=DATASETS["stabletoolbench"],
+        "--stabletoolbench",
+        type=Path,
+        default=DATASETS["stabletoolbench"],
         help="folder of the StableToolBench set (skipped when absent)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     DATASETS["stabletoolbench"] = args.stabletoolbench
     stop_on_signals()
@@ -105,9 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = {"model": model, "queries": queries, "cards": cards[: args.cards]}
         print(f"[mars-encoders] {model}", file=sys.stderr, flush=True)
         done = subprocess.run(  # the texts on stdin: too long for an argument list
-            [sys.executable, "-c", CHILD], input=json.dumps(spec),
-            capture_output=True, text=True, check=False, cwd=REPO,
-        )  # fmt: skip
+            [sys.executable, "-c", CHILD],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
             rows.append({"model": model, "error": tail[0]})
@@ -121,9 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_set = ", ".join(
             f"{name} {q['p50']:.1f} / {q['p99']:.1f} ms" for name, q in row["query_ms"].items()
         )
-        print(f"{row['model']} ({row['dimension']} d): load {row['load_s']:.1f} s, RSS"
-              f" {row['rss_mb']:.0f} MB, query p50 / p99: {per_set}, cards"
-              f" {row['cards_per_s']:.0f}/s")  # fmt: skip
+        print(
+            f"{row['model']} ({row['dimension']} d): load {row['load_s']:.1f} s, RSS"
+            f" {row['rss_mb']:.0f} MB, query p50 / p99: {per_set}, cards"
+            f" {row['cards_per_s']:.0f}/s"
+        )
     payload = {
         "benchmark": "bench/mars_encoders.py",
         "machine": machine_info(["sentence-transformers", "torch"]),

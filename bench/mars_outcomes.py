@@ -102,11 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = BenchParser("bench/mars_outcomes.py", __doc__, results=DEFAULT_JSON, smoke=SMOKE)
     parser.add_argument("--limit", type=int, default=None, help="use the first N queries only")
     parser.add_argument(
-        "--checkpoints", type=int, nargs="+", default=[0, 100, 200, 400, 800, 1572],
+        "--checkpoints",
+        type=int,
+        nargs="+",
+        default=[0, 100, 200, 400, 800, 1572],
         help="numbers of rated tasks after which the held-out queries are scored",
-    )  # fmt: skip
-    parser.add_argument("--weight", type=float, default=RankingWeights().outcome,
-                        help="stage 3 weight of the outcome feature")  # fmt: skip
+    )
+    parser.add_argument(
+        "--weight",
+        type=float,
+        default=RankingWeights().outcome,
+        help="stage 3 weight of the outcome feature",
+    )
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args(argv)
     stop_on_signals()
@@ -127,11 +134,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = {}
     for label, weight in (("outcome", args.weight), ("control", 0.0)):
         runs[label] = asyncio.run(
-            simulate(profiles, stream, held_out, embedder, checkpoints,
-                     outcome_weight=weight, seed=args.seed)
-        )  # fmt: skip
-    print("rated | R@1 outcome | R@1 control | nDCG@10 outcome | nDCG@10 control |"
-          " specialist@1 outcome | specialist@1 control")  # fmt: skip
+            simulate(
+                profiles,
+                stream,
+                held_out,
+                embedder,
+                checkpoints,
+                outcome_weight=weight,
+                seed=args.seed,
+            )
+        )
+    print(
+        "rated | R@1 outcome | R@1 control | nDCG@10 outcome | nDCG@10 control |"
+        " specialist@1 outcome | specialist@1 control"
+    )
     for a, b in zip(runs["outcome"], runs["control"], strict=True):
         cells = [f"{a['rated']:5d}"]
         for metric in ("recall@1", "ndcg@10", "specialist@1"):
@@ -141,14 +157,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "bench/mars_outcomes.py",
         "machine": machine_info(["sentence-transformers", "tantivy", "faiss-cpu"]),
         "parameters": {
-            "cards": len(profiles), "stream": len(stream), "held_out": len(held_out),
-            "success_probability_by_grade": SUCCESS, "outcome_weight": args.weight,
-            "seed": args.seed, "checkpoints": checkpoints,
+            "cards": len(profiles),
+            "stream": len(stream),
+            "held_out": len(held_out),
+            "success_probability_by_grade": SUCCESS,
+            "outcome_weight": args.weight,
+            "seed": args.seed,
+            "checkpoints": checkpoints,
         },
         "outcome": runs["outcome"],
         "control": runs["control"],
         "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+    }
     write_results(args.json, payload)
     progress(f"wrote {args.json}")
     return 0

@@ -465,11 +465,17 @@ async def run_eval(
         await asyncio.to_thread(mpnet.embedder.encode, [q.text for q in queries])
     halves = split_queries(queries) if split else None
     report = EvalReport(
-        len(profiles), len(queries), depth, candidates, time.perf_counter() - started,
-        model=embedder.model_name, name=name,
-        split=None if halves is None
+        len(profiles),
+        len(queries),
+        depth,
+        candidates,
+        time.perf_counter() - started,
+        model=embedder.model_name,
+        name=name,
+        split=None
+        if halves is None
         else {"seed": SPLIT_SEED, "tune": len(halves[0]), "report": len(halves[1])},
-    )  # fmt: skip
+    )
     now_ms = int(time.time() * 1000)
     for config in configs:
         say(f"running {config}")
@@ -481,8 +487,11 @@ async def run_eval(
             assert recruiter is not None and llm is not None
             rankings, rejected, judged = await _run_llm_stage(
                 recruiter.with_judge(llm, json_schema=judge_schema),
-                queries, depth, candidates, now_ms,
-            )  # fmt: skip
+                queries,
+                depth,
+                candidates,
+                now_ms,
+            )
         elif config == "bm25":
             assert bm25 is not None
             rankings = [bm25.search(q.text, depth) for q in queries]
@@ -502,9 +511,14 @@ async def run_eval(
             )
         seconds = time.perf_counter() - begun
         result = ConfigResult(
-            config, score(rankings, queries), seconds, len(queries), rejected,
-            stage_ms=stage_ms, judge=judged,
-        )  # fmt: skip
+            config,
+            score(rankings, queries),
+            seconds,
+            len(queries),
+            rejected,
+            stage_ms=stage_ms,
+            judge=judged,
+        )
         if halves is not None:
             for label, members in zip(("tune", "report"), halves, strict=True):
                 result.halves[label] = score(
@@ -530,9 +544,13 @@ async def _run_stages(
     rankings = []
     for query in queries:  # one at a time: the stage times are a lone query's
         request = RecruitQuery(
-            task=query.text, top=depth, candidates=candidates,
-            use_filter=use_filter, use_ranking=use_ranking, use_lexical=config != "vector",
-        )  # fmt: skip
+            task=query.text,
+            top=depth,
+            candidates=candidates,
+            use_filter=use_filter,
+            use_ranking=use_ranking,
+            use_lexical=config != "vector",
+        )
         result = await recruiter.recruit(request, requester="eval", now_ms=now_ms)
         lost += sum(1 for r in result.rejected if query.relevant.get(r.profile.agent_id, 0) > 0)
         for stage, ms in result.timings_ms.items():
@@ -555,8 +573,9 @@ async def _run_llm_stage(
     rankings: list[list[str]] = []
     lost = failures = vetoes = relevant_vetoed = 0
     for query in queries:
-        request = RecruitQuery(task=query.text, top=depth, candidates=candidates,
-                               use_filter=True, use_ranking=False)  # fmt: skip
+        request = RecruitQuery(
+            task=query.text, top=depth, candidates=candidates, use_filter=True, use_ranking=False
+        )
         result = await judged.recruit(request, requester="eval", now_ms=now_ms)
         failures += "failed" in result.filter_mode
         for rejection in result.rejected:

@@ -226,10 +226,13 @@ class LlmJudge:
     async def vetoes(self, task: str, kept: Iterable[Verdict]) -> tuple[dict[str, str], str]:
         best = sorted(kept, key=lambda v: -v.relevance)[: self.max_candidates]
         listing: list[dict[str, object]] = [
-            {"id": v.profile.agent_id, "name": v.profile.name,
-             "skills": [s.name + ": " + s.description for s in v.profile.skills]}
+            {
+                "id": v.profile.agent_id,
+                "name": v.profile.name,
+                "skills": [s.name + ": " + s.description for s in v.profile.skills],
+            }
             for v in best
-        ]  # fmt: skip
+        ]
         if not listing:
             return {}, "llm judge: nothing to judge"
         messages = [

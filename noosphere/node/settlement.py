@@ -555,14 +555,22 @@ class Settlement:
             for event in client.registry.feedback_given(start, latest):
                 amount = client.escrows.get(event.task_id).amount
                 self._paid.append(
-                    (event.agent_id, event.client.lower(), event.task_id, event.score, amount,
-                     event.timestamp * 1000, event.uri)
-                )  # fmt: skip
+                    (
+                        event.agent_id,
+                        event.client.lower(),
+                        event.task_id,
+                        event.score,
+                        amount,
+                        event.timestamp * 1000,
+                        event.uri,
+                    )
+                )
             self._opened += [
-                PaidEscrow(e.requester.lower(), e.agent.lower(), e.amount, e.deadline * 1000,
-                           e.task_id)
+                PaidEscrow(
+                    e.requester.lower(), e.agent.lower(), e.amount, e.deadline * 1000, e.task_id
+                )
                 for e in client.escrows.opened(start, latest)
-            ]  # fmt: skip
+            ]
         self._feedback_next_block = latest + 1
         chain_now_ms = client.timestamp() * 1000
         expired = [e for e in self._opened if e.deadline_ms < chain_now_ms]
@@ -588,11 +596,18 @@ class Settlement:
             entry = self._entries.get(registry_id, (None, 0.0))[0]
             if entry is None:
                 continue  # the entry's proof fails: not the peer's agent
-            ratings.append(PaidRating(
-                agent=card_id(entry.peer_id, entry.agent_name), rater=rater,
-                owner=entry.owner.lower(), score=score, amount=amount, at_ms=at_ms,
-                escrow_id=escrow_id, uri=uri,
-            ))  # fmt: skip
+            ratings.append(
+                PaidRating(
+                    agent=card_id(entry.peer_id, entry.agent_name),
+                    rater=rater,
+                    owner=entry.owner.lower(),
+                    score=score,
+                    amount=amount,
+                    at_ms=at_ms,
+                    escrow_id=escrow_id,
+                    uri=uri,
+                )
+            )
         return RegistrySnapshot(ratings, linked, expired, agents_of)
 
     def _proven_entry(self, registry_id: int) -> RegistryEntry | None:

@@ -148,11 +148,17 @@ async def test_the_planner_falls_back_when_the_model_is_slow(calculator: AgentRu
 
 def verdicts() -> list[Verdict]:
     records = [
-        {"id": "p/calc", "name": "Calculator",
-         "skills": [{"name": "Arithmetic", "description": "exact arithmetic on numbers"}]},
-        {"id": "p/weather", "name": "Weather",
-         "skills": [{"name": "Forecast", "description": "weather forecasts for a city"}]},
-    ]  # fmt: skip
+        {
+            "id": "p/calc",
+            "name": "Calculator",
+            "skills": [{"name": "Arithmetic", "description": "exact arithmetic on numbers"}],
+        },
+        {
+            "id": "p/weather",
+            "name": "Weather",
+            "skills": [{"name": "Forecast", "description": "weather forecasts for a city"}],
+        },
+    ]
     return [Verdict(profile_from_record(r), 0.5, 0) for r in records]
 
 

@@ -705,10 +705,17 @@ def test_a_forged_registration_of_a_peer_id_is_ignored_by_every_reader(
                 )
             )
         with pytest.raises(LedgerError, match="names peer"):
-            asyncio.run(reader.rate_on_chain(
-                real_id, "0x" + "00" * 32, 100, "", peer_id=impostor.peer_id,
-                agent_name=agent_name, owner=ext["evmAddress"],
-            ))  # fmt: skip
+            asyncio.run(
+                reader.rate_on_chain(
+                    real_id,
+                    "0x" + "00" * 32,
+                    100,
+                    "",
+                    peer_id=impostor.peer_id,
+                    agent_name=agent_name,
+                    owner=ext["evmAddress"],
+                )
+            )
         # the registry prior reads only the proven entry's paid rating, with its amount; the
         # squatter's self-dealt ratings of the fakes are not there
         # (the chain is the module's: earlier tests' ratings of their own agents are there too)

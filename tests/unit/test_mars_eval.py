@@ -239,9 +239,11 @@ def test_cli_eval_several_sets_with_halves_to_a_file(tmp_path: Path) -> None:
         folder.mkdir()
         _write(
             folder / "cards.jsonl",
-            *({"id": i, "name": n, "description": d, "skills": [{"name": s, "description": sd}]}
-              for i, n, d, s, sd, _ex in AGENTS),
-        )  # fmt: skip
+            *(
+                {"id": i, "name": n, "description": d, "skills": [{"name": s, "description": sd}]}
+                for i, n, d, s, sd, _ex in AGENTS
+            ),
+        )
         _write(folder / "queries.jsonl", *({"query": q, "relevant": r} for q, r in QUERIES))
     out = tmp_path / "results" / "eval.json"
     args = ["mars", "eval", "--data", str(tmp_path / "one"), "--data", str(tmp_path / "two")]
@@ -255,6 +257,14 @@ def test_cli_eval_several_sets_with_halves_to_a_file(tmp_path: Path) -> None:
     for dataset in document["datasets"]:
         assert dataset["split"] == {"seed": 16, "tune": 2, "report": 2}
         for row in dataset["configs"]:
-            assert set(row["tune"]) == set(row["report"]) == {
-                "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10",
-            }  # fmt: skip
+            assert (
+                set(row["tune"])
+                == set(row["report"])
+                == {
+                    "recall@1",
+                    "recall@5",
+                    "recall@10",
+                    "mrr",
+                    "ndcg@10",
+                }
+            )

@@ -304,9 +304,14 @@ def test_weights_normalize_and_reject_negatives() -> None:
         relevance=2, reputation=1, latency=1, availability=0, history=0, outcome=0, price=0
     )
     assert w.normalized() == {
-        "relevance": 0.5, "reputation": 0.25, "latency": 0.25,
-        "availability": 0.0, "history": 0.0, "outcome": 0.0, "price": 0.0,
-    }  # fmt: skip
+        "relevance": 0.5,
+        "reputation": 0.25,
+        "latency": 0.25,
+        "availability": 0.0,
+        "history": 0.0,
+        "outcome": 0.0,
+        "price": 0.0,
+    }
     assert sum(RankingWeights().normalized().values()) == pytest.approx(1.0)
     zero = RankingWeights(
         relevance=0, reputation=0, latency=0, availability=0, history=0, outcome=0, price=0
@@ -320,8 +325,9 @@ def test_weights_normalize_and_reject_negatives() -> None:
 
 def test_neutral_signals_and_feature_ranges() -> None:
     p = profile(price=10, issued_at=NOW - 25_000, expires_at=NOW + 75_000)
-    [r] = rank([(p, 0.7)], requester="me", signals=NoSignals(), weights=RankingWeights(),
-               now_ms=NOW)  # fmt: skip
+    [r] = rank(
+        [(p, 0.7)], requester="me", signals=NoSignals(), weights=RankingWeights(), now_ms=NOW
+    )
     assert r.features == {
         "relevance": pytest.approx(0.5),
         "reputation": NEUTRAL,
@@ -409,8 +415,13 @@ def test_ranking_is_deterministic_over_many_ties() -> None:
 
 
 def test_explanation_names_the_heaviest_features() -> None:
-    [r] = rank([(profile(price=0), 1.3)], requester="me", signals=NoSignals(),
-               weights=RankingWeights(), now_ms=NOW)  # fmt: skip
+    [r] = rank(
+        [(profile(price=0), 1.3)],
+        requester="me",
+        signals=NoSignals(),
+        weights=RankingWeights(),
+        now_ms=NOW,
+    )
     assert r.explain() == "relevance 1.00, price 1.00, reputation 0.50"
     assert r.explain(top=1) == "relevance 1.00"
     assert len(r.explain(top=10).split(", ")) == 7
@@ -452,8 +463,9 @@ async def test_llm_judge_reads_json_in_a_code_fence(server: FakeOpenAI) -> None:
 
 async def test_llm_judge_reads_only_the_most_relevant_candidates(server: FakeOpenAI) -> None:
     server.then(content_reply('{"reject": [{"id": "p/c", "reason": "no"}]}'))
-    verdicts = [Verdict(profile(i), score, 0) for i, score in [("p/a", 0.2), ("p/b", 0.9),
-                                                               ("p/c", 0.5)]]  # fmt: skip
+    verdicts = [
+        Verdict(profile(i), score, 0) for i, score in [("p/a", 0.2), ("p/b", 0.9), ("p/c", 0.5)]
+    ]
     vetoes, _ = await judge_for(server, max_candidates=2, extra={}).vetoes("t", verdicts)
     assert vetoes == {"p/c": "llm judge: no"}
     body = server.requests[0]["body"]

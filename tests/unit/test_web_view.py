@@ -258,8 +258,12 @@ def test_malformed_sealed_bytes_are_reported_not_raised() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.sampled_from(["text", "raw", "data", "url", "mediaType", "x"]),
-                       st.one_of(st.text(max_size=40), st.integers(), st.none())))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(["text", "raw", "data", "url", "mediaType", "x"]),
+        st.one_of(st.text(max_size=40), st.integers(), st.none()),
+    )
+)
 def test_describe_part_never_raises_on_a_strangers_part(part: dict[str, Any]) -> None:
     if part.get("raw") is not None and not isinstance(part["raw"], str):
         part["raw"] = str(part["raw"])
@@ -322,8 +326,14 @@ def test_orchestrator_state_reads_its_metrics_and_decisions() -> None:
     assert state["replicasCurrent"] == 3 and state["replicasDesired"] == 3
     assert state["waiting"] == 4.0 and state["backlog"] == 9.0
     first, second = state["workers"]
-    assert first == {"name": "http://127.0.0.1:9001", "queued": 3.0, "running": 2.0,
-                     "inflight": 4.0, "utilization": 0.5, "ready": True}  # fmt: skip
+    assert first == {
+        "name": "http://127.0.0.1:9001",
+        "queued": 3.0,
+        "running": 2.0,
+        "inflight": 4.0,
+        "utilization": 0.5,
+        "ready": True,
+    }
     assert second["ready"] is False and "utilization" not in second
     held, shown = state["decisions"]  # newest first; the 5 steady ones in one row
     assert held["repeated"] == 5 and held["direction"] == "none" and held["since"] < held["at"]

@@ -339,9 +339,13 @@ def orchestrator_state(agent: ScalingAgent) -> OrchestratorState:
         key = (d.direction, d.code, d.current, d.desired, d.recommended, d.reason)
         previous = runs[-1] if runs else None
         if previous is not None and key == (
-            previous.direction, previous.code, previous.current, previous.desired,
-            previous.recommended, previous.reason,
-        ):  # fmt: skip
+            previous.direction,
+            previous.code,
+            previous.current,
+            previous.desired,
+            previous.recommended,
+            previous.reason,
+        ):
             runs[-1] = previous.model_copy(
                 update={"since": round(d.at + offset, 3), "repeated": previous.repeated + 1}
             )
