@@ -98,23 +98,26 @@ def rpc_throughput(results: dict[str, Any], out: Path) -> Path:
 
 
 def recruit_quality(results: dict[str, Any], out: Path) -> Path:
-    """Grouped bars: each retrieval metric for each configuration."""
+    """Grouped bars, one panel per evaluation set: each retrieval metric for each configuration
+    (a report of one set, or ``{"datasets": [...]}`` of several)."""
     metrics = ["recall@1", "recall@5", "mrr", "ndcg@10"]
-    configs = results["configs"]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    width = 0.8 / len(configs)
-    for i, config in enumerate(configs):
-        xs = [m + (i - (len(configs) - 1) / 2) * width for m in range(len(metrics))]
-        bars = ax.bar(xs, [config[m] for m in metrics], width, label=config["config"])
-        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
-    ax.set_xticks(range(len(metrics)), metrics)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("score")
-    ax.set_title(
-        f"MARS recruit quality by stage ({results['cards']} cards, {results['queries']} queries)"
-    )
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncols=3, loc="upper left")
+    sets = results.get("datasets", [results])
+    fig, axes = plt.subplots(len(sets), 1, figsize=(9, 3.6 * len(sets)), squeeze=False)
+    for ax, report in zip(axes[:, 0], sets, strict=True):
+        configs = report["configs"]
+        width = 0.8 / len(configs)
+        for i, config in enumerate(configs):
+            xs = [m + (i - (len(configs) - 1) / 2) * width for m in range(len(metrics))]
+            bars = ax.bar(xs, [config[m] for m in metrics], width, label=config["config"])
+            ax.bar_label(bars, fmt="%.2f", fontsize=5, padding=1)
+        ax.set_xticks(range(len(metrics)), metrics)
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel("score")
+        name = report.get("name") or "MARS recruit quality by stage"
+        ax.set_title(f"{name}: {report['cards']} cards, {report['queries']} queries")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncols=4, loc="upper left")
+    fig.suptitle("MARS recruit quality: baselines and each stage")
     return _save(fig, out / "mars-recruit-quality.png")
 
 
