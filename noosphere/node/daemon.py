@@ -61,6 +61,7 @@ from .a2a_api import register_a2a_api
 from .api import NodeView, register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
 from .bidding import BidBoard, BidCourier, Bidder
+from .card_http import card_response
 from .card_sync import CardSync
 from .cards import CardIndex, CardQuotas
 from .config import NodeConfig, save_config
@@ -541,7 +542,7 @@ class RunningNode:
         card = self._local_card(request.path_params.get("agent_id"))
         if card is None:
             return JSONResponse({"error": "no such agent on this node"}, status_code=404)
-        return JSONResponse(card)
+        return card_response(request, card, int(self.config.effective_announce_interval_s))
 
     async def _metrics_endpoint(self, _request: Request) -> Response:
         self.metrics.peers_connected.set(len(await self.p2p.connected_peers()))

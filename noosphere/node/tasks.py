@@ -86,6 +86,15 @@ def _agent_message(text: str, task: Task, metadata: Mapping[str, Any] | None = N
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Watcher:
+    """A stream on one task: a SendStreamingMessage stream ends with its turn, a
+    SubscribeToTask stream (``until_terminal``) only when the task reaches a terminal state."""
+
+    queue: asyncio.Queue[StreamResponse | None]
+    until_terminal: bool = False
+
+
 class _Sink:
     """What an agent's turn reports through: progress lines and artifacts of one task."""
 
@@ -135,7 +144,7 @@ class TaskManager:
         self._turn_timeout_s = turn_timeout_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
-        self._watchers: dict[str, list[asyncio.Queue[StreamResponse | None]]] = {}
+        self._watchers: dict[str, list[_Watcher]] = {}
         self._waiting = 0
         # Tasks with a turn in progress, kept in memory: progress lines change only this copy;
         # state changes, artifacts and the end of the turn are also written to the store.
@@ -188,9 +197,9 @@ class TaskManager:
         for job in running:
             job.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        for queues in self._watchers.values():
-            for queue in queues:
-                queue.put_nowait(_END_OF_TURN)
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.queue.put_nowait(_END_OF_TURN)
         self._watchers.clear()
 
     # ---- A2A methods -------------------------------------------------------------------------
@@ -272,17 +281,15 @@ class TaskManager:
         return self._load(task_id)
 
     def subscribe(self, task_id: str, principal: str) -> AsyncIterator[StreamResponse]:
+        """SubscribeToTask: the task, then its updates until it reaches a terminal state (a task
+        waiting for input keeps the stream open: the turns its answers start stream on it)."""
         task = self._owned(task_id, principal)
         if task.status.state.terminal:
             raise UnsupportedOperation(
                 f"task {task_id} is {task.status.state.short}; nothing more will happen to it",
             )
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
-        if task_id in self._running:
-            self._watch(task, queue)
-        else:  # waiting for input: the snapshot is all there is (nothing to unregister later)
-            queue.put_nowait(StreamResponse(task=task))
-            queue.put_nowait(_END_OF_TURN)
+        self._watch(task, queue, until_terminal=True)  # now: no update between missed
         return self._drain(task, queue)
 
     def set_push_config(
@@ -314,11 +321,9 @@ class TaskManager:
         return ListTaskPushNotificationConfigsResponse(configs=self._push_configs(request.task_id))
 
     def delete_push_config(self, ref: TaskPushConfigRef, principal: str) -> None:
+        """Idempotent (A2A 3.1.10): deleting a config that is already gone succeeds."""
         self._owned(ref.task_id, principal)
-        if not self._store.delete_push_config(ref.task_id, ref.id):
-            raise TaskNotFound(
-                f"no push notification config {ref.id} for task {ref.task_id}",
-            )
+        self._store.delete_push_config(ref.task_id, ref.id)
 
     # ---- accepting messages ------------------------------------------------------------------
 
@@ -615,8 +620,14 @@ class TaskManager:
                 )
             ),
         )
-        for queue in self._watchers.pop(task.id, []):
-            queue.put_nowait(_END_OF_TURN)
+        staying = []
+        for watcher in self._watchers.pop(task.id, []):
+            if watcher.until_terminal and not state.terminal:
+                staying.append(watcher)  # a subscriber stays for the next turn
+            else:
+                watcher.queue.put_nowait(_END_OF_TURN)
+        if staying:
+            self._watchers[task.id] = staying
 
     # ---- persistence and fan-out ---------------------------------------------------------
 
@@ -674,17 +685,23 @@ class TaskManager:
         ]
 
     def _publish(self, task_id: str, event: StreamResponse) -> None:
-        for queue in self._watchers.get(task_id, []):
-            queue.put_nowait(event)
+        for watcher in self._watchers.get(task_id, []):
+            watcher.queue.put_nowait(event)
         configs = self._push_configs(task_id)
         if configs:  # webhooks on the operator's own tasks are trusted (egress rule skipped)
             trusted = self._row(task_id).principal == LOCAL_PRINCIPAL
             for config in configs:
                 self._push.deliver(config, event, trusted=trusted)
 
-    def _watch(self, task: Task, queue: asyncio.Queue[StreamResponse | None]) -> None:
+    def _watch(
+        self,
+        task: Task,
+        queue: asyncio.Queue[StreamResponse | None],
+        *,
+        until_terminal: bool = False,
+    ) -> None:
         queue.put_nowait(StreamResponse(task=task))
-        self._watchers.setdefault(task.id, []).append(queue)
+        self._watchers.setdefault(task.id, []).append(_Watcher(queue, until_terminal))
 
     async def _drain(
         self, task: Task, queue: asyncio.Queue[StreamResponse | None]
@@ -693,9 +710,10 @@ class TaskManager:
             while (event := await queue.get()) is not _END_OF_TURN:
                 yield event
         finally:
-            queues = self._watchers.get(task.id)
-            if queues is not None and queue in queues:
-                queues.remove(queue)
+            watchers = self._watchers.get(task.id, [])
+            watchers[:] = [w for w in watchers if w.queue is not queue]
+            if not watchers:
+                self._watchers.pop(task.id, None)
 
 
 _TURN_END_STATES = frozenset(
