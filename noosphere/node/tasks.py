@@ -58,6 +58,7 @@ from noosphere.protocol.a2a import (
 )
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
+from .access import AgentAccess, check_access, check_anonymous_listing, memory_scope
 from .metrics import NodeMetrics
 from .push import PushNotifier
 from .settlement import Admission, ResultNotCommitted, Settlement
@@ -133,8 +134,14 @@ class TaskManager:
         turn_timeout_s: float = 300.0,
         receipts: Callable[[StoredTask, TaskState], dict[str, Any] | None] | None = None,
         payments: Settlement | None = None,
+        access: Mapping[str, AgentAccess] | None = None,
+        operators: frozenset[str] = frozenset(),
     ) -> None:
+        """``access``: who may task each agent (default ``peers``); ``operators``: principals
+        treated as the operator for that (the node's own peer id)."""
         self._store = store
+        self._access = dict(access or {})
+        self._operators = operators
         self._payments = payments  # priced agents work only for an escrow
         self._receipts = receipts  # signs a receipt when a task ends (the requester's proof)
         self._agents = dict(agents)
@@ -207,6 +214,7 @@ class TaskManager:
     async def send(self, request: SendMessageRequest, principal: str) -> Task:
         """SendMessage: returns when the turn ends (or at once with ``returnImmediately``)."""
         self._check_open()
+        self._check_access(request, principal)
         task = self._accept(request, principal, await self._admit(request, principal))
         config = request.configuration
         if not (config and config.return_immediately):
@@ -224,6 +232,7 @@ class TaskManager:
     ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task, then its updates until the turn ends."""
         self._check_open()
+        self._check_access(request, principal)
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
         admission = await self._admit(request, principal)
         task = self._accept(
@@ -239,6 +248,7 @@ class TaskManager:
         return self._owned(task_id, principal).trimmed(history_length)
 
     def list(self, request: ListTasksRequest, principal: str) -> ListTasksResponse:
+        check_anonymous_listing(principal, request.context_id)
         page_size = request.page_size or 50
         offset = _decode_page_token(request.page_token)
         agent_id = self._agent_for(request.tenant).agent_id if request.tenant else None
@@ -345,6 +355,18 @@ class TaskManager:
             + ", ".join(sorted(self._agents)),
         )
 
+    def _check_access(self, request: SendMessageRequest, principal: str) -> None:
+        """Refuse a caller the target agent's ``access`` excludes (a continued task: its agent;
+        an unknown task id is left to ``_continue``, which says it is not found)."""
+        if request.message.task_id:
+            row = self._store.get_task(request.message.task_id)
+            if row is None:
+                return
+            agent_id = row.agent_id
+        else:
+            agent_id = self._agent_for(request.tenant).agent_id
+        check_access(agent_id, self._access.get(agent_id, "peers"), principal, self._operators)
+
     async def _admit(self, request: SendMessageRequest, principal: str) -> Admission | None:
         """The escrow paying for a new task to a priced agent (checked on chain), if needed."""
         if self._payments is None or request.message.task_id:
@@ -415,7 +437,8 @@ class TaskManager:
             context_id=task.context_id,
             message=task.history[-1],
             history=tuple(task.history[:-1]),
-            principal=row.principal,  # the task's owner, also when the operator continues it
+            # the task's owner, also when the operator continues it (anonymous: per context)
+            principal=memory_scope(row.principal, task.context_id),
         )
         self._go_live(task, dataclasses.replace(row, task={}))
         accepted = time.perf_counter()

@@ -174,11 +174,11 @@ async def test_sdk_resolver_fetches_a_card_the_sdk_verifier_accepts(running_node
     assert seen == [running_node.peer_id, running_node.peer_id]
     assert card.name == per_agent.name == "Exact Calculator"
     assert card.capabilities.streaming
-    (interface,) = card.supported_interfaces
-    assert interface.protocol_binding == "JSONRPC"
-    assert interface.protocol_version == "1.0"
-    assert interface.url.rstrip("/") == running_node.rpc_url.rstrip("/")
-    assert interface.tenant == AGENT_ID
+    assert [i.protocol_binding for i in card.supported_interfaces] == ["JSONRPC", "HTTP+JSON"]
+    for interface in card.supported_interfaces:
+        assert interface.protocol_version == "1.0"
+        assert interface.url.rstrip("/") == running_node.rpc_url.rstrip("/")
+        assert interface.tenant == AGENT_ID
     assert {s.name for s in card.skills} >= {"Arithmetic", "Unit conversion"}
 
 
