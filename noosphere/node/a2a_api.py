@@ -31,6 +31,7 @@ from noosphere.protocol.a2a import (
 
 from .access import AnonymousCallers
 from .rpc import CallContext, JsonRpcDispatcher
+from .tasks import is_reply_only
 
 
 class A2ATasks(Protocol):
@@ -81,7 +82,10 @@ def register_a2a_api(
         return anonymous.principal(ctx.client)
 
     async def send_message(params: SendMessageRequest, ctx: CallContext) -> SendMessageResponse:
-        return SendMessageResponse(task=await tasks.send(params, _principal(ctx)))
+        task = await tasks.send(params, _principal(ctx))
+        if is_reply_only(task) and task.status.message is not None:
+            return SendMessageResponse(message=task.status.message)  # A2A 3.1.1: a Message
+        return SendMessageResponse(task=task)
 
     async def send_streaming_message(
         params: SendMessageRequest, ctx: CallContext
@@ -91,8 +95,12 @@ def register_a2a_api(
     async def get_task(params: GetTaskRequest, ctx: CallContext) -> Task:
         return tasks.get(params.id, _principal(ctx), params.history_length)
 
-    async def list_tasks(params: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
-        return tasks.list(params, _principal(ctx))
+    async def list_tasks(params: ListTasksRequest, ctx: CallContext) -> dict[str, Any]:
+        wire = tasks.list(params, _principal(ctx)).to_wire()
+        if not params.include_artifacts:  # A2A 3.1.4: "the artifacts field MUST be omitted"
+            for task in wire["tasks"]:
+                task.pop("artifacts", None)
+        return wire
 
     async def cancel_task(params: CancelTaskRequest, ctx: CallContext) -> Task:
         return await tasks.cancel(params.id, _principal(ctx))

@@ -133,6 +133,16 @@ class JsonRpcDispatcher:
                 f"request body exceeds {self.max_body_bytes} bytes",
                 413,
             )
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media and not (media.endswith("/json") or media.endswith("+json")):
+            return _json(  # A2A 9.1: JSON-RPC requests are application/json
+                _error(
+                    None,
+                    ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+                    f"JSON-RPC requests are application/json, not {media}",
+                ).to_wire(),
+                415,
+            )
         try:
             ctx = self.context_for(request, body)
         except RequestError as exc:

@@ -72,6 +72,12 @@ _CLOSING_REASON = "this node is shutting down; send the task again later or to a
 _END_OF_TURN = None
 
 
+def is_reply_only(task: Task) -> bool:
+    """The agent answered this task with a message alone (``TurnResult.reply_only``)."""
+    noosphere = (task.metadata or {}).get("noosphere")
+    return isinstance(noosphere, dict) and noosphere.get("replyOnly") is True
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -540,6 +546,7 @@ class TaskManager:
             final.text,
             retryable=bool(final.metadata.get("retryable")),
             meta=final.metadata,
+            reply_only=final.reply_only and final.state == TaskState.COMPLETED,
         )
         self._metrics.tasks_total.labels(agent=agent.agent_id, state=final.state.short).inc()
         self._metrics.task_latency.labels(agent=agent.agent_id).observe(
@@ -616,6 +623,7 @@ class TaskManager:
         *,
         retryable: bool = False,
         meta: Mapping[str, Any] | None = None,
+        reply_only: bool = False,
     ) -> None:
         """End the current turn: final status with the agent's message (carrying the turn's
         metadata, e.g. which inputs are missing) in history; ``retryable`` marks the task."""
@@ -623,6 +631,8 @@ class TaskManager:
         metadata = dict(task.metadata or {})
         if retryable:
             metadata["noosphere"] = {**metadata.get("noosphere", {}), "retryable": True}
+        if reply_only:  # SendMessage answers with the reply alone (``is_reply_only``)
+            metadata["noosphere"] = {**metadata.get("noosphere", {}), "replyOnly": True}
         if state.terminal and self._payments is not None:
             self._payments.task_ended(task.id, completed=state == TaskState.COMPLETED)
         if state.terminal and self._receipts is not None:

@@ -94,7 +94,7 @@ class TckScenarioAgent:
             await sink.artifact(_artifact(Part.of_data({"key": "value", "count": 42})))
             return TurnResult(TaskState.COMPLETED, "done")
         if message_id.startswith("tck-message-response"):
-            return TurnResult(TaskState.COMPLETED, "Direct message response")
+            return TurnResult(TaskState.COMPLETED, "Direct message response", reply_only=True)
         if message_id.startswith("tck-complete-task"):
             return TurnResult(TaskState.COMPLETED, "Hello from TCK")
         return TurnResult(TaskState.COMPLETED, f"Unhandled messageId prefix: {message_id}")
