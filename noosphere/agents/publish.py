@@ -55,7 +55,7 @@ def security_of(access: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The card's ``securitySchemes`` and ``securityRequirements`` for an ``access`` level:
     one requirement per accepted scheme, and an empty one first when anyone may call."""
     names = ACCESS_SCHEMES[access]
-    requirements = [{"schemes": {name: {}}} for name in names]
+    requirements: list[dict[str, Any]] = [{"schemes": {name: {}}} for name in names]
     if access == "anyone":
         requirements.insert(0, {})
     return {name: SECURITY_SCHEMES[name] for name in names}, requirements
