@@ -23,7 +23,8 @@ from noosphere.protocol import (
 from .spec import AgentSpec
 
 #: How callers authenticate (A2A security schemes): the operator's bearer token, or a request
-#: signed with the calling node's key (see docs/protocol.md).
+#: signed with the calling node's key (see docs/protocol.md). An agent open to anyone also
+#: lists the empty security requirement (OpenAPI: no credentials needed).
 SECURITY_SCHEMES: dict[str, Any] = {
     "operatorToken": {
         "httpAuthSecurityScheme": {
@@ -40,6 +41,24 @@ SECURITY_SCHEMES: dict[str, Any] = {
         }
     },
 }
+
+
+#: The schemes each ``access`` level of an agent file accepts, in the card's order.
+ACCESS_SCHEMES: dict[str, tuple[str, ...]] = {
+    "operator": ("operatorToken",),
+    "peers": ("operatorToken", "peerSignature"),
+    "anyone": ("operatorToken", "peerSignature"),
+}
+
+
+def security_of(access: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The card's ``securitySchemes`` and ``securityRequirements`` for an ``access`` level:
+    one requirement per accepted scheme, and an empty one first when anyone may call."""
+    names = ACCESS_SCHEMES[access]
+    requirements: list[dict[str, Any]] = [{"schemes": {name: {}}} for name in names]
+    if access == "anyone":
+        requirements.insert(0, {})
+    return {name: SECURITY_SCHEMES[name] for name in names}, requirements
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +99,19 @@ def build_card(
         attestation=attestation,
         registry_id=registry_id,
     )
+    schemes, requirements = security_of(spec.access)
     card = AgentCard(
         name=spec.name,
         description=spec.description,
-        supported_interfaces=[AgentInterface(url=endpoint.rpc_url, tenant=spec.id)],
+        # JSON-RPC (POST /) first, then HTTP+JSON (/{tenant}/message:send, ...): one server
+        supported_interfaces=[
+            AgentInterface(url=endpoint.rpc_url, protocol_binding=binding, tenant=spec.id)
+            for binding in ("JSONRPC", "HTTP+JSON")
+        ],
         provider=AgentProvider(organization=spec.organization, url=spec.organization_url),
         version=spec.version,
-        security_schemes=SECURITY_SCHEMES,
-        security_requirements=[{"schemes": {name: {}}} for name in SECURITY_SCHEMES],
+        security_schemes=schemes,
+        security_requirements=requirements,
         capabilities=AgentCapabilities(
             streaming=True,
             push_notifications=True,

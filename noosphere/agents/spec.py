@@ -126,6 +126,11 @@ class AgentSpec(BaseModel):
         return self._base_dir
 
     price: PriceSpec = Field(default_factory=PriceSpec)
+    access: Literal["operator", "peers", "anyone"] = Field(
+        "peers",
+        description="who may send it tasks: the node's operator only, signed noosphere peers"
+        " (and the operator), or anyone (also anonymous A2A clients, rate-limited per address)",
+    )
     attributes: list[str] = Field(default_factory=list)
     input_modes: list[str] = Field(default_factory=lambda: ["text/plain"])
     output_modes: list[str] = Field(default_factory=lambda: ["text/plain"])

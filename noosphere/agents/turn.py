@@ -32,11 +32,14 @@ class TurnSink(Protocol):
 @dataclass(frozen=True, slots=True)
 class TurnResult:
     """How a turn ended: completed, input-required (``text`` is the question), failed or
-    rejected (``text`` is the reason)."""
+    rejected (``text`` is the reason). ``reply_only``: a completed turn whose answer is just
+    ``text`` (A2A lets an agent answer SendMessage with a Message instead of a Task); the node
+    still keeps the task, and streams still show it."""
 
     state: TaskState
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    reply_only: bool = False
 
 
 class TaskAgent(Protocol):

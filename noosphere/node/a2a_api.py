@@ -1,7 +1,9 @@
 """Execute (A2A API): the A2A v1.0 JSON-RPC methods a node serves for the agents it runs, thin
-adapters from validated requests to the task manager. Every method needs a caller identity (the
-operator token or a signed peer request); tasks are visible only to the principal that created
-them (the operator sees all)."""
+adapters from validated requests to the task manager. A caller is the operator (bearer token),
+a peer (signed request) or, when the node runs an open agent (``access: anyone``), an anonymous
+client known by its address and rate-limited per address (``access.py``); without open agents
+anonymous calls are refused. Tasks are visible only to the principal that created them (the
+operator sees all); which agent a principal may task is the task manager's check."""
 
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ from noosphere.protocol.a2a import (
     TaskPushNotificationConfig,
 )
 
+from .access import AnonymousCallers
 from .rpc import CallContext, JsonRpcDispatcher
+from .tasks import is_reply_only
 
 
 class A2ATasks(Protocol):
@@ -62,20 +66,26 @@ class A2ATasks(Protocol):
     def list(self, request: ListTasksRequest, principal: str) -> ListTasksResponse: ...
 
 
-def _principal(ctx: CallContext) -> str:
-    assert ctx.principal is not None  # the dispatcher refuses anonymous calls first
-    return ctx.principal
-
-
 def register_a2a_api(
     dispatcher: JsonRpcDispatcher,
     tasks: A2ATasks,
     local_card: Callable[[str | None], dict[str, Any] | None],
+    anonymous: AnonymousCallers | None = None,
 ) -> None:
-    """Register the A2A methods; ``local_card(tenant)`` returns one of this node's cards."""
+    """Register the A2A methods; ``local_card(tenant)`` returns one of this node's cards;
+    ``anonymous`` admits callers without credentials (the node runs an open agent)."""
+
+    def _principal(ctx: CallContext) -> str:
+        if ctx.principal is not None:
+            return ctx.principal
+        assert anonymous is not None  # else the dispatcher refused the anonymous call
+        return anonymous.principal(ctx.client)
 
     async def send_message(params: SendMessageRequest, ctx: CallContext) -> SendMessageResponse:
-        return SendMessageResponse(task=await tasks.send(params, _principal(ctx)))
+        task = await tasks.send(params, _principal(ctx))
+        if is_reply_only(task) and task.status.message is not None:
+            return SendMessageResponse(message=task.status.message)  # A2A 3.1.1: a Message
+        return SendMessageResponse(task=task)
 
     async def send_streaming_message(
         params: SendMessageRequest, ctx: CallContext
@@ -85,8 +95,12 @@ def register_a2a_api(
     async def get_task(params: GetTaskRequest, ctx: CallContext) -> Task:
         return tasks.get(params.id, _principal(ctx), params.history_length)
 
-    async def list_tasks(params: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
-        return tasks.list(params, _principal(ctx))
+    async def list_tasks(params: ListTasksRequest, ctx: CallContext) -> dict[str, Any]:
+        wire = tasks.list(params, _principal(ctx)).to_wire()
+        if not params.include_artifacts:  # A2A 3.1.4: "the artifacts field MUST be omitted"
+            for task in wire["tasks"]:
+                task.pop("artifacts", None)
+        return wire
 
     async def cancel_task(params: CancelTaskRequest, ctx: CallContext) -> Task:
         return await tasks.cancel(params.id, _principal(ctx))
@@ -138,6 +152,11 @@ def register_a2a_api(
             False,
         ),
         ("DeleteTaskPushNotificationConfig", TaskPushConfigRef, delete_push_config, False),
-        ("GetExtendedAgentCard", GetExtendedAgentCardRequest, extended_card, False),
     ):
-        dispatcher.register(name, model, handler, authenticated=True, streaming=streaming)
+        dispatcher.register(
+            name, model, handler, authenticated=anonymous is None, streaming=streaming
+        )
+    # the extended card is for authenticated callers (A2A 3.1.11)
+    dispatcher.register(
+        "GetExtendedAgentCard", GetExtendedAgentCardRequest, extended_card, authenticated=True
+    )

@@ -109,6 +109,15 @@ class NodeConfig(BaseModel):
     rpc_nonces_total: int = Field(
         100_000, ge=100, description="signed requests all peers may have inside the window"
     )
+    rpc_anonymous_rate: float = Field(
+        2.0,
+        gt=0,
+        description="A2A requests per second one anonymous client address (IPv4 or IPv6 /64)"
+        " may make to the node's open agents (access: anyone), sustained",
+    )
+    rpc_anonymous_burst: int = Field(
+        30, ge=1, description="A2A requests an anonymous client address may make at once"
+    )
     push_private_targets: bool = Field(
         False, description="let remote peers register webhooks on private/loopback addresses"
     )

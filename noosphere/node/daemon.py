@@ -58,9 +58,12 @@ from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 from noosphere.protocol.sync import CARD_SYNC_PROTOCOL
 
 from .a2a_api import register_a2a_api
+from .a2a_rest import RestBinding
+from .access import AnonymousCallers
 from .api import NodeView, register_node_api
 from .auth import RequestAuthenticator, load_or_create_token
 from .bidding import BidBoard, BidCourier, Bidder
+from .card_http import card_response
 from .card_sync import CardSync
 from .cards import CardIndex, CardQuotas
 from .config import NodeConfig, save_config
@@ -255,6 +258,8 @@ class RunningNode:
             turn_timeout_s=cfg.task_timeout_s,
             receipts=self.feedback.receipt,
             payments=self.settlement,
+            access={spec.id: spec.access for spec in self.specs},
+            operators=frozenset({key.peer_id}),  # the node itself (e.g. its own submissions)
         )
         closing.push_async_callback(self.tasks.close)
         # discovery: peers, cards, MARS and the bids it may solicit
@@ -449,7 +454,15 @@ class RunningNode:
             reputation=lambda card: self.feedback.trust.reputation(card),
         )
         register_node_api(dispatcher, node)
-        register_a2a_api(dispatcher, self.tasks, self._local_card)
+        open_agents = any(spec.access == "anyone" for spec in self.specs)
+        anonymous = (
+            AnonymousCallers(
+                rate=self.config.rpc_anonymous_rate, burst=self.config.rpc_anonymous_burst
+            )
+            if open_agents
+            else None
+        )
+        register_a2a_api(dispatcher, self.tasks, self._local_card, anonymous)
         register_mars_api(dispatcher, self.mars, self.key.peer_id)
         register_feedback_api(dispatcher, self.feedback)
         register_submit_api(dispatcher, self.submitter)
@@ -466,6 +479,8 @@ class RunningNode:
                 ),
                 Route("/metrics", self._metrics_endpoint, methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
+                # A2A HTTP+JSON (/message:send, /tasks/...): after every route above
+                *RestBinding(dispatcher, max_body_bytes=self.config.max_request_bytes).routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],
         )
@@ -541,7 +556,7 @@ class RunningNode:
         card = self._local_card(request.path_params.get("agent_id"))
         if card is None:
             return JSONResponse({"error": "no such agent on this node"}, status_code=404)
-        return JSONResponse(card)
+        return card_response(request, card, int(self.config.effective_announce_interval_s))
 
     async def _metrics_endpoint(self, _request: Request) -> Response:
         self.metrics.peers_connected.set(len(await self.p2p.connected_peers()))
@@ -576,8 +591,11 @@ class RunningNode:
     def _own_profiles(self) -> list[AgentProfile]:
         """This node's agents as MARS sees them (with the signed card, to send in bids)."""
         profiles = []
+        private = {spec.id for spec in self.specs if spec.access == "operator"}
         for stored in self.cards.list(now_ms(), local_only=True):
             card = AgentCard.model_validate(stored.card)
+            if card.noosphere().agent_id in private:
+                continue  # works only for the operator: never bids for strangers' tasks
             profile = profile_from_card(stored.card_id, card)
             profiles.append(dataclasses.replace(profile, extra={"card": stored.card}))
         return profiles
@@ -632,7 +650,8 @@ class RunningNode:
                 card = self._own_card(spec, self.gossip.next_seq(), now)
                 params = self.cards.put_local(card, now)
                 keep.add(params.card_id)
-                self.gossip.publish(EnvelopeKind.CARD, {"card": card.to_wire()})
+                if spec.access != "operator":  # an operator-only agent is not offered around
+                    self.gossip.publish(EnvelopeKind.CARD, {"card": card.to_wire()})
             self.store.delete_local_cards_except(keep)
 
     def _registrations(self) -> list[tuple[str, str, bytes, str]]:

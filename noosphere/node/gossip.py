@@ -11,7 +11,6 @@ import heapq
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -33,6 +32,7 @@ from noosphere.protocol import (
 from .config import NodeConfig
 from .metrics import NodeMetrics
 from .p2p import InboundMessage, P2PError
+from .ratelimit import TokenBucket
 from .store import NodeStore
 
 log = structlog.get_logger("noosphere.gossip")
@@ -75,23 +75,6 @@ class ReplayGuard:
         return True
 
 
-@dataclass
-class _TokenBucket:
-    rate: float
-    burst: float
-    tokens: float
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self, count: int = 1) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < count:
-            return False
-        self.tokens -= count
-        return True
-
-
 class GossipRouter:
     """Signed-envelope gossip on top of a transport ``publish(topic, data)`` coroutine."""
 
@@ -105,10 +88,10 @@ class GossipRouter:
         self._handlers: dict[EnvelopeKind, Handler] = {}
         self._prechecks: dict[EnvelopeKind, Precheck] = {}
         self._replay = ReplayGuard(store.replay_marks())
-        self._buckets: dict[str, _TokenBucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}
         # The same limit, applied by the validator (transport thread) before forwarding, so a
         # flooding sender's excess is not relayed to the rest of the network either.
-        self._forward_buckets: dict[str, _TokenBucket] = {}
+        self._forward_buckets: dict[str, TokenBucket] = {}
         self._inbound: asyncio.Queue[InboundMessage] = asyncio.Queue(config.gossip.inbound_queue)
         self._outbound: dict[str, deque[Envelope]] = {t: deque() for t in TOPIC_FOR_KIND.values()}
         self._outbound_ready: dict[str, asyncio.Event] = {
@@ -283,16 +266,16 @@ class GossipRouter:
             return
         self._metrics.envelopes_accepted.labels(kind=envelope.kind.value).inc()
 
-    def _forward_bucket(self, sender: str) -> _TokenBucket:
+    def _forward_bucket(self, sender: str) -> TokenBucket:
         if sender not in self._forward_buckets and len(self._forward_buckets) >= MAX_SENDERS:
             self._forward_buckets.clear()  # bounded memory under a flood of fresh identities
         return self._forward_buckets.setdefault(sender, self._new_bucket())
 
-    def _new_bucket(self) -> _TokenBucket:
+    def _new_bucket(self) -> TokenBucket:
         rate = self._config.gossip.max_envelopes_per_sender_per_s
-        return _TokenBucket(rate=rate, burst=rate * 20, tokens=rate * 20)
+        return TokenBucket(rate=rate, burst=rate * 20, tokens=rate * 20)
 
-    def _bucket(self, sender: str) -> _TokenBucket:
+    def _bucket(self, sender: str) -> TokenBucket:
         bucket = self._buckets.get(sender)
         if bucket is None:
             if len(self._buckets) >= MAX_SENDERS:

@@ -33,6 +33,7 @@ from noosphere.protocol.base import describe_validation_error
 from noosphere.protocol.wire_errors import json_rpc_error
 
 from .auth import AuthError, RateLimited, RequestAuthenticator
+from .http_server import client_key
 from .metrics import NodeMetrics
 
 log = structlog.get_logger("noosphere.rpc")
@@ -70,10 +71,12 @@ def nests_deeper_than(body: bytes, limit: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling: ``local`` (operator token), a peer id (signed request) or None."""
+    """Who is calling: ``local`` (operator token), a peer id (signed request) or None
+    (anonymous); ``client`` is the caller's address as connection limits count it."""
 
     principal: str | None = None
     a2a_version: str | None = None
+    client: str | None = None
 
 
 Handler = Callable[[Any, CallContext], Awaitable[Any]]
@@ -122,7 +125,7 @@ class JsonRpcDispatcher:
         return sorted(self._methods)
 
     async def handle_http(self, request: Request) -> Response:
-        body = await _read_limited(request, self.max_body_bytes)
+        body = await read_limited(request, self.max_body_bytes)
         if body is None:
             return _error_response(
                 None,
@@ -130,31 +133,20 @@ class JsonRpcDispatcher:
                 f"request body exceeds {self.max_body_bytes} bytes",
                 413,
             )
-        version = request.headers.get(A2A_VERSION_HEADER)
-        if version is not None and version.strip() not in SUPPORTED_A2A_VERSIONS:
-            return _error_response(
-                None,
-                ErrorCode.VERSION_NOT_SUPPORTED,
-                f"A2A version {version.strip()!r} is not supported"
-                f" (supported: {', '.join(SUPPORTED_A2A_VERSIONS)})",
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media and not (media.endswith("/json") or media.endswith("+json")):
+            return _json(  # A2A 9.1: JSON-RPC requests are application/json
+                _error(
+                    None,
+                    ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+                    f"JSON-RPC requests are application/json, not {media}",
+                ).to_wire(),
+                415,
             )
         try:
-            principal = (
-                self._authenticator.authenticate(
-                    request.headers, request.method, request.url.path, body
-                )
-                if self._authenticator is not None
-                else None
-            )
-        except AuthError as exc:
-            self._metrics.rpc_auth_rejected.labels(reason="invalid").inc()
-            return _error_response(None, ErrorCode.UNAUTHORIZED, f"Unauthorized: {exc}", 401)
-        except RateLimited as exc:
-            self._metrics.rpc_auth_rejected.labels(reason="rate_limited").inc()
-            response = _error_response(None, ErrorCode.RATE_LIMITED, str(exc), 429)
-            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-            return response
-        ctx = CallContext(principal=principal, a2a_version=version)
+            ctx = self.context_for(request, body)
+        except RequestError as exc:
+            return self._refusal(exc)
         if nests_deeper_than(body, MAX_JSON_DEPTH):
             return _error_response(
                 None,
@@ -190,6 +182,45 @@ class JsonRpcDispatcher:
         if single is None:
             return Response(status_code=204)
         return _json(single.to_wire())
+
+    def context_for(self, request: Request, body: bytes) -> CallContext:
+        """Who calls (bearer token, peer signature, or nobody) with which A2A version, for
+        both bindings; raises ``VersionNotSupported``, ``AuthError`` or ``RateLimited``."""
+        version = request.headers.get(A2A_VERSION_HEADER)
+        if version is not None and version.strip() not in SUPPORTED_A2A_VERSIONS:
+            raise RpcError(
+                ErrorCode.VERSION_NOT_SUPPORTED,
+                f"A2A version {version.strip()!r} is not supported"
+                f" (supported: {', '.join(SUPPORTED_A2A_VERSIONS)})",
+            )
+        try:
+            principal = (
+                self._authenticator.authenticate(
+                    request.headers, request.method, request.url.path, body
+                )
+                if self._authenticator is not None
+                else None
+            )
+        except AuthError as exc:
+            self._metrics.rpc_auth_rejected.labels(reason="invalid").inc()
+            raise AuthError(f"Unauthorized: {exc}") from exc
+        except RateLimited:
+            self._metrics.rpc_auth_rejected.labels(reason="rate_limited").inc()
+            raise
+        return CallContext(
+            principal=principal,
+            a2a_version=version,
+            client=client_key(request.client.host if request.client else None),
+        )
+
+    def _refusal(self, error: RequestError) -> Response:
+        """A request refused before dispatch, as a JSON-RPC error with its HTTP status."""
+        wire = JsonRpcResponse(id=None, error=json_rpc_error(error)).to_wire()
+        if isinstance(error, RateLimited):
+            response = _json(wire, 429)
+            response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+            return response
+        return _json(wire, 401 if isinstance(error, AuthError) else 200)
 
     def _is_streaming(self, name: Any) -> bool:
         if not isinstance(name, str):
@@ -260,16 +291,7 @@ class JsonRpcDispatcher:
     async def _call(self, request: JsonRpcRequest, ctx: CallContext) -> Any:
         name = V03_METHOD_ALIASES.get(request.method, request.method)
         v03 = name != request.method
-        method = self._methods.get(name)
-        if method is None:
-            raise RpcError(ErrorCode.METHOD_NOT_FOUND, f"Method not found: {request.method}")
-        if method.authenticated and ctx.principal is None:
-            self._metrics.rpc_auth_rejected.labels(reason="missing").inc()
-            raise RpcError(
-                ErrorCode.UNAUTHORIZED,
-                f"Unauthorized: {request.method} needs the node's bearer token"
-                " or a signed peer request",
-            )
+        method = self._method_for(name, request.method, ctx)
         params = request.params
         if v03:
             if not isinstance(params, dict | None):
@@ -285,6 +307,36 @@ class JsonRpcDispatcher:
                     ErrorCode.INVALID_PARAMS, "Invalid params: too many positional params"
                 )
             params = dict(zip(names, params, strict=False))
+        wire = await self._run(method, params, ctx)
+        return result_to_v03(name, wire) if v03 and not method.streaming else wire
+
+    async def invoke(self, name: str, params: dict[str, Any], ctx: CallContext) -> Any:
+        """Call method ``name`` as another binding (HTTP+JSON) does: the same checks and
+        validation as a JSON-RPC call; a JSON-ready result, or the events of a stream."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._run(self._method_for(name, name, ctx), params, ctx)
+        except RequestError:
+            outcome = "error"
+            raise
+        finally:
+            self._metrics.rpc_requests.labels(method=name, outcome=outcome).inc()
+            self._metrics.rpc_latency.labels(method=name).observe(time.perf_counter() - started)
+
+    def _method_for(self, name: str, called: str, ctx: CallContext) -> Method:
+        method = self._methods.get(name)
+        if method is None:
+            raise RpcError(ErrorCode.METHOD_NOT_FOUND, f"Method not found: {called}")
+        if method.authenticated and ctx.principal is None:
+            self._metrics.rpc_auth_rejected.labels(reason="missing").inc()
+            raise RpcError(
+                ErrorCode.UNAUTHORIZED,
+                f"Unauthorized: {called} needs the node's bearer token or a signed peer request",
+            )
+        return method
+
+    async def _run(self, method: Method, params: Any, ctx: CallContext) -> Any:
         try:
             parsed = method.params.model_validate(params or {})
         except ValidationError as exc:
@@ -292,10 +344,7 @@ class JsonRpcDispatcher:
                 ErrorCode.INVALID_PARAMS, f"Invalid params: {describe_validation_error(exc)}"
             ) from exc
         result = await method.handler(parsed, ctx)
-        if method.streaming:
-            return result
-        wire = _to_json_ready(result)
-        return result_to_v03(name, wire) if v03 else wire
+        return result if method.streaming else _to_json_ready(result)
 
 
 def _to_json_ready(result: Any) -> Any:
@@ -316,7 +365,7 @@ def _parse_request(item: Any) -> JsonRpcRequest | JsonRpcResponse:
         return _error(safe_id, ErrorCode.INVALID_REQUEST, "Invalid Request")
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
+async def read_limited(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is larger than ``limit`` (checked while streaming)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

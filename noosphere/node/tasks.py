@@ -58,6 +58,7 @@ from noosphere.protocol.a2a import (
 )
 from noosphere.protocol.rpcauth import LOCAL_PRINCIPAL
 
+from .access import AgentAccess, check_access, check_anonymous_listing, memory_scope
 from .metrics import NodeMetrics
 from .push import PushNotifier
 from .settlement import Admission, ResultNotCommitted, Settlement
@@ -69,6 +70,12 @@ _RESTART_REASON = "the node restarted while this task was running; send it again
 _SHUTDOWN_REASON = "the node shut down while this task was running; send it again"
 _CLOSING_REASON = "this node is shutting down; send the task again later or to another node"
 _END_OF_TURN = None
+
+
+def is_reply_only(task: Task) -> bool:
+    """The agent answered this task with a message alone (``TurnResult.reply_only``)."""
+    noosphere = (task.metadata or {}).get("noosphere")
+    return isinstance(noosphere, dict) and noosphere.get("replyOnly") is True
 
 
 def _now_ms() -> int:
@@ -84,6 +91,15 @@ def _agent_message(text: str, task: Task, metadata: Mapping[str, Any] | None = N
         context_id=task.context_id,
         metadata=dict(metadata) if metadata else None,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Watcher:
+    """A stream on one task: a SendStreamingMessage stream ends with its turn, a
+    SubscribeToTask stream (``until_terminal``) only when the task reaches a terminal state."""
+
+    queue: asyncio.Queue[StreamResponse | None]
+    until_terminal: bool = False
 
 
 class _Sink:
@@ -124,8 +140,14 @@ class TaskManager:
         turn_timeout_s: float = 300.0,
         receipts: Callable[[StoredTask, TaskState], dict[str, Any] | None] | None = None,
         payments: Settlement | None = None,
+        access: Mapping[str, AgentAccess] | None = None,
+        operators: frozenset[str] = frozenset(),
     ) -> None:
+        """``access``: who may task each agent (default ``peers``); ``operators``: principals
+        treated as the operator for that (the node's own peer id)."""
         self._store = store
+        self._access = dict(access or {})
+        self._operators = operators
         self._payments = payments  # priced agents work only for an escrow
         self._receipts = receipts  # signs a receipt when a task ends (the requester's proof)
         self._agents = dict(agents)
@@ -135,7 +157,7 @@ class TaskManager:
         self._turn_timeout_s = turn_timeout_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
-        self._watchers: dict[str, list[asyncio.Queue[StreamResponse | None]]] = {}
+        self._watchers: dict[str, list[_Watcher]] = {}
         self._waiting = 0
         # Tasks with a turn in progress, kept in memory: progress lines change only this copy;
         # state changes, artifacts and the end of the turn are also written to the store.
@@ -188,9 +210,9 @@ class TaskManager:
         for job in running:
             job.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        for queues in self._watchers.values():
-            for queue in queues:
-                queue.put_nowait(_END_OF_TURN)
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.queue.put_nowait(_END_OF_TURN)
         self._watchers.clear()
 
     # ---- A2A methods -------------------------------------------------------------------------
@@ -198,6 +220,7 @@ class TaskManager:
     async def send(self, request: SendMessageRequest, principal: str) -> Task:
         """SendMessage: returns when the turn ends (or at once with ``returnImmediately``)."""
         self._check_open()
+        self._check_access(request, principal)
         task = self._accept(request, principal, await self._admit(request, principal))
         config = request.configuration
         if not (config and config.return_immediately):
@@ -215,6 +238,7 @@ class TaskManager:
     ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task, then its updates until the turn ends."""
         self._check_open()
+        self._check_access(request, principal)
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
         admission = await self._admit(request, principal)
         task = self._accept(
@@ -230,6 +254,7 @@ class TaskManager:
         return self._owned(task_id, principal).trimmed(history_length)
 
     def list(self, request: ListTasksRequest, principal: str) -> ListTasksResponse:
+        check_anonymous_listing(principal, request.context_id)
         page_size = request.page_size or 50
         offset = _decode_page_token(request.page_token)
         agent_id = self._agent_for(request.tenant).agent_id if request.tenant else None
@@ -272,17 +297,15 @@ class TaskManager:
         return self._load(task_id)
 
     def subscribe(self, task_id: str, principal: str) -> AsyncIterator[StreamResponse]:
+        """SubscribeToTask: the task, then its updates until it reaches a terminal state (a task
+        waiting for input keeps the stream open: the turns its answers start stream on it)."""
         task = self._owned(task_id, principal)
         if task.status.state.terminal:
             raise UnsupportedOperation(
                 f"task {task_id} is {task.status.state.short}; nothing more will happen to it",
             )
         queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue()
-        if task_id in self._running:
-            self._watch(task, queue)
-        else:  # waiting for input: the snapshot is all there is (nothing to unregister later)
-            queue.put_nowait(StreamResponse(task=task))
-            queue.put_nowait(_END_OF_TURN)
+        self._watch(task, queue, until_terminal=True)  # now: no update between missed
         return self._drain(task, queue)
 
     def set_push_config(
@@ -314,11 +337,9 @@ class TaskManager:
         return ListTaskPushNotificationConfigsResponse(configs=self._push_configs(request.task_id))
 
     def delete_push_config(self, ref: TaskPushConfigRef, principal: str) -> None:
+        """Idempotent (A2A 3.1.10): deleting a config that is already gone succeeds."""
         self._owned(ref.task_id, principal)
-        if not self._store.delete_push_config(ref.task_id, ref.id):
-            raise TaskNotFound(
-                f"no push notification config {ref.id} for task {ref.task_id}",
-            )
+        self._store.delete_push_config(ref.task_id, ref.id)
 
     # ---- accepting messages ------------------------------------------------------------------
 
@@ -339,6 +360,18 @@ class TaskManager:
             "Invalid params: this node runs several agents; set tenant to one of "
             + ", ".join(sorted(self._agents)),
         )
+
+    def _check_access(self, request: SendMessageRequest, principal: str) -> None:
+        """Refuse a caller the target agent's ``access`` excludes (a continued task: its agent;
+        an unknown task id is left to ``_continue``, which says it is not found)."""
+        if request.message.task_id:
+            row = self._store.get_task(request.message.task_id)
+            if row is None:
+                return
+            agent_id = row.agent_id
+        else:
+            agent_id = self._agent_for(request.tenant).agent_id
+        check_access(agent_id, self._access.get(agent_id, "peers"), principal, self._operators)
 
     async def _admit(self, request: SendMessageRequest, principal: str) -> Admission | None:
         """The escrow paying for a new task to a priced agent (checked on chain), if needed."""
@@ -410,7 +443,8 @@ class TaskManager:
             context_id=task.context_id,
             message=task.history[-1],
             history=tuple(task.history[:-1]),
-            principal=row.principal,  # the task's owner, also when the operator continues it
+            # the task's owner, also when the operator continues it (anonymous: per context)
+            principal=memory_scope(row.principal, task.context_id),
         )
         self._go_live(task, dataclasses.replace(row, task={}))
         accepted = time.perf_counter()
@@ -512,6 +546,7 @@ class TaskManager:
             final.text,
             retryable=bool(final.metadata.get("retryable")),
             meta=final.metadata,
+            reply_only=final.reply_only and final.state == TaskState.COMPLETED,
         )
         self._metrics.tasks_total.labels(agent=agent.agent_id, state=final.state.short).inc()
         self._metrics.task_latency.labels(agent=agent.agent_id).observe(
@@ -588,6 +623,7 @@ class TaskManager:
         *,
         retryable: bool = False,
         meta: Mapping[str, Any] | None = None,
+        reply_only: bool = False,
     ) -> None:
         """End the current turn: final status with the agent's message (carrying the turn's
         metadata, e.g. which inputs are missing) in history; ``retryable`` marks the task."""
@@ -595,6 +631,8 @@ class TaskManager:
         metadata = dict(task.metadata or {})
         if retryable:
             metadata["noosphere"] = {**metadata.get("noosphere", {}), "retryable": True}
+        if reply_only:  # SendMessage answers with the reply alone (``is_reply_only``)
+            metadata["noosphere"] = {**metadata.get("noosphere", {}), "replyOnly": True}
         if state.terminal and self._payments is not None:
             self._payments.task_ended(task.id, completed=state == TaskState.COMPLETED)
         if state.terminal and self._receipts is not None:
@@ -615,8 +653,14 @@ class TaskManager:
                 )
             ),
         )
-        for queue in self._watchers.pop(task.id, []):
-            queue.put_nowait(_END_OF_TURN)
+        staying = []
+        for watcher in self._watchers.pop(task.id, []):
+            if watcher.until_terminal and not state.terminal:
+                staying.append(watcher)  # a subscriber stays for the next turn
+            else:
+                watcher.queue.put_nowait(_END_OF_TURN)
+        if staying:
+            self._watchers[task.id] = staying
 
     # ---- persistence and fan-out ---------------------------------------------------------
 
@@ -674,17 +718,23 @@ class TaskManager:
         ]
 
     def _publish(self, task_id: str, event: StreamResponse) -> None:
-        for queue in self._watchers.get(task_id, []):
-            queue.put_nowait(event)
+        for watcher in self._watchers.get(task_id, []):
+            watcher.queue.put_nowait(event)
         configs = self._push_configs(task_id)
         if configs:  # webhooks on the operator's own tasks are trusted (egress rule skipped)
             trusted = self._row(task_id).principal == LOCAL_PRINCIPAL
             for config in configs:
                 self._push.deliver(config, event, trusted=trusted)
 
-    def _watch(self, task: Task, queue: asyncio.Queue[StreamResponse | None]) -> None:
+    def _watch(
+        self,
+        task: Task,
+        queue: asyncio.Queue[StreamResponse | None],
+        *,
+        until_terminal: bool = False,
+    ) -> None:
         queue.put_nowait(StreamResponse(task=task))
-        self._watchers.setdefault(task.id, []).append(queue)
+        self._watchers.setdefault(task.id, []).append(_Watcher(queue, until_terminal))
 
     async def _drain(
         self, task: Task, queue: asyncio.Queue[StreamResponse | None]
@@ -693,9 +743,10 @@ class TaskManager:
             while (event := await queue.get()) is not _END_OF_TURN:
                 yield event
         finally:
-            queues = self._watchers.get(task.id)
-            if queues is not None and queue in queues:
-                queues.remove(queue)
+            watchers = self._watchers.get(task.id, [])
+            watchers[:] = [w for w in watchers if w.queue is not queue]
+            if not watchers:
+                self._watchers.pop(task.id, None)
 
 
 _TURN_END_STATES = frozenset(

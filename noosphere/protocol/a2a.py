@@ -279,7 +279,7 @@ class ListTasksRequest(A2AModel):
     tenant: StrictStr | None = None
     context_id: StrictStr | None = None
     status: TaskStateField | None = None
-    page_size: int | None = Field(None, ge=0, le=1000)
+    page_size: int | None = Field(None, ge=1, le=100)  # A2A: 1..100, 50 when unset
     page_token: StrictStr | None = None
     history_length: int | None = Field(None, ge=0)
     status_timestamp_after: StrictStr | None = None

@@ -1,10 +1,13 @@
 """Wire formats (errors): the one place a ``RequestError`` becomes what a caller reads.
 
 One table row per kind of error: the JSON-RPC code, the HTTP status and ``google.rpc.Code`` name
-of the HTTP+JSON binding, and the A2A ``google.rpc.ErrorInfo`` reason and domain. The JSON-RPC
-error's data is the error's own data when it has some (the payment terms of ``PaymentRequired``,
-a remote node's data as received), else ``[ErrorInfo]`` as A2A v1.0 asks (its metadata from the
-error, e.g. ``retryAfterSeconds``). A ``RpcError`` (an explicit code) finds its row by code.
+of the HTTP+JSON binding (A2A v1.0 section 5.4), and the A2A ``google.rpc.ErrorInfo`` reason and
+domain. The JSON-RPC error's data is the error's own data when it has some (the payment terms of
+``PaymentRequired``, a remote node's data as received), else ``[ErrorInfo]`` as A2A v1.0 asks
+(its metadata from the error, e.g. ``retryAfterSeconds``). The HTTP+JSON binding answers the
+AIP-193 ``{"error": {code, status, message, details}}`` whose details always start with the
+ErrorInfo (own data follows it, a JSON object wrapped as a ``google.protobuf.Struct``). A
+``RpcError`` (an explicit code) finds its row by code.
 """
 
 from __future__ import annotations
@@ -50,21 +53,21 @@ class WireError:
 
 
 _ROWS = (
-    # JSON-RPC 2.0 and A2A (HTTP statuses as the a2a-sdk maps them)
+    # JSON-RPC 2.0 and A2A: HTTP status and google.rpc.Code as A2A v1.0 section 5.4 maps them
     WireError(ErrorCode.PARSE_ERROR, 400, "INVALID_ARGUMENT"),
     WireError(ErrorCode.INVALID_REQUEST, 400, "INVALID_ARGUMENT"),
     WireError(ErrorCode.METHOD_NOT_FOUND, 404, "NOT_FOUND"),
     WireError(ErrorCode.INVALID_PARAMS, 400, "INVALID_ARGUMENT"),
     WireError(ErrorCode.INTERNAL_ERROR, 500, "INTERNAL"),
     WireError(ErrorCode.TASK_NOT_FOUND, 404, "NOT_FOUND"),
-    WireError(ErrorCode.TASK_NOT_CANCELABLE, 400, "FAILED_PRECONDITION"),
-    WireError(ErrorCode.PUSH_NOTIFICATION_NOT_SUPPORTED, 400, "FAILED_PRECONDITION"),
-    WireError(ErrorCode.UNSUPPORTED_OPERATION, 400, "FAILED_PRECONDITION"),
-    WireError(ErrorCode.CONTENT_TYPE_NOT_SUPPORTED, 400, "INVALID_ARGUMENT"),
-    WireError(ErrorCode.INVALID_AGENT_RESPONSE, 500, "INTERNAL"),
+    WireError(ErrorCode.TASK_NOT_CANCELABLE, 409, "FAILED_PRECONDITION"),
+    WireError(ErrorCode.PUSH_NOTIFICATION_NOT_SUPPORTED, 400, "UNIMPLEMENTED"),
+    WireError(ErrorCode.UNSUPPORTED_OPERATION, 400, "UNIMPLEMENTED"),
+    WireError(ErrorCode.CONTENT_TYPE_NOT_SUPPORTED, 415, "INVALID_ARGUMENT"),
+    WireError(ErrorCode.INVALID_AGENT_RESPONSE, 502, "INTERNAL"),
     WireError(ErrorCode.EXTENDED_AGENT_CARD_NOT_CONFIGURED, 400, "FAILED_PRECONDITION"),
     WireError(ErrorCode.EXTENSION_SUPPORT_REQUIRED, 400, "FAILED_PRECONDITION"),
-    WireError(ErrorCode.VERSION_NOT_SUPPORTED, 400, "FAILED_PRECONDITION"),
+    WireError(ErrorCode.VERSION_NOT_SUPPORTED, 400, "UNIMPLEMENTED"),
     # noosphere's own
     WireError(ErrorCode.CARD_NOT_FOUND, 404, "NOT_FOUND", NOOSPHERE_DOMAIN),
     WireError(ErrorCode.REQUEST_TOO_LARGE, 413, "RESOURCE_EXHAUSTED", NOOSPHERE_DOMAIN),
@@ -124,3 +127,30 @@ def json_rpc_error(error: RequestError) -> JsonRpcError:
 def http_status(error: RequestError) -> int:
     """The HTTP status of ``error`` in the HTTP+JSON binding."""
     return wire_form(error).http_status
+
+
+STRUCT_TYPE = "type.googleapis.com/google.protobuf.Struct"
+
+
+def http_error(error: RequestError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and AIP-193 body of ``error`` in the HTTP+JSON binding."""
+    wire = wire_form(error)
+    details: list[Any] = [error_info(wire, error.metadata)]
+    if isinstance(error.data, list):  # already details (a remote node's answer)
+        has_info = any(
+            isinstance(d, dict) and d.get("@type") == ERROR_INFO_TYPE for d in error.data
+        )
+        details = list(error.data) if has_info else details + list(error.data)
+    elif isinstance(error.data, dict):
+        details.append({"@type": STRUCT_TYPE, "value": error.data})
+    elif error.data is not None:
+        details.append({"@type": "type.googleapis.com/google.protobuf.Value", "value": error.data})
+    body = {
+        "error": {
+            "code": wire.http_status,
+            "status": wire.status,
+            "message": error.message,
+            "details": details,
+        }
+    }
+    return wire.http_status, body

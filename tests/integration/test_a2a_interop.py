@@ -174,11 +174,11 @@ async def test_sdk_resolver_fetches_a_card_the_sdk_verifier_accepts(running_node
     assert seen == [running_node.peer_id, running_node.peer_id]
     assert card.name == per_agent.name == "Exact Calculator"
     assert card.capabilities.streaming
-    (interface,) = card.supported_interfaces
-    assert interface.protocol_binding == "JSONRPC"
-    assert interface.protocol_version == "1.0"
-    assert interface.url.rstrip("/") == running_node.rpc_url.rstrip("/")
-    assert interface.tenant == AGENT_ID
+    assert [i.protocol_binding for i in card.supported_interfaces] == ["JSONRPC", "HTTP+JSON"]
+    for interface in card.supported_interfaces:
+        assert interface.protocol_version == "1.0"
+        assert interface.url.rstrip("/") == running_node.rpc_url.rstrip("/")
+        assert interface.tenant == AGENT_ID
     assert {s.name for s in card.skills} >= {"Arithmetic", "Unit conversion"}
 
 
@@ -341,11 +341,20 @@ async def test_sdk_list_tasks_pages_and_filters(sdk: Client):
 
 
 async def test_sdk_subscribe_to_a_task_waiting_for_input(sdk: Client, sdk_streaming: Client):
+    """The stream stays open while the task waits (A2A 3.1.6: it ends at a terminal state)."""
     waiting = await _send_for_task(sdk, "what is")
-    events = [e async for e in sdk_streaming.subscribe(SubscribeToTaskRequest(id=waiting.id))]
-    assert events and events[0].HasField("task")
-    assert events[0].task.id == waiting.id
-    assert events[0].task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    stream = sdk_streaming.subscribe(SubscribeToTaskRequest(id=waiting.id))
+    first = await asyncio.wait_for(anext(stream), 60)
+    assert first.HasField("task") and first.task.id == waiting.id
+    assert first.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    answer = SendMessageRequest(
+        message=_sdk_message("17/3 + 2^10", task_id=waiting.id, context_id=waiting.context_id)
+    )
+    answered = await _send_once(sdk, answer)
+    assert answered.status.state == TaskState.TASK_STATE_COMPLETED
+    async with asyncio.timeout(60):
+        rest = [e async for e in stream]
+    assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
 
 
 async def test_sdk_extended_card(sdk: Client, running_node: LocalNode, node_card):
@@ -380,6 +389,9 @@ async def test_sdk_push_notification_config_round_trip(sdk: Client, completed_ta
         ListTaskPushNotificationConfigsRequest(task_id=completed_task.id)
     )
     assert list(listed.configs) == []
+    await sdk.delete_task_push_notification_config(  # again: idempotent (A2A 3.1.10)
+        DeleteTaskPushNotificationConfigRequest(task_id=completed_task.id, id=created.id)
+    )
 
 
 async def test_every_v1_result_parses_strictly_into_the_sdk_proto_types(running_node):

@@ -28,9 +28,12 @@ from noosphere.errors import (
 )
 from noosphere.protocol import ErrorCode, RpcError
 from noosphere.protocol.wire_errors import (
+    A2A_DOMAIN,
     ERROR_CODES,
     ERROR_INFO_TYPE,
+    STRUCT_TYPE,
     WIRE_ERRORS,
+    http_error,
     http_status,
     json_rpc_error,
 )
@@ -81,7 +84,7 @@ def test_leaves_keep_their_builtin_base() -> None:
     [
         (InvalidParams("Invalid params: x"), ErrorCode.INVALID_PARAMS, 400),
         (TaskNotFound("task t not found"), ErrorCode.TASK_NOT_FOUND, 404),
-        (TaskNotCancelable("done"), ErrorCode.TASK_NOT_CANCELABLE, 400),
+        (TaskNotCancelable("done"), ErrorCode.TASK_NOT_CANCELABLE, 409),
         (UnsupportedOperation("no"), ErrorCode.UNSUPPORTED_OPERATION, 400),
         (CardNotFound("no card"), ErrorCode.CARD_NOT_FOUND, 404),
         (Unauthorized("Unauthorized: who?"), ErrorCode.UNAUTHORIZED, 401),
@@ -128,3 +131,39 @@ def test_a_remote_error_keeps_its_code_and_data() -> None:
 def test_the_table_covers_every_code_and_error() -> None:
     assert set(WIRE_ERRORS) == {int(code) for code in ErrorCode}
     assert set(ERROR_CODES.values()) <= set(ErrorCode)
+
+
+def test_http_json_errors_are_aip_193_with_error_info_first() -> None:
+    status, body = http_error(TaskNotFound("task t not found"))
+    assert status == 404
+    assert body["error"]["code"] == 404 and body["error"]["status"] == "NOT_FOUND"
+    assert body["error"]["message"] == "task t not found"
+    (info,) = body["error"]["details"]
+    assert info == {"@type": ERROR_INFO_TYPE, "reason": "TASK_NOT_FOUND", "domain": A2A_DOMAIN}
+    terms = {"price": "5"}
+    status, body = http_error(PaymentRequired("Payment required: pay", terms))
+    assert status == 402
+    info, extra = body["error"]["details"]
+    assert info["reason"] == "PAYMENT_REQUIRED"
+    assert extra == {"@type": STRUCT_TYPE, "value": terms}
+    status, body = http_error(RateLimited("too many", retry_after_s=2))
+    assert status == 429 and body["error"]["details"][0]["metadata"] == {"retryAfterSeconds": "2"}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "name"),
+    [
+        (ErrorCode.TASK_NOT_FOUND, 404, "NOT_FOUND"),
+        (ErrorCode.TASK_NOT_CANCELABLE, 409, "FAILED_PRECONDITION"),
+        (ErrorCode.PUSH_NOTIFICATION_NOT_SUPPORTED, 400, "UNIMPLEMENTED"),
+        (ErrorCode.UNSUPPORTED_OPERATION, 400, "UNIMPLEMENTED"),
+        (ErrorCode.CONTENT_TYPE_NOT_SUPPORTED, 415, "INVALID_ARGUMENT"),
+        (ErrorCode.INVALID_AGENT_RESPONSE, 502, "INTERNAL"),
+        (ErrorCode.EXTENDED_AGENT_CARD_NOT_CONFIGURED, 400, "FAILED_PRECONDITION"),
+        (ErrorCode.EXTENSION_SUPPORT_REQUIRED, 400, "FAILED_PRECONDITION"),
+        (ErrorCode.VERSION_NOT_SUPPORTED, 400, "UNIMPLEMENTED"),
+    ],
+)
+def test_a2a_errors_take_the_spec_http_status(code: ErrorCode, status: int, name: str) -> None:
+    """A2A v1.0 section 5.4, Error Code Mappings (HTTP status; gRPC status as error.status)."""
+    assert (WIRE_ERRORS[code].http_status, WIRE_ERRORS[code].status) == (status, name)

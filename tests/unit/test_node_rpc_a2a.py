@@ -19,6 +19,8 @@ from noosphere.node.rpc import CallContext, JsonRpcDispatcher
 from noosphere.protocol import ErrorCode, NodeKey, RpcError
 from noosphere.protocol.a2a import (
     GetTaskRequest,
+    ListTasksRequest,
+    ListTasksResponse,
     Message,
     Part,
     Role,
@@ -196,3 +198,21 @@ def test_v03_malformed_params_are_invalid_params(client: TestClient) -> None:
 def test_v03_errors_keep_their_codes(client: TestClient) -> None:
     body = client.post("/", json=rpc("tasks/get", {"id": "missing"}), headers=BEARER).json()
     assert body["error"]["code"] == ErrorCode.TASK_NOT_FOUND
+
+
+@pytest.mark.parametrize(("size", "valid"), [(0, False), (1, True), (100, True), (101, False)])
+async def test_list_tasks_page_size_is_1_to_100(size: int, valid: bool) -> None:
+    """A2A ListTasksRequest.page_size: "The minimum value is 1. The maximum value is 100."."""
+
+    async def list_tasks(params: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
+        return ListTasksResponse(page_size=params.page_size or 50)
+
+    dispatcher = JsonRpcDispatcher(NodeMetrics(), max_body_bytes=1024, max_batch=1)
+    dispatcher.register("ListTasks", ListTasksRequest, list_tasks)
+    response = await dispatcher.handle_one(rpc("ListTasks", {"pageSize": size}))
+    assert response is not None
+    if valid:
+        assert response.result["pageSize"] == size
+    else:
+        assert response.error is not None and response.error.code == ErrorCode.INVALID_PARAMS
+        assert "pageSize" in response.error.message

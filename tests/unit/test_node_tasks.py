@@ -575,12 +575,29 @@ async def test_subscribe_terminal_and_input_required(make_manager: Factory) -> N
         manager.subscribe(done.id, LOCAL_PRINCIPAL)
     assert rpc_code(excinfo) == ErrorCode.UNSUPPORTED_OPERATION
 
+    # A subscription to a task waiting for input stays open through the next turn (which ends
+    # input-required or not) until the task reaches a terminal state (A2A 3.1.6).
     asked = await manager.send(request("q", tenant="ask"), LOCAL_PRINCIPAL)
-    seen = await asyncio.wait_for(collect(manager.subscribe(asked.id, LOCAL_PRINCIPAL)), 2)
-    assert [kind(e) for e in seen] == ["task:input-required"]
-    # An abandoned subscription to a waiting task leaves nothing registered behind.
-    manager.subscribe(asked.id, LOCAL_PRINCIPAL)
+    subscription = manager.subscribe(asked.id, LOCAL_PRINCIPAL)
+    first = await asyncio.wait_for(anext(subscription), 2)
+    assert kind(first) == "task:input-required"
+    streamed = await manager.stream(request("Paris", task_id=asked.id), LOCAL_PRINCIPAL)
+    seen = await asyncio.wait_for(collect(subscription), 2)
+    assert [kind(e) for e in seen] == ["status:working:", "status:completed:q in Paris"]
+    turn = await asyncio.wait_for(collect(streamed), 2)
+    assert kind(turn[-1]) == "status:completed:q in Paris"
     assert asked.id not in manager._watchers
+
+
+async def test_subscription_to_waiting_task_ends_when_canceled(make_manager: Factory) -> None:
+    manager = make_manager(AskAgent())
+    asked = await manager.send(request("q"), PEER_A)
+    subscription = manager.subscribe(asked.id, PEER_A)
+    assert kind(await asyncio.wait_for(anext(subscription), 2)) == "task:input-required"
+    await manager.cancel(asked.id, PEER_A)
+    seen = await asyncio.wait_for(collect(subscription), 2)
+    assert [kind(e) for e in seen] == ["status:canceled:canceled by the requester"]
+    assert not manager._watchers
 
 
 # ---- 6. principals, listing, paging ----------------------------------------------------------
@@ -1008,13 +1025,10 @@ async def test_push_config_crud(make_manager: Factory) -> None:
     assert manager.get_push_config(ref, PEER_A).url == replaced.url
 
     manager.delete_push_config(ref, PEER_A)
-    for call in (
-        lambda: manager.get_push_config(ref, PEER_A),
-        lambda: manager.delete_push_config(ref, PEER_A),
-    ):
-        with pytest.raises(RequestError) as excinfo:
-            call()
-        assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
+    manager.delete_push_config(ref, PEER_A)  # idempotent (A2A 3.1.10): the second one succeeds
+    with pytest.raises(RequestError) as excinfo:
+        manager.get_push_config(ref, PEER_A)
+    assert rpc_code(excinfo) == ErrorCode.TASK_NOT_FOUND
     with pytest.raises(RequestError) as excinfo:
         manager.set_push_config(TaskPushNotificationConfig(url="http://127.0.0.1:9/x"), PEER_A)
     assert rpc_code(excinfo) == ErrorCode.INVALID_PARAMS
