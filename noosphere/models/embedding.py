@@ -42,6 +42,10 @@ DIMENSION = 384
 MAX_CACHED_TEXT = 8192  # longer texts (documents) are not worth keeping
 MAX_BATCH_TEXTS = 64  # a forward pass stops collecting callers at this many texts
 MAX_WAIT_S = 0.002  # under concurrent load, how long a pass waits for more callers
+# Passes of at most this many texts (agent turns, queries) run torch on one thread: for short
+# texts a second thread buys no speed (torch does not split small operations) and takes the core
+# the rest of the turn needs. Larger passes (index builds) use torch's default (one per core).
+ONE_THREAD_MAX_TEXTS = MAX_BATCH_TEXTS
 MODEL_NAME = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
 DIMENSIONS = {MODEL_NAME: DIMENSION, MPNET: 768}
@@ -97,6 +101,10 @@ class Embedder:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            # torch's OpenMP threads sleep between passes instead of spinning: forward passes
+            # run in the batcher's thread, and spinning helpers would take the cores the rest of
+            # the turn (HTTP, SQLite, the event loop) needs; read once, when torch loads.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 import transformers
                 from sentence_transformers import SentenceTransformer
@@ -157,6 +165,7 @@ class Embedder:
         self.load()
         assert self._model is not None
         unique = list(dict.fromkeys(texts))
+        _use_torch_threads(len(unique))
         vectors = self._model.encode(
             unique,
             batch_size=self.batch_size,
@@ -176,6 +185,22 @@ class Embedder:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return [vectors[row_of[text]] for text in texts]
+
+
+_torch_default_threads = 0  # torch's own choice (one per core), read before it is first changed
+
+
+def _use_torch_threads(texts: int) -> None:
+    """One thread for a small pass, torch's default for a large one (see ONE_THREAD_MAX_TEXTS);
+    torch's setting belongs to the calling thread, the batcher's worker."""
+    global _torch_default_threads
+    import torch
+
+    if not _torch_default_threads:
+        _torch_default_threads = torch.get_num_threads()
+    threads = 1 if texts <= ONE_THREAD_MAX_TEXTS else _torch_default_threads
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _minilm_path() -> Path:

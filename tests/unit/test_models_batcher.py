@@ -226,3 +226,27 @@ def test_a_model_that_cannot_load_fails_every_waiting_caller() -> None:
             with pytest.raises(EmbeddingError, match="weights missing"):
                 future.result(WAIT)
     broken.close()
+
+
+def test_small_passes_run_torch_on_one_thread_large_ones_on_its_default(
+    embedder: Embedder,
+) -> None:
+    import torch
+
+    from noosphere.models import embedding
+
+    seen: list[tuple[int, int]] = []
+
+    class Recording(Embedder):
+        def _forward(self, texts: list[str]) -> list[np.ndarray]:
+            result = super()._forward(texts)
+            seen.append((len(set(texts)), torch.get_num_threads()))
+            return result
+
+    recording = Recording(cache_size=0)
+    recording._model = embedder._model
+    recording.encode(["one short request"])
+    many = [f"index text {i}" for i in range(embedding.ONE_THREAD_MAX_TEXTS + 1)]
+    recording.encode(many)
+    assert seen == [(1, 1), (len(many), embedding._torch_default_threads)]
+    recording.close()
