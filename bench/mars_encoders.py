@@ -46,7 +46,7 @@ SMOKE = {"queries": 5, "cards": 16}
 CHILD = r"""
 import json, os, sys, time
 import numpy as np, psutil
-spec = json.loads(sys.argv[1])
+spec = json.loads(sys.stdin.read())  # on stdin: long texts would pass the argv limit
 started = time.perf_counter()
 unpack = None
 if spec["model"] != "all-MiniLM-L6-v2":
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(f"[mars-encoders] {model} ({backend})", file=sys.stderr, flush=True)
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, json.dumps(spec)],
+            [sys.executable, "-c", CHILD], input=json.dumps(spec),
             capture_output=True, text=True, check=False, cwd=REPO,
         )  # fmt: skip
         if done.returncode != 0:
