@@ -4,7 +4,7 @@ loaded once per process, lazily (importing torch costs seconds), and is safe to 
 threads; vectors are float32, L2-normalized, so inner product is cosine similarity.
 
 The forward pass runs on ONNX Runtime when it is installed (``noosphere.models.onnx_embedding``:
-the same vectors, a third of the CPU, no torch in the process), else on sentence-transformers;
+the same vectors, ~40% of the CPU, no torch in the process), else on sentence-transformers;
 ``NOOSPHERE_EMBED_BACKEND=torch`` forces the latter. all-mpnet-base-v2 always uses torch.
 
 Concurrent callers share forward passes: texts missing from the cache go to a

