@@ -83,6 +83,11 @@ RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install
         --no-index --no-build-isolation /tmp/src \
     && rm -rf /tmp/src \
     && /opt/venv/bin/python -c "import noosphere, noosphere.cli"
+# The embedding model's ONNX file (noosphere/models/onnx_embedding.py), exported here once, so a
+# container (read-only root filesystem) never runs torch's exporter nor loads torch at all.
+RUN NOOSPHERE_MODEL_CACHE=/opt/noosphere/models HF_HUB_OFFLINE=1 /opt/venv/bin/python -c \
+        "from noosphere.models.embedding import Embedder; e = Embedder(); e.encode(['ok']); \
+         assert e.backend == 'onnx', e.backend"
 # Agent examples (the compose/k8s services run /app/examples/agents/*.yaml) and the
 # container entry helper (deploy/launch.py: bootstrap discovery, advertised address).
 COPY examples /app/examples
@@ -98,6 +103,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/.cache \
     HF_HOME=/tmp/.cache/huggingface \
     NOOSPHERE_HOME=/data \
+    NOOSPHERE_MODEL_CACHE=/opt/noosphere/models \
     NOOSPHERE_LOG_FORMAT=json
 
 USER 10001:10001

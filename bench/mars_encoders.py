@@ -1,7 +1,10 @@
 """Recruit: what each sentence encoder costs on this machine (all-MiniLM-L6-v2, the default, and
 all-mpnet-base-v2, the option; ``make models-mpnet`` installs the latter). Quality is measured by
 ``noosphere mars eval --model ...`` (docs/performance.md); this script measures the cost, each
-model in a fresh child process so that memory and load time are its own:
+model (and, for all-MiniLM-L6-v2, each forward-pass backend: ``onnx``, the default, ONNX
+Runtime; ``torch``, sentence-transformers; ``onnx-int8``, ONNX Runtime on a dynamically
+int8-quantized copy, measured only, not used) in a fresh child process so that memory and load
+time are its own:
 
 * ``load_s``: importing sentence-transformers and loading the model (for mpnet the first load
   also joins and unpacks its split packages once, reported as ``unpack_s``; later loads read the
@@ -10,8 +13,11 @@ model in a fresh child process so that memory and load time are its own:
 * ``query_ms``: one query embedded at a time (what a recruit pays before stage 1), p50 / p99
   over ``--queries`` request texts of bench/data/mars-dev (short) and, if present,
   ../shared/data/stabletoolbench (long);
+* ``query_cpu_ms``: the CPU (all threads) per query embedded one at a time, median;
 * ``cards_per_s``: card skill texts embedded in batches of 32 (what indexing gossiped cards
-  costs).
+  costs);
+* ``max_abs_diff_vs_torch`` and ``min_cosine_vs_torch``: how far a backend's vectors of the
+  queries are from sentence-transformers' (same model).
 
 Output: a table and JSON (default bench/results/mars-encoders.json). ``--smoke``: a few texts."""
 
@@ -34,12 +40,13 @@ DATASETS = {
     "stabletoolbench": REPO.parent / "shared" / "data" / "stabletoolbench",
 }
 MODELS = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
+BACKENDS = ("onnx", "torch", "onnx-int8")  # all-MiniLM-L6-v2's; all-mpnet-base-v2 runs on torch
 SMOKE = {"queries": 5, "cards": 16}
 
 CHILD = r"""
 import json, os, sys, time
 import numpy as np, psutil
-spec = json.load(sys.stdin)
+spec = json.loads(sys.stdin.read())  # on stdin: long texts would pass the argv limit
 started = time.perf_counter()
 unpack = None
 if spec["model"] != "all-MiniLM-L6-v2":
@@ -48,20 +55,34 @@ if spec["model"] != "all-MiniLM-L6-v2":
     mpnet_path()
     unpack = time.perf_counter() - fresh
 from noosphere.models.embedding import Embedder
-embedder = Embedder(model=spec["model"], cache_size=0)
+backend = spec["backend"]
+embedder = Embedder(model=spec["model"], cache_size=0, backend=backend.removesuffix("-int8"))
 embedder.load()
+if backend == "onnx-int8":  # a quantized copy of the exported file, for the comparison only
+    import tempfile
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from noosphere.models.onnx_embedding import _session
+    encoder = embedder._model
+    quantized = os.path.join(tempfile.mkdtemp(), "int8.onnx")
+    quantize_dynamic(str(encoder.model_path), quantized, weight_type=QuantType.QInt8)
+    encoder.session = _session(quantized, 1)
 load_s = time.perf_counter() - started
-out = {"model": spec["model"], "dimension": embedder.dimension, "load_s": load_s,
-       "unpack_s": unpack, "query_ms": {}}
+out = {"model": spec["model"], "backend": embedder.backend if backend != "onnx-int8" else backend,
+       "dimension": embedder.dimension, "load_s": load_s, "unpack_s": unpack, "query_ms": {},
+       "query_cpu_ms": {}}
 for name, texts in spec["queries"].items():
     embedder.encode_one(texts[0])
-    samples = []
+    samples, cpu = [], []
     for text in texts:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         embedder.encode_one(text)
         samples.append((time.perf_counter() - t) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
     out["query_ms"][name] = {"p50": float(np.percentile(samples, 50)),
                              "p99": float(np.percentile(samples, 99)), "samples": len(samples)}
+    out["query_cpu_ms"][name] = float(np.median(cpu))
+sample = [text for texts in spec["queries"].values() for text in texts[:50]]
+out["vectors"] = embedder.encode(sample).tolist()
 t = time.perf_counter(); embedder.encode(spec["cards"]); elapsed = time.perf_counter() - t
 out["cards_per_s"] = len(spec["cards"]) / elapsed
 out["rss_mb"] = psutil.Process().memory_info().rss / 2**20
@@ -76,11 +97,25 @@ def texts(folder: Path, count: int) -> tuple[list[str], list[str]]:
         card = json.loads(line)
         for skill in card.get("skills", []):
             if isinstance(skill, dict):
-                cards.append(
-                    f"{card['name']}: {card.get('description', '')}\n{skill['name']}:"
-                    f" {skill.get('description', '')}"
-                )
+                cards.append(f"{card['name']}: {card.get('description', '')}\n{skill['name']}:"
+                             f" {skill.get('description', '')}")  # fmt: skip
     return queries, cards
+
+
+def compare_with_torch(rows: list[dict[str, Any]]) -> None:
+    """Each row's query vectors against the torch row of the same model (then dropped)."""
+    import numpy as np
+
+    vectors = {id(r): np.asarray(r.pop("vectors")) for r in rows if "vectors" in r}
+    reference = {r["model"]: vectors[id(r)] for r in rows if r.get("backend") == "torch"
+                 and id(r) in vectors}  # fmt: skip
+    for row in rows:
+        want = reference.get(row["model"])
+        if id(row) not in vectors or want is None or row.get("backend") == "torch":
+            continue
+        got = vectors[id(row)]
+        row["max_abs_diff_vs_torch"] = float(np.abs(got - want).max())
+        row["min_cosine_vs_torch"] = float((got * want).sum(axis=1).min())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,11 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cards", type=int, default=512, help="card texts embedded in batches")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument(
-        "--stabletoolbench",
-        type=Path,
-        default=DATASETS["stabletoolbench"],
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS),
+        help="all-MiniLM-L6-v2's forward passes to measure (all-mpnet-base-v2: torch only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stabletoolbench", type=Path, default=DATASETS["stabletoolbench"],
         help="folder of the StableToolBench set (skipped when absent)",
-    )
+    )  # fmt: skip
     args = parser.parse_args(argv)
     DATASETS["stabletoolbench"] = args.stabletoolbench
     stop_on_signals()
@@ -105,23 +142,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             queries[name] = q
             cards += c
     rows: list[dict[str, Any]] = []
-    for model in args.models:
-        spec = {"model": model, "queries": queries, "cards": cards[: args.cards]}
-        print(f"[mars-encoders] {model}", file=sys.stderr, flush=True)
-        done = subprocess.run(  # the texts on stdin: too long for an argument list
-            [sys.executable, "-c", CHILD],
-            input=json.dumps(spec),
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-        )
+    runs = [
+        (model, backend)
+        for model in args.models
+        for backend in (args.backends if model == MODELS[0] else ["torch"])
+    ]
+    for model, backend in runs:
+        spec = {
+            "model": model,
+            "backend": backend,
+            "queries": queries,
+            "cards": cards[: args.cards],
+        }
+        print(f"[mars-encoders] {model} ({backend})", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD], input=json.dumps(spec),
+            capture_output=True, text=True, check=False, cwd=REPO,
+        )  # fmt: skip
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-            rows.append({"model": model, "error": tail[0]})
+            rows.append({"model": model, "backend": backend, "error": tail[0]})
             print(f"[mars-encoders] {model} failed: {tail[0]}", file=sys.stderr)
             continue
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    compare_with_torch(rows)
     for row in rows:
         if "error" in row:
             print(f"{row['model']}: {row['error']}")
@@ -129,14 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_set = ", ".join(
             f"{name} {q['p50']:.1f} / {q['p99']:.1f} ms" for name, q in row["query_ms"].items()
         )
-        print(
-            f"{row['model']} ({row['dimension']} d): load {row['load_s']:.1f} s, RSS"
-            f" {row['rss_mb']:.0f} MB, query p50 / p99: {per_set}, cards"
-            f" {row['cards_per_s']:.0f}/s"
-        )
+        cpu = ", ".join(f"{name} {ms:.1f} ms" for name, ms in row["query_cpu_ms"].items())
+        agree = row.get("max_abs_diff_vs_torch")
+        print(f"{row['model']} {row['backend']} ({row['dimension']} d): load {row['load_s']:.1f}"
+              f" s, RSS {row['rss_mb']:.0f} MB, query p50 / p99: {per_set}, CPU per query {cpu},"
+              f" cards {row['cards_per_s']:.0f}/s"
+              + (f", vs torch: max |diff| {agree:.1e}, min cosine"
+                 f" {row['min_cosine_vs_torch']:.4f}" if agree is not None else ""))  # fmt: skip
     payload = {
         "benchmark": "bench/mars_encoders.py",
-        "machine": machine_info(["sentence-transformers", "torch"]),
+        "machine": machine_info(["sentence-transformers", "torch", "onnxruntime"]),
         "parameters": {"queries": args.queries, "cards": min(args.cards, len(cards))},
         "results": rows,
     }

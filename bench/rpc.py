@@ -20,10 +20,10 @@ default is ours-echo, reference, ours):
   bench/agents/echo.yaml, whose skill is served by the user tool bench/agents/tools/echo.py:EchoTool
   through the standard runtime: the server work of ``ours-echo`` plus one agent turn (refusal
   check, episodic memory recall, the embedding planner choosing the tool, the tool, memory
-  write). The turn runs one all-MiniLM-L6-v2 forward pass per request (sentence-transformers, CPU;
-  the planner and the memory reuse the request's vector from the embedder's cache within the
-  turn), which dominates its cost.
-  Node configuration is the default (e.g. ``max_concurrent_tasks`` = 4 turns).
+  write). The turn embeds the request once with all-MiniLM-L6-v2 (ONNX Runtime, CPU; the planner
+  and the memory reuse the vector from the embedder's cache within the turn); concurrent turns
+  share forward passes (the embedder's dynamic batcher), which is what lets throughput grow with
+  the concurrency. Node configuration is the default (e.g. ``max_concurrent_tasks`` = 4 turns).
 
 The node's RPC socket has TCP_NODELAY on (it is created with IPPROTO_TCP), as uvicorn's own
 socket has in the reference server, so neither side pays Nagle plus delayed-ACK stalls.
@@ -55,6 +55,12 @@ the CPU every other process of the machine used meanwhile ("other CPU", from psu
 on a shared machine it says how much of the cores the run really had).
 The ratio columns compare every ``ours*`` server with ``reference`` at the same concurrency:
 throughput ours / reference (higher is better) and p99 ours / reference (lower is better).
+
+CLI start-up.  With the first of our servers running, the ``noosphere`` command next to this
+Python is timed ``--cli-runs`` times each for ``noosphere --help`` and ``noosphere node status
+--rpc URL`` (a fresh process each time, as a person or a probe runs it): median and best wall
+time and median CPU (user + system) per call, in the JSON's ``cli`` part and printed below the
+table.
 
 Output: a rich table, notes, and JSON (``--json``, default bench/results/rpc.json) with machine
 info (cpu count, python, platform, date, load average), the arguments, and every number,
@@ -106,7 +112,7 @@ TERMINAL_STATES = frozenset(
 )
 SAMPLE_INTERVAL_S = 0.2
 CLIENT_BOUND_SHARE = 0.8  # client CPU s per s above which the client may be the bottleneck
-SMOKE = {"concurrency": [1, 4], "duration": 1.0, "warmup": 0.5}  # --smoke: every server
+SMOKE = {"concurrency": [1, 4], "duration": 1.0, "warmup": 0.5, "cli_runs": 2}  # --smoke
 
 
 @dataclass(frozen=True)
@@ -133,8 +139,9 @@ SERVERS: dict[str, ServerSpec] = {
     "ours": ServerSpec(
         "ours",
         "node",
-        "noosphere node, echo tool through the full agent turn (embedding planner + memory,"
-        " one all-MiniLM-L6-v2 forward pass per request), default config",
+        "noosphere node, echo tool through the full agent turn (embedding planner + memory, the"
+        " request embedded once with all-MiniLM-L6-v2, passes shared by concurrent turns),"
+        " default config",
         agent=ECHO_AGENT,
     ),
 }
@@ -517,7 +524,56 @@ async def first_request(server: RunningServer, timeout: float) -> float:
     return time.perf_counter() - started
 
 
-def run_server(spec: ServerSpec, args: argparse.Namespace, workroot: Path) -> dict[str, Any]:
+def noosphere_command() -> list[str]:
+    """The ``noosphere`` console script of this Python's environment (else ``-m noosphere.cli``)."""
+    script = Path(sys.executable).with_name("noosphere")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "noosphere.cli"]
+
+
+def time_command(label: str, argv: list[str], runs: int) -> dict[str, Any]:
+    """Wall and CPU seconds of ``runs`` fresh processes running ``argv`` (output discarded)."""
+    import resource
+    import statistics
+
+    walls, cpus, codes = [], [], set()
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        code = subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        ).returncode
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        codes.add(code)
+    return {
+        "command": label,
+        "runs": runs,
+        "wall_s_median": statistics.median(walls),
+        "wall_s_min": min(walls),
+        "cpu_s_median": statistics.median(cpus),
+        "exit_codes": sorted(codes),
+    }
+
+
+def measure_cli(rpc_url: str, runs: int) -> list[dict[str, Any]]:
+    base = noosphere_command()
+    status = ["node", "status", "--rpc", rpc_url]
+    results = [
+        time_command("noosphere --help", [*base, "--help"], runs),
+        time_command("noosphere node status --rpc URL", [*base, *status], runs),
+    ]
+    for r in results:
+        progress(
+            f"cli: {r['command']}: median {r['wall_s_median']:.3f} s wall"
+            f" (best {r['wall_s_min']:.3f} s), {r['cpu_s_median']:.3f} s CPU"
+        )
+    return results
+
+
+def run_server(
+    spec: ServerSpec, args: argparse.Namespace, workroot: Path, cli: list[dict[str, Any]]
+) -> dict[str, Any]:
     progress(f"{spec.name}: starting ({spec.description})")
     started = time.monotonic()
     server = start_server(spec, workroot, args)
@@ -525,6 +581,8 @@ def run_server(spec: ServerSpec, args: argparse.Namespace, workroot: Path) -> di
         startup_s = time.monotonic() - started
         first_s = asyncio.run(first_request(server, args.start_timeout))
         progress(f"{spec.name}: ready in {startup_s:.1f} s, first SendMessage {first_s:.2f} s")
+        if server.node is not None and args.cli_runs and not cli:
+            cli.extend(measure_cli(server.node.rpc_url, args.cli_runs))
         sampler = ProcessSampler(server.process.pid)
         request_ids = itertools.count(1)  # shared by all levels: request texts never repeat
         levels = []
@@ -630,6 +688,14 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
         out.print(f"note: {note}")
 
 
+def print_cli(cli: list[dict[str, Any]]) -> None:
+    for r in cli:
+        console().print(
+            f"cli: {r['command']}: {r['wall_s_median']:.3f} s wall (median of {r['runs']},"
+            f" best {r['wall_s_min']:.3f} s), {r['cpu_s_median']:.3f} s CPU"
+        )
+
+
 def notes(results: list[dict[str, Any]]) -> list[str]:
     lines = [
         "req/s vs ref = ours* / reference throughput (higher is better); p99 vs ref = ours* /"
@@ -658,7 +724,8 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     if "ours-echo" in names:
         lines.append(
             "ours-echo vs reference is the server-vs-server comparison (both run a trivial echo"
-            " agent); ours adds a real agent turn, one all-MiniLM-L6-v2 forward pass per request"
+            " agent); ours adds a real agent turn (the request embedded once, in forward passes"
+            " shared by the turns in flight)"
         )
     return lines
 
@@ -718,6 +785,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " NOOSPHERE_MAX_CONCURRENT_TASKS=64; recorded in the JSON",
     )
     parser.add_argument(
+        "--cli-runs",
+        type=int,
+        default=10,
+        help="times each CLI command is timed against the first of our servers (0: none)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="parent of the node homes (default: a temporary directory)"
     )
     parser.add_argument(
@@ -729,6 +802,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         (args.duration > 0, "--duration must be > 0"),
         (args.warmup >= 0, "--warmup must be >= 0"),
         (args.timeout > 0, "--timeout must be > 0"),
+        (args.cli_runs >= 0, "--cli-runs must be >= 0"),
         (len(set(args.servers)) == len(args.servers), "--servers must not repeat"),
     ]
     check_args(parser, checks)
@@ -738,15 +812,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_signals()
-    info = machine_info(("a2a-sdk", "httpx", "uvicorn", "starlette", "httptools", "torch"))
+    info = machine_info(
+        ("a2a-sdk", "httpx", "uvicorn", "starlette", "httptools", "torch", "onnxruntime")
+    )
     started = time.monotonic()
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     workroot = Path(tempfile.mkdtemp(prefix="noosphere-rpc-", dir=args.workdir))
     results: list[dict[str, Any]] = []
+    cli: list[dict[str, Any]] = []
     try:
         for name in args.servers:
-            results.append(run_server(SERVERS[name], args, workroot))
+            results.append(run_server(SERVERS[name], args, workroot, cli))
     except BenchError as exc:
         print(f"error: {exc} (node homes and logs kept in {workroot})", file=sys.stderr)
         return 1
@@ -759,6 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(workroot, ignore_errors=True)
     add_ratios(results)
     print_table(results, args)
+    print_cli(cli)
     total = time.monotonic() - started
     parameters = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     parameters["node_env"] = dict(args.node_env)
@@ -768,6 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parameters": parameters,
         "request": json.loads(request_body(1, request_text(0, 1))),
         "results": results,
+        "cli": cli,
         "notes": notes(results),
         "total_run_s": total,
     }

@@ -148,6 +148,7 @@ class AgentRuntime:
         self.toolbox = toolbox
         self.memory = memory
         self.persona = Persona(spec, embedder)
+        self._embedder = embedder
         self._ctx = ToolContext(embedder=embedder)
         offline = EmbeddingPlanner(toolbox, spec.skills, embedder, skill_tools)
         self.planner: Planner = (
@@ -196,6 +197,9 @@ class AgentRuntime:
                 f"{self.spec.name} does not take requests about {refusal.rule!r}",
             )
         await sink.progress("recalling related tasks")
+        if request.text.strip():  # the request's vector, from a pass shared with the turns in
+            # flight (no thread held while it forms): recall, planner and memory hit the cache
+            await self._embedder.aencode([request.text])
         recalled = await self._recall(request.text, turn)
         await sink.progress(
             "planning" + (f" with {len(recalled)} related tasks" if recalled else "")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import typer
 
-from noosphere.node.logging import configure_default_logging
-
 from .abe import abe_app
 from .chain import chain_app
 from .cluster import cluster_app
+from .kit import plain_tracebacks_when_logging
 from .ledger import ledger_app
 from .mars import recruit
 from .mars_eval import mars_app
@@ -21,7 +20,7 @@ from .node import agent_app, cards_app, node_app, top_app
 from .submit import task_submit
 from .tasks import task_app
 
-configure_default_logging()  # no frame locals in any traceback a command logs
+plain_tracebacks_when_logging()  # no frame locals in any traceback a command logs
 
 app = typer.Typer(
     help="noosphere: a decentralized network where AI agents find each other, work and get paid.",

@@ -4,7 +4,6 @@ the time of each stage, optionally on a tuning and a report half, and writes JSO
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -79,6 +78,8 @@ def mars_eval(
     as_json: JsonOption = False,
 ) -> None:
     """Recall@1/5/10, MRR and nDCG@10 of each configuration (baselines and MARS stages)."""
+    import asyncio
+
     from noosphere.mars.evaluation import (
         LLM_STAGE,
         EvalError,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
@@ -18,7 +17,7 @@ from rich.table import Table
 
 from noosphere import __version__
 
-from .kit import JsonOption, RpcOption, fail, node_client, out, print_json
+from .kit import JsonOption, RpcOption, fail, node_client, out, print_json, rpc_query
 
 node_app = typer.Typer(help="Run a node and query its status.", no_args_is_help=True)
 cards_app = typer.Typer(
@@ -108,6 +107,8 @@ def node_start(
     except (ConfigError, AgentFileError, NodeStartError, OSError) as exc:
         fail(str(exc))
 
+    import asyncio
+
     async def main() -> None:
         node.install_signal_handlers()
         task = asyncio.create_task(node.run())
@@ -135,6 +136,8 @@ def _run_node(main: Any) -> None:
     """``asyncio.run`` without its final wait for worker threads: a tool still running in a
     thread when the grace ended (Python cannot stop a thread) must not hold the process; its
     task is already stored as failed and retryable, and the store is closed."""
+    import asyncio
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -179,21 +182,27 @@ def _exit_now() -> None:
 @node_app.command("status")
 def node_status(rpc: RpcOption = "http://127.0.0.1:7070", as_json: JsonOption = False) -> None:
     """Show a running node's identity, addresses, agents and counts."""
-    status = _query(rpc, lambda c: c.status())
+    status = rpc_query(rpc, "noosphere.node.status")  # the light path: no httpx, no models
     if as_json:
         return print_json(status)
+    try:
+        rows = [
+            ("name", status["name"]),
+            ("peer id", status["peerId"]),
+            *(("multiaddr", addr) for addr in status["multiaddrs"]),
+            ("rpc", status["rpcUrl"]),
+            ("version", status["version"]),
+            ("uptime", f"{float(status['uptimeS']):.0f} s"),
+            ("peers", str(status["peersConnected"])),
+            ("cards", str(status["cardsKnown"])),
+            ("agents", ", ".join(a["name"] for a in status.get("agents", [])) or "-"),
+            ("ledger account", status.get("evmAddress") or "- (no chain_home configured)"),
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        fail(f"{rpc} answered noosphere.node.status without a node status ({exc!r})")
     table = Table(show_header=False, box=None)
-    table.add_row("name", status.name)
-    table.add_row("peer id", status.peer_id)
-    for addr in status.multiaddrs:
-        table.add_row("multiaddr", addr)
-    table.add_row("rpc", status.rpc_url)
-    table.add_row("version", status.version)
-    table.add_row("uptime", f"{status.uptime_s:.0f} s")
-    table.add_row("peers", str(status.peers_connected))
-    table.add_row("cards", str(status.cards_known))
-    table.add_row("agents", ", ".join(a.name for a in status.agents) or "-")
-    table.add_row("ledger account", status.evm_address or "- (no chain_home configured)")
+    for label, value in rows:
+        table.add_row(label, str(value))
     out.print(table)
 
 

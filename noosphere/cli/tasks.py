@@ -5,16 +5,17 @@ knows which node asks and shows it only that node's tasks."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
 import typer
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import httpx
 
 from .kit import (
     DEFAULT_RPC,
@@ -86,6 +87,8 @@ def _resolve_target(
 
 def _run(target: Target, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(client)`` with an A2A client for ``target``; errors become one-line exits."""
+    import asyncio
+
     from noosphere.node.a2a_client import A2AClient
 
     async def main() -> T:
