@@ -14,6 +14,7 @@ import pytest
 
 from noosphere.node.a2a_client import A2AClient, text_message
 from noosphere.node.auth import BearerAuth
+from noosphere.node.client import NodeUnreachable
 from noosphere.node.launcher import LocalNode
 from noosphere.node.store import STORE_FILENAME, NodeStore
 from noosphere.protocol.a2a import Task, TaskState
@@ -44,7 +45,16 @@ async def burst(node: LocalNode) -> list[Task]:
             pending = [i for i in ids if i not in done]
             if not pending:
                 break
-            for task in await asyncio.gather(*(client.get_task(i) for i in pending)):
+            # GetTask is idempotent: a poll whose kept-alive connection the loaded server closed
+            # just as it was reused (a ReadError) is simply asked again next round
+            polled = await asyncio.gather(
+                *(client.get_task(i) for i in pending), return_exceptions=True
+            )
+            for task in polled:
+                if isinstance(task, NodeUnreachable):
+                    continue
+                if isinstance(task, BaseException):
+                    raise task
                 if task.status.state.terminal:
                     done[task.id] = task
             await asyncio.sleep(0.5)

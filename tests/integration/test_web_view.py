@@ -35,19 +35,32 @@ skills:
 
 def wait_for(driver: Any, predicate: Callable[[Any], Any], timeout: float = 60.0) -> Any:
     """selenium's own wait: poll ``predicate(driver)`` until truthy (fails the test otherwise)."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(predicate)
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.25,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(predicate)
     except TimeoutException:
         pytest.fail(f"the page did not show it within {timeout}s: {driver.current_url}")
 
 
 def texts(driver: Any, selector: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
+    """The rendered text of every element ``selector`` matches, read in one script call: the
+    page re-renders live, so elements found first and read one by one can go stale between."""
+    found: list[str] = driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim())",
+        selector,
+    )
+    return found
 
 
 def csp_violations(driver: Any) -> list[str]:
@@ -77,17 +90,17 @@ def test_web_view_in_a_browser(cluster: Cluster, tmp_path: Path) -> None:
         wait_for(driver, lambda d: agent.peer_id in d.find_element(By.ID, "peers").text)
         wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#graph g.peer")) >= 2)
         assert driver.find_elements(By.CSS_SELECTOR, "#graph line.edge.connected")
-        assert "rejected, by reason" in driver.find_element(By.ID, "gossip").text.lower()
+        assert "rejected, by reason" in texts(driver, "#gossip")[0].lower()
         screenshot(driver, "network")
 
         # ---- anyone: Agents, with the hostile card rendered as text ----
         driver.get(url + "/#agents")
         wait_for(driver, lambda d: HOSTILE_NAME in texts(d, "#cards .agent-name"))
-        cards = driver.find_element(By.ID, "cards")
-        assert "Exact Calculator" in cards.text
-        assert "<script>window.__pwned=2</script>" in cards.text
-        assert '<svg onload="window.__pwned=3">' in cards.text
-        assert not cards.find_elements(By.CSS_SELECTOR, "img, script, svg, i, b")
+        [cards] = texts(driver, "#cards")
+        assert "Exact Calculator" in cards
+        assert "<script>window.__pwned=2</script>" in cards
+        assert '<svg onload="window.__pwned=3">' in cards
+        assert not texts(driver, "#cards img, #cards script, #cards svg, #cards i, #cards b")
         assert driver.execute_script("return window.__pwned") is None
         assert len(driver.find_elements(By.TAG_NAME, "script")) == 2  # the page's own two
         assert driver.find_element(By.CSS_SELECTOR, "#recruit-form button").get_attribute(
@@ -126,10 +139,10 @@ def test_web_view_in_a_browser(cluster: Cluster, tmp_path: Path) -> None:
             "execute",
             "feedback",
         ]
-        article = driver.find_element(By.CSS_SELECTOR, "article.submission")
-        assert "Exact Calculator" in article.text and "3089/3" in article.text
+        article = texts(driver, "article.submission")[0]
+        assert "Exact Calculator" in article and "3089/3" in article
         assert "running" in first_seen or "completed" in first_seen
-        assert "no task has reached" in driver.find_element(By.ID, "tasks").text  # no agents
+        assert "no task has reached" in texts(driver, "#tasks")[0]  # no agents here
         screenshot(driver, "tasks")
 
         # ---- Agents as the operator: the rating's evidence, and a recruit search ----
