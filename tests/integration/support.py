@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +95,40 @@ def start_many(
 def own_card_ids(node: LocalNode) -> set[str]:
     """The cards of the node's own agents (in its index from the start)."""
     return {c for c in card_ids(node) if c.startswith(node.peer_id + "/")}
+
+
+@dataclass
+class ClusterUp:
+    """A running ``noosphere cluster up``; ``output`` is filled once it has stopped."""
+
+    process: subprocess.Popen[str]
+    output: str = ""
+
+
+@contextmanager
+def cluster_up(workdir: Path, orchestrator: Path) -> Iterator[ClusterUp]:
+    """``noosphere cluster up`` in a child process, stopped with SIGTERM on the way out (its exit
+    code and whole output are then in the ``ClusterUp``)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "noosphere.cli",
+            "cluster",
+            "up",
+            "--workdir",
+            str(workdir),
+            "--orchestrator",
+            str(orchestrator),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    run = ClusterUp(process)
+    try:
+        yield run
+    finally:
+        process.send_signal(signal.SIGTERM)
+        run.output, _ = process.communicate(timeout=90)

@@ -24,7 +24,7 @@ from noosphere.node.launcher import LOG_FILENAME, LocalNode, wait_ready
 from noosphere.protocol import NodeKey
 from noosphere.protocol.a2a import StreamResponse, Task, TaskState
 
-from .support import EXAMPLES, Cluster, free_port, wait_until
+from .support import EXAMPLES, Cluster, cluster_up, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -152,25 +152,7 @@ def test_homes_and_databases_are_private_and_wider_ones_are_narrowed(cluster: Cl
 
 
 def test_cluster_up_homes_are_private(tmp_path: Path) -> None:
-    pool = AGENTS / "pool.yaml"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "noosphere.cli",
-            "cluster",
-            "up",
-            "--workdir",
-            str(tmp_path),
-            "--orchestrator",
-            str(pool),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
+    with cluster_up(tmp_path, AGENTS / "pool.yaml") as run:
         wait_until(lambda: len(list(tmp_path.glob("**/runtime.json"))) == 3, timeout=120)
         homes = [p.parent for p in tmp_path.glob("**/runtime.json")]
         assert {h.name for h in homes} == {"bootstrap", "orchestrator", "worker-1"}
@@ -179,10 +161,7 @@ def test_cluster_up_homes_are_private(tmp_path: Path) -> None:
             for path in home.iterdir():
                 if path.is_file():
                     assert not mode(path) & 0o077, path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=90)
-    assert process.returncode == 0, output
+    assert run.process.returncode == 0, run.output
 
 
 # ---- SIGTERM while a client streams ---------------------------------------------------------
