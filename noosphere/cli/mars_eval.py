@@ -121,22 +121,30 @@ def mars_eval(
             err.print(f"[dim]{message}[/]", highlight=False)
 
     embedder = Embedder(model=model)
+
+    async def evaluate(profiles: list[Any], judged: list[Any], name: str) -> EvalReport:
+        llm = LlmBackend(llm_config) if llm_config is not None else None
+        try:
+            return await run_eval(
+                profiles,
+                judged,
+                chosen,
+                embedder=embedder,
+                candidates=candidates,
+                split=split,
+                name=name,
+                progress=progress,
+                llm=llm,
+                judge_schema=judge_schema,
+            )
+        finally:
+            if llm is not None:
+                await llm.aclose()
+
     reports: list[dict[str, Any]] = []
     for name, profiles, judged in loaded:
         if name:
             progress(f"{name}: {len(profiles)} cards, {len(judged)} queries")
-
-        async def evaluate(profiles: list[Any], judged: list[Any], name: str) -> EvalReport:
-            llm = LlmBackend(llm_config) if llm_config is not None else None
-            try:
-                return await run_eval(
-                    profiles, judged, chosen, embedder=embedder, candidates=candidates,
-                    split=split, name=name, progress=progress, llm=llm, judge_schema=judge_schema,
-                )  # fmt: skip
-            finally:
-                if llm is not None:
-                    await llm.aclose()
-
         reports.append(asyncio.run(evaluate(profiles, judged, name)).as_dict())
     document: dict[str, Any] = reports[0] if len(reports) == 1 else {"datasets": reports}
     if out_path is not None:
